@@ -1,0 +1,137 @@
+# laic — Makefile
+#
+#   make            build build/laic (CUDA kernels compiled and linked when nvcc is found)
+#   make cpu        build without CUDA (CUDA=0)
+#   make test       all CPU tests; the last line is "N passed, N failed, N skipped"
+#   make asan       the same tests under AddressSanitizer + UBSan (CPU build, build-asan/)
+#   make test-gpu   GPU tests (needs an NVIDIA GPU; exits 77 "waived" without one)
+#   make bench      build the benchmark programs in build/bench/
+#   make setup      install the Debian packages and the CLIP BPE vocabulary (scripts/setup.sh)
+#
+# Knobs (?=): CUDA=auto|0|1, CUDA_ARCH=90 (sm_90: H100/H200), OPT=-O2, NVCC=nvcc.
+
+CC      ?= gcc
+NVCC    ?= nvcc
+CUDA    ?= auto
+CUDA_ARCH ?= 90
+OPT     ?= -O2
+BUILD   ?= build
+
+ifeq ($(filter $(CUDA),auto 0 1),)
+  $(error CUDA must be auto, 0 or 1 (got '$(CUDA)'))
+endif
+
+# --- dependency detection (each printed as ✓/✗ once per make invocation) -------------------
+PKGS := inih libcjson libjpeg libpng zlib openblas
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo 1)
+ifneq ($(HAVE_PKGS),1)
+  $(info ✗ Debian packages missing: run 'make setup' (or 'bash scripts/setup.sh'))
+  $(info $(shell for p in $(PKGS); do pkg-config --exists $$p && echo "  ✓ $$p" || echo "  ✗ $$p"; done))
+  $(error missing build dependencies)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+NVCC_PATH := $(shell command -v $(NVCC) 2>/dev/null)
+ifeq ($(CUDA),auto)
+  USE_CUDA := $(if $(NVCC_PATH),1,0)
+else
+  USE_CUDA := $(CUDA)
+endif
+ifeq ($(USE_CUDA),1)
+  ifeq ($(NVCC_PATH),)
+    $(error CUDA=1 but '$(NVCC)' was not found on PATH)
+  endif
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC_PATH)))
+endif
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
+               -Ihost $(PKG_CFLAGS) -MMD -MP
+CFLAGS  ?= $(OPT) -g -march=x86-64-v2
+LDLIBS  := $(PKG_LIBS) -lm -fopenmp
+
+HOST_SRC   := $(wildcard host/*.c host/io/*.c host/cpu/*.c host/methods/*.c)
+HOST_LIB   := $(filter-out host/main.c,$(HOST_SRC))
+TEST_SRC   := $(wildcard tests/*.c)
+TEST_GPU_SRC := $(wildcard tests/gpu/*.c)
+CU_SRC     := $(wildcard kernels/*.cu)
+
+ifeq ($(USE_CUDA),1)
+  CFLAGS_BASE += -DLAIC_CUDA=1
+  NVCCFLAGS ?= -O3 -std=c++17 -Ihost -Ikernels --use_fast_math -lineinfo \
+               -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+               -Xcompiler -Wall,-Werror,-Wno-unused-parameter -Werror all-warnings
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcusolver \
+               -lcurand -lcudart -lstdc++
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+else
+  CU_OBJ    :=
+  CUDA_LIBS :=
+endif
+
+HOST_OBJ := $(HOST_LIB:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/host/main.o
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all cpu test asan test-gpu bench setup clean deps
+all: deps $(BUILD)/laic $(BUILD)/test_laic
+
+deps:
+	@echo "✓ deps: $(PKGS)"; \
+	 if [ "$(USE_CUDA)" = 1 ]; then echo "✓ CUDA: $(NVCC_PATH) (sm_$(CUDA_ARCH))"; \
+	 else echo "✗ CUDA: not built (nvcc not found or CUDA=0)"; fi
+
+cpu:
+	$(MAKE) CUDA=0 all
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/laic: $(MAIN_OBJ) $(HOST_OBJ) $(CU_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)
+
+$(BUILD)/test_laic: $(TEST_OBJ) $(HOST_OBJ) $(CU_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)
+
+# Tests run from the repository root (fixtures in tests/fixtures, shared data in ../shared).
+test: all
+	@LAIC_BIN=$(BUILD)/laic OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./$(BUILD)/test_laic $(T)
+
+asan:
+	$(MAKE) BUILD=build-asan CUDA=0 OPT=-O1 \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  build-asan/laic build-asan/test_laic
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LAIC_BIN=build-asan/laic LAIC_ASAN=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 \
+	  ./build-asan/test_laic $(T)
+
+ifeq ($(USE_CUDA),1)
+TEST_GPU_OBJ := $(TEST_GPU_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_main.o
+$(BUILD)/test_gpu: $(TEST_GPU_OBJ) $(HOST_OBJ) $(CU_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)
+test-gpu: all $(BUILD)/test_gpu
+	@LAIC_BIN=$(BUILD)/laic ./$(BUILD)/test_gpu $(T)
+else
+test-gpu:
+	@echo "test-gpu: CUDA not built (nvcc not found); waived"; exit 77
+endif
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(HOST_OBJ) $(CU_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $< $(HOST_OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
+bench: all $(BENCH_BIN)
+
+setup:
+	bash scripts/setup.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,8 @@
+/* cmd_encode_text.c — placeholder until the subcommand lands (not a working command). */
+#include "cli.h"
+#include "io/err.h"
+int cmd_encode_text(int argc, char **argv) {
+    (void)argc; (void)argv;
+    laic_error("encode_text: not implemented yet");
+    return cli_fail(1);
+}

@@ -1,0 +1,8 @@
+/* cmd_info.c — placeholder until the subcommand lands (not a working command). */
+#include "cli.h"
+#include "io/err.h"
+int cmd_info(int argc, char **argv) {
+    (void)argc; (void)argv;
+    laic_error("info: not implemented yet");
+    return cli_fail(1);
+}

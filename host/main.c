@@ -1,0 +1,46 @@
+/*
+ * main.c — the laic command line: `laic <subcommand> [options]`.
+ * Each subcommand is one function in host/cmd_*.c; this file only dispatches.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} Command;
+
+static const Command k_commands[] = {
+    {"info", cmd_info, "describe a weights file (architecture, parameters, dtype) and the devices"},
+    {"init-weights", cmd_init_weights, "write CLIP-style random-init weights (demos, benchmarks)"},
+    {"tokenize", cmd_tokenize, "CLIP BPE tokenizer: UTF-8 lines -> token ids"},
+    {"preprocess", cmd_preprocess, "decode, resize, crop and normalise images -> [N,3,H,W] .npy"},
+    {"encode-images", cmd_encode_images, "CLIP image features of images or pixel tensors"},
+    {"encode-text", cmd_encode_text, "CLIP text features of texts or token ids"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "laic — language-assisted image clustering engine (CLIP ViT-B/32, CUDA C)\n\n"
+               "usage: laic <command> [options]     (laic <command> --help for its options)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(f, "  %-16s %s\n", k_commands[i].name, k_commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "laic: unknown command '%s' ---> HINT: run 'laic --help' for the list\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,92 @@
+/*
+ * ops.h — the backend table: every numerical op laic runs, once for the CPU (host/cpu/*.c,
+ * always built) and once for CUDA (kernels/*.cu, built when nvcc is present).
+ *
+ * Methods, the CLIP model and the pipeline call ops only through an OpsBackend; they never
+ * touch CUDA or BLAS directly. Pointers passed to an op live in that backend's memory
+ * (host memory for CPU, device memory for CUDA), allocated with backend->alloc.
+ *
+ * Conventions (llm.c):
+ * - argument order: outputs, inputs, saved activations, sizes.
+ * - every op overwrites its outputs (forward ops are "=", not "+="). Backward ops that produce
+ *   parameter gradients accumulate with "+=" and say so; input gradients overwrite unless
+ *   documented otherwise.
+ * - sizes are int for dimensions (all < 2^31) and size_t for element counts.
+ * - matrices are row-major; a Linear weight is (out, in) as in PyTorch, so
+ *   matmul_forward computes out = inp @ weightᵀ + bias.
+ *
+ * Dimension letters: B batch, T tokens, C width, NH heads, hs = C/NH head size, OC output
+ * channels, M/K/N the rows / inner / output dims of a matmul, P patch size, G grid (H/P).
+ */
+#ifndef LAIC_OPS_H
+#define LAIC_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct OpsBackend {
+    const char *name;   // "cpu" or "cuda"
+
+    // --- memory ------------------------------------------------------------------------
+    void *(*alloc)(size_t bytes);                   // error recorded + NULL on failure
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *src_host, size_t bytes);
+    void (*to_host)(void *dst_host, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);   // within the backend
+    void (*memset0)(void *p, size_t bytes);
+    void (*synchronize)(void);
+
+    // --- dense ---------------------------------------------------------------------------
+    // out (M,N) = inp (M,K) @ weight(N,K)ᵀ + bias (N) [bias may be NULL]
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
+                           int M, int K, int N);
+
+    // --- normalisation -------------------------------------------------------------------
+    // out (N,C) = (inp - mean) * rstd * weight + bias, eps 1e-5; mean, rstd (N) are saved for
+    // the backward and may be NULL when not needed.
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C);
+    // out (N,C) = inp / max(||inp||_2, 1e-12) row by row (out may equal inp)
+    void (*l2norm_forward)(float *out, const float *inp, int N, int C);
+
+    // --- elementwise ---------------------------------------------------------------------
+    // out = inp * sigmoid(1.702 * inp) (QuickGELU), N elements (out may equal inp)
+    void (*quickgelu_forward)(float *out, const float *inp, size_t N);
+    // out = a + b, N elements (out may equal a or b)
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t N);
+
+    // --- attention -----------------------------------------------------------------------
+    // qkv (B,T,3C): per token [q | k | v], each C = NH*hs, as nn.MultiheadAttention's in_proj.
+    // out (B,T,C): softmax(q kᵀ / sqrt(hs) [+ causal mask]) v, heads concatenated.
+    // att (B,NH,T,T): the softmax probabilities, saved for the backward; may be NULL.
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
+                              int NH, int causal);
+
+    // --- embeddings and gathers ------------------------------------------------------------
+    // patches (B*G*G, 3*P*P) from pixels (B,3,H,W), H = W = G*P; row order (b, gy, gx),
+    // column order (c, py, px) = conv weight (OC,3,P,P) flattened, so the conv is a matmul.
+    void (*im2col_forward)(float *patches, const float *pixels, int B, int H, int P);
+    // out (B,1+NP,C): row 0 = class_emb, rows 1.. = patch_emb (B,NP,C); then + pos (1+NP,C)
+    void (*vision_embed_forward)(float *out, const float *patch_emb, const float *class_emb,
+                                 const float *pos, int B, int NP, int C);
+    // out (B,T,C) = tok_emb[tokens[b,t]] + pos[t]; tokens (B,T) int32 in [0,V)
+    void (*token_embed_forward)(float *out, const int32_t *tokens, const float *tok_emb,
+                                const float *pos, int B, int T, int C);
+    // out (B,T,C) = embeds (B,T,C) + pos[t]   (prompt-learning entry point)
+    void (*pos_add_forward)(float *out, const float *embeds, const float *pos, int B, int T,
+                            int C);
+    // out (B,C) = inp[b, idx[b], :], inp (B,T,C), idx (B) int32 in [0,T)
+    void (*gather_rows_forward)(float *out, const float *inp, const int32_t *idx, int B, int T,
+                                int C);
+} OpsBackend;
+
+extern const OpsBackend ops_cpu;
+#ifdef LAIC_CUDA
+extern const OpsBackend ops_cuda;   // kernels/ops_cuda.cu
+#endif
+
+/* Picks a backend by name: "cpu", "cuda" or "auto" (CUDA when built with it and a device is
+ * present, else CPU). Returns NULL with an error recorded when "cuda" is not available. */
+const OpsBackend *ops_get(const char *device);
+
+#endif
