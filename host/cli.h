@@ -55,5 +55,10 @@ int cmd_init_weights(int argc, char **argv);
 int cmd_encode_images(int argc, char **argv);
 int cmd_encode_text(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_ridge(int argc, char **argv);
+int cmd_kmeans(int argc, char **argv);
+int cmd_knn(int argc, char **argv);
+int cmd_knn_filter(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 #endif
