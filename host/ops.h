@@ -83,6 +83,10 @@ typedef struct OpsBackend {
 extern const OpsBackend ops_cpu;
 #ifdef LAIC_CUDA
 extern const OpsBackend ops_cuda;   // kernels/ops_cuda.cu
+/* Number of usable CUDA devices (0 when the driver or a device is missing; never fails). */
+int ops_cuda_device_count(void);
+/* One line per device: "0: NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB" into buf. */
+void ops_cuda_describe(char *buf, size_t n);
 #endif
 
 /* Picks a backend by name: "cpu", "cuda" or "auto" (CUDA when built with it and a device is
