@@ -1,6 +1,6 @@
 /*
- * ops.h — the backend table: every numerical op laic runs, once for the CPU (host/cpu/*.c,
- * always built) and once for CUDA (kernels/*.cu, built when nvcc is present).
+ * ops.h — the backend table: every numerical op laic runs, once for the CPU (host/cpu/<op>.c,
+ * always built) and once for CUDA (kernels/<op>.cu, built when nvcc is present).
  *
  * Methods, the CLIP model and the pipeline call ops only through an OpsBackend; they never
  * touch CUDA or BLAS directly. Pointers passed to an op live in that backend's memory
