@@ -1,0 +1,61 @@
+/*
+ * attention.c — CPU multi-head scaled dot-product attention over a fused qkv tensor.
+ *
+ * qkv (B,T,3C) holds per token [q | k | v] (nn.MultiheadAttention's in_proj layout), each
+ * C = NH*hs with head h in columns [h*hs, (h+1)*hs). out (B,T,C) gets, per head,
+ * softmax(q kᵀ / sqrt(hs) [+ causal mask]) v, heads concatenated. att (B,NH,T,T), when given,
+ * receives the probabilities (masked entries 0) for a backward.
+ *
+ * Plain loops, OpenMP over (b, h) pairs; the softmax subtracts the row max and sums in double
+ * so the reference does not depend on the order of the keys.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cpu/cpu_ops.h"
+
+void attention_forward_cpu(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                           int causal) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float sc[T];   // (T) scores, then probabilities, of one query row
+            const float *base = qkv + (size_t)b * T * C3;
+            for (int t = 0; t < T; t++) {
+                const float *q = base + (size_t)t * C3 + (size_t)h * hs;   // (hs)
+                int nk = causal ? t + 1 : T;   // keys this query may see
+                float mx = -INFINITY;
+                for (int j = 0; j < nk; j++) {
+                    const float *k = base + (size_t)j * C3 + C + (size_t)h * hs;   // (hs)
+                    float d = 0;
+                    for (int i = 0; i < hs; i++) d += q[i] * k[i];
+                    d *= scale;
+                    sc[j] = d;
+                    if (d > mx) mx = d;
+                }
+                double sum = 0;
+                for (int j = 0; j < nk; j++) {
+                    sc[j] = expf(sc[j] - mx);
+                    sum += sc[j];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j < nk; j++) sc[j] *= inv;
+                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;   // (hs)
+                memset(o, 0, (size_t)hs * sizeof(float));
+                for (int j = 0; j < nk; j++) {
+                    const float *v = base + (size_t)j * C3 + 2 * (size_t)C + (size_t)h * hs;
+                    float p = sc[j];
+                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
+                }
+                if (att) {
+                    float *a = att + (((size_t)b * NH + h) * T + t) * T;   // (T)
+                    memcpy(a, sc, (size_t)nk * sizeof(float));
+                    for (int j = nk; j < T; j++) a[j] = 0.0f;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+/*
+ * cpu_ops.h — the CPU reference ops behind `ops_cpu` (host/cpu/ops_cpu.c).
+ *
+ * One function per entry of OpsBackend (host/ops.h), same argument order and semantics; the
+ * `_cpu` suffix keeps them apart from the CUDA launchers of the same op when both are linked
+ * into one binary. Plain loops (OpenMP over rows / heads), matmuls through OpenBLAS sgemm.
+ * Every op overwrites its outputs. Letters as in ops.h.
+ */
+#ifndef LAIC_CPU_OPS_H
+#define LAIC_CPU_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// matmul.c
+void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias,
+                        int M, int K, int N);
+// layernorm.c
+void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int N, int C);
+void l2norm_forward_cpu(float *out, const float *inp, int N, int C);
+// gelu.c
+void quickgelu_forward_cpu(float *out, const float *inp, size_t N);
+// residual.c
+void residual_forward_cpu(float *out, const float *a, const float *b, size_t N);
+// attention.c
+void attention_forward_cpu(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                           int causal);
+// embed.c
+void im2col_forward_cpu(float *patches, const float *pixels, int B, int H, int P);
+void vision_embed_forward_cpu(float *out, const float *patch_emb, const float *class_emb,
+                              const float *pos, int B, int NP, int C);
+void token_embed_forward_cpu(float *out, const int32_t *tokens, const float *tok_emb,
+                             const float *pos, int B, int T, int C);
+void pos_add_forward_cpu(float *out, const float *embeds, const float *pos, int B, int T, int C);
+void gather_rows_forward_cpu(float *out, const float *inp, const int32_t *idx, int B, int T,
+                             int C);
+
+/* Thread count for the CPU backend: sets OpenMP's and OpenBLAS's pools together (n <= 0 keeps
+ * the current setting). Returns the count now in effect. */
+int cpu_set_threads(int n);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * embed.c — CPU embedding ops: patch extraction (im2col for the stride = kernel conv1), the
+ * vision token assembly, token / positional embeddings and the row gather that picks the
+ * class / EOT token. All are copies and adds, parallel over output rows.
+ */
+#include <string.h>
+
+#include "cpu/cpu_ops.h"
+
+// patches (B*G*G, 3*P*P) from pixels (B,3,H,H); row (b,gy,gx), column (c,py,px) so that
+// patches @ conv1_w(OC, 3*P*P)ᵀ is the convolution (kernel = stride = P, no padding).
+void im2col_forward_cpu(float *patches, const float *pixels, int B, int H, int P) {
+    int G = H / P;
+    size_t K = 3 * (size_t)P * P;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int gy = 0; gy < G; gy++) {
+            for (int gx = 0; gx < G; gx++) {
+                float *row = patches + (((size_t)b * G + gy) * G + gx) * K;   // (3*P*P)
+                for (int c = 0; c < 3; c++) {
+                    for (int py = 0; py < P; py++) {
+                        const float *src = pixels + (((size_t)b * 3 + c) * H + (size_t)gy * P + py) * H
+                                           + (size_t)gx * P;                  // (P)
+                        memcpy(row + ((size_t)c * P + py) * P, src, (size_t)P * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+// out (B,1+NP,C): row 0 = class_emb, rows 1.. = patch_emb (B,NP,C); plus pos (1+NP,C).
+void vision_embed_forward_cpu(float *out, const float *patch_emb, const float *class_emb,
+                              const float *pos, int B, int NP, int C) {
+    int T = NP + 1;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float *src = t == 0 ? class_emb : patch_emb + ((size_t)b * NP + t - 1) * C;
+            const float *p = pos + (size_t)t * C;
+            float *o = out + ((size_t)b * T + t) * C;
+            for (int i = 0; i < C; i++) o[i] = src[i] + p[i];
+        }
+    }
+}
+
+// out (B,T,C) = tok_emb[tokens[b,t]] + pos[t]; ids are validated by the caller (clip.c).
+void token_embed_forward_cpu(float *out, const int32_t *tokens, const float *tok_emb,
+                             const float *pos, int B, int T, int C) {
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float *e = tok_emb + (size_t)tokens[(size_t)b * T + t] * C;
+            const float *p = pos + (size_t)t * C;
+            float *o = out + ((size_t)b * T + t) * C;
+            for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
+        }
+    }
+}
+
+// out (B,T,C) = embeds (B,T,C) + pos (T,C) broadcast over b (out may equal embeds).
+void pos_add_forward_cpu(float *out, const float *embeds, const float *pos, int B, int T, int C) {
+    size_t TC = (size_t)T * C;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < TC; i++) out[b * TC + i] = embeds[b * TC + i] + pos[i];
+}
+
+// out (B,C) = inp[b, idx[b], :] with inp (B,T,C).
+void gather_rows_forward_cpu(float *out, const float *inp, const int32_t *idx, int B, int T,
+                             int C) {
+    for (int b = 0; b < B; b++)
+        memcpy(out + (size_t)b * C, inp + ((size_t)b * T + idx[b]) * C, (size_t)C * sizeof(float));
+}

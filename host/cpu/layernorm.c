@@ -1,0 +1,46 @@
+/*
+ * layernorm.c — CPU LayerNorm (eps 1e-5, biased variance as PyTorch) and row L2 normalisation.
+ *
+ * Statistics are accumulated in double: rows are at most a few thousand wide, and double keeps
+ * the reference independent of summation order (the CUDA version is compared against it).
+ */
+#include <math.h>
+
+#include "cpu/cpu_ops.h"
+
+void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;   // (C)
+        float *o = out + (size_t)n * C;         // (C)
+        double s = 0;
+        for (int i = 0; i < C; i++) s += x[i];
+        double m = s / C;
+        double v = 0;
+        for (int i = 0; i < C; i++) {
+            double d = x[i] - m;
+            v += d * d;
+        }
+        v /= C;
+        double r = 1.0 / sqrt(v + 1e-5);
+        float mf = (float)m, rf = (float)r;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * rf * weight[i] + bias[i];
+        if (mean) mean[n] = mf;
+        if (rstd) rstd[n] = rf;
+    }
+}
+
+void l2norm_forward_cpu(float *out, const float *inp, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double s = 0;
+        for (int i = 0; i < C; i++) s += (double)x[i] * x[i];
+        double nrm = sqrt(s);
+        // F.normalize semantics: divide by max(||x||, 1e-12)
+        float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12));
+        for (int i = 0; i < C; i++) o[i] = x[i] * inv;
+    }
+}

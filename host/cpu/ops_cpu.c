@@ -1,0 +1,62 @@
+/*
+ * ops_cpu.c — the CPU backend table (`ops_cpu`, host/ops.h): host memory plus the reference ops
+ * of host/cpu/<op>.c. Always built; the CUDA backend is compared against it op by op.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_ops.h"
+#include "io/err.h"
+#include "ops.h"
+
+static void *cpu_alloc(size_t bytes) {
+    void *p = NULL;
+    // 64-byte alignment: cache lines and AVX loads in sgemm
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0) {
+        laic_error("cpu: out of memory allocating %zu bytes ---> HINT: lower --batch", bytes);
+        return NULL;
+    }
+    return p;
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+static void cpu_memset0(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+static void cpu_synchronize(void) {}
+
+int cpu_set_threads(int n) {
+    if (n > 0) {
+        omp_set_num_threads(n);
+        // OpenBLAS keeps its own pool (pthread build); size it alike so the two never sum to
+        // more threads than cores.
+        openblas_set_num_threads(n);
+    }
+    return omp_get_max_threads();
+}
+
+const OpsBackend ops_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .to_device = cpu_memcpy,
+    .to_host = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .memset0 = cpu_memset0,
+    .synchronize = cpu_synchronize,
+    .matmul_forward = matmul_forward_cpu,
+    .layernorm_forward = layernorm_forward_cpu,
+    .l2norm_forward = l2norm_forward_cpu,
+    .quickgelu_forward = quickgelu_forward_cpu,
+    .residual_forward = residual_forward_cpu,
+    .attention_forward = attention_forward_cpu,
+    .im2col_forward = im2col_forward_cpu,
+    .vision_embed_forward = vision_embed_forward_cpu,
+    .token_embed_forward = token_embed_forward_cpu,
+    .pos_add_forward = pos_add_forward_cpu,
+    .gather_rows_forward = gather_rows_forward_cpu,
+};
