@@ -60,5 +60,7 @@ int cmd_kmeans(int argc, char **argv);
 int cmd_knn(int argc, char **argv);
 int cmd_knn_filter(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_nouns(int argc, char **argv);
+int cmd_dataset_info(int argc, char **argv);
 
 #endif
