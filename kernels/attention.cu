@@ -1,0 +1,134 @@
+/*
+ * attention.cu — fused multi-head self-attention forward for both encoders.
+ *
+ *   qkv (B,T,3C): per token [q | k | v], each C = NH*hs (nn.MultiheadAttention's in_proj).
+ *   out (B,T,C)  = softmax(q kᵀ / sqrt(hs) [+ causal mask]) v, heads concatenated.
+ *   att (B,NH,T,T) = the softmax probabilities (0 where masked); skipped when NULL.
+ *
+ * Version 1: one block per (batch, head); the whole head lives in shared memory (CLIP: T ≤ 77,
+ * hs = 64, about 81 KiB), so q, k, v are read from device memory once and the T×T scores
+ * never leave the SM:
+ *   1. load q, k, v (T,hs) of this head; k rows padded to hs+1 floats so that consecutive
+ *      threads reading consecutive k rows hit different banks;
+ *   2. scores s[i][j] = (q_i · k_j) / sqrt(hs), one thread per (i,j); causal: j > i is masked;
+ *   3. softmax per row, one warp per row (max, exp, sum, normalise: fixed-order shuffles);
+ *   4. out[i][d] = Σ_j p[i][j] v[j][d], one thread per (i,d), j ascending (causal: j ≤ i).
+ * No atomics; every sum has a fixed order, so results are bitwise reproducible.
+ * The shared-memory need grows as T² + 3·T·hs; the launcher checks it against the device's
+ * opt-in limit and stops with a clear message for shapes beyond it (not reached by CLIP).
+ *
+ * Status: compiled for sm_90, unverified on hardware.
+ */
+#include "common.cuh"
+
+#define ATT_THREADS 256
+
+static size_t attention_smem_bytes(int T, int hs) {
+    // q (T,hs), k (T,hs+1), v (T,hs), p (T,T)
+    return ((size_t)T * hs * 2 + (size_t)T * (hs + 1) + (size_t)T * T) * sizeof(float);
+}
+
+__global__ static void __launch_bounds__(ATT_THREADS)
+    attention_forward_kernel1(float *out, float *att, const float *qkv, int T, int C, int NH,
+                              int causal) {
+    // out (B,T,C), att (B,NH,T,T) or NULL, qkv (B,T,3C); blockIdx.x = b*NH + h
+    extern __shared__ float sm[];
+    const int hs = C / NH;
+    const int b = blockIdx.x / NH, h = blockIdx.x % NH;
+    float *q = sm;                                // (T, hs)
+    float *k = q + (size_t)T * hs;                // (T, hs+1)
+    float *v = k + (size_t)T * (hs + 1);          // (T, hs)
+    float *p = v + (size_t)T * hs;                // (T, T)
+
+    // 1. this head's q, k, v; consecutive threads read consecutive d (coalesced).
+    const size_t C3 = (size_t)3 * C;
+    for (int e = threadIdx.x; e < T * hs; e += blockDim.x) {
+        const int t = e / hs, d = e % hs;
+        const float *src = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs + d;
+        q[t * hs + d] = src[0];
+        k[t * (hs + 1) + d] = src[C];
+        v[t * hs + d] = src[2 * (size_t)C];
+    }
+    __syncthreads();
+
+    // 2. scaled scores.
+    const float scale = rsqrtf((float)hs);
+    for (int e = threadIdx.x; e < T * T; e += blockDim.x) {
+        const int i = e / T, j = e % T;
+        float s = -INFINITY;
+        if (!causal || j <= i) {
+            const float *qi = q + i * hs, *kj = k + j * (hs + 1);
+            float acc = 0.0f;
+            for (int d = 0; d < hs; d++) acc += qi[d] * kj[d];
+            s = acc * scale;
+        }
+        p[e] = s;
+    }
+    __syncthreads();
+
+    // 3. softmax, one warp per row. Masked entries are set to exactly 0 (not exp(-inf)), and
+    //    every row has at least one unmasked entry (j = 0), so the max is finite.
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    for (int i = warp; i < T; i += nwarps) {
+        float *pi = p + (size_t)i * T;
+        const int jn = causal ? i + 1 : T;   // unmasked entries: j < jn
+        float m = -INFINITY;
+        for (int j = lane; j < jn; j += 32) m = fmaxf(m, pi[j]);
+        m = warp_max(m);
+        float sum = 0.0f;
+        for (int j = lane; j < T; j += 32) {
+            const float ex = j < jn ? expf(pi[j] - m) : 0.0f;
+            pi[j] = ex;
+            sum += ex;
+        }
+        const float inv = 1.0f / warp_sum(sum);
+        float *ai = att ? att + (((size_t)b * NH + h) * T + i) * T : NULL;
+        for (int j = lane; j < T; j += 32) {
+            const float pr = pi[j] * inv;
+            pi[j] = pr;
+            if (ai) ai[j] = pr;
+        }
+    }
+    __syncthreads();
+
+    // 4. weighted sum of values; consecutive threads on consecutive d (conflict-free v reads,
+    //    p[i][j] broadcast, coalesced stores).
+    for (int e = threadIdx.x; e < T * hs; e += blockDim.x) {
+        const int i = e / hs, d = e % hs;
+        const int jn = causal ? i + 1 : T;
+        const float *pi = p + (size_t)i * T;
+        float acc = 0.0f;
+        for (int j = 0; j < jn; j++) acc += pi[j] * v[j * hs + d];
+        out[((size_t)b * T + i) * C + (size_t)h * hs + d] = acc;
+    }
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                       int causal) {
+    cudaAssert(B >= 0 && T >= 0 && NH > 0 && C > 0 && C % NH == 0, "attention needs C = NH*hs");
+    if (B == 0 || T == 0) return;
+    cudaAssert((size_t)B * NH <= 0x7fffffffu, "too many (batch, head) blocks");
+    const size_t smem = attention_smem_bytes(T, C / NH);
+
+    int dev = 0, optin = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (smem > (size_t)optin) {
+        fprintf(stderr,
+                "laic: fatal: attention_forward: T=%d, head size %d need %zu bytes of shared "
+                "memory, the device allows %d ---> HINT: this kernel holds a whole head "
+                "(T <= 77 for CLIP)\n",
+                T, C / NH, smem, optin);
+        exit(1);
+    }
+    // Above 48 KiB a block must opt in; set once per process to the device maximum.
+    static int raised;
+    if (!raised) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel1,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+        raised = 1;
+    }
+    attention_forward_kernel1<<<(unsigned int)(B * NH), ATT_THREADS, smem>>>(out, att, qkv, T, C,
+                                                                             NH, causal);
+    launchCheck();
+}

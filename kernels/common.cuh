@@ -1,0 +1,125 @@
+/*
+ * common.cuh — shared helpers for laic's CUDA kernels (kernels/ .cu files only; never included by C).
+ *
+ * Promises:
+ * - cudaCheck / cublasCheck wrap every CUDA runtime and cuBLAS call; on failure they print the
+ *   failing statement, its file:line and the error string as one "laic: fatal: ..." line and
+ *   exit(1). They are for failures that are programming or system errors (a bad launch, a lost
+ *   device); the one expected failure, running out of device memory in ops_cuda.alloc, is
+ *   reported through laic_error instead (see ops_cuda.cu).
+ * - launchCheck() follows every kernel launch (llm.c habit): it catches bad launch
+ *   configurations at the launch site instead of at the next synchronising call.
+ * - The launchers declared at the bottom are C++ functions (mangled names), one per op, with
+ *   exactly the semantics of the matching entry in host/ops.h. They are C++ on purpose so they
+ *   can never clash with host/cpu's C functions of the same name; C code reaches them only
+ *   through the ops_cuda table or the extern "C" entry points in kernels/ops_cuda.h.
+ *
+ * Everything runs on the legacy default stream, so ops are ordered with each other and with
+ * the synchronous cudaMemcpy calls in ops_cuda.cu.
+ */
+#ifndef LAIC_KERNELS_COMMON_CUH
+#define LAIC_KERNELS_COMMON_CUH
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "io/err.h"
+#include "ops.h"
+}
+
+#include "ops_cuda.h"
+
+// --- error checks --------------------------------------------------------------------------
+static inline void cuda_check_impl(cudaError_t e, const char *stmt, const char *file, int line) {
+    if (e != cudaSuccess) {
+        fprintf(stderr, "laic: fatal: CUDA error %s (%s) in `%s` at %s:%d\n", cudaGetErrorName(e),
+                cudaGetErrorString(e), stmt, file, line);
+        exit(1);
+    }
+}
+#define cudaCheck(x) cuda_check_impl((x), #x, __FILE__, __LINE__)
+
+static inline void cublas_check_impl(cublasStatus_t s, const char *stmt, const char *file,
+                                     int line) {
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "laic: fatal: cuBLAS error %s (%d) in `%s` at %s:%d\n",
+                cublasGetStatusString(s), (int)s, stmt, file, line);
+        exit(1);
+    }
+}
+#define cublasCheck(x) cublas_check_impl((x), #x, __FILE__, __LINE__)
+
+// After every <<<...>>>: reports an invalid configuration with the launch site.
+#define launchCheck() cuda_check_impl(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// A host-side shape check that survives NDEBUG (the launchers' preconditions).
+#define cudaAssert(x, why)                                                                    \
+    do {                                                                                      \
+        if (!(x)) {                                                                           \
+            fprintf(stderr, "laic: internal error: `%s` failed at %s:%d: %s\n", #x, __FILE__, \
+                    __LINE__, (why));                                                         \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+
+// --- small helpers -------------------------------------------------------------------------
+static inline unsigned int ceil_div_u(size_t a, size_t b) { return (unsigned int)((a + b - 1) / b); }
+
+// Grid size for a grid-stride loop over n elements: enough blocks to fill the GPU, never more
+// than needed, never zero (a zero-sized grid is a launch error; the kernels' loops handle n=0).
+static inline unsigned int grid_for(size_t n, int block) {
+    size_t g = (n + (size_t)block - 1) / (size_t)block;
+    if (g == 0) g = 1;
+    if (g > 65535u * 16u) g = 65535u * 16u;
+    return (unsigned int)g;
+}
+
+// Sum / max over the 32 lanes of a warp with a fixed butterfly order, so every lane gets the
+// same, run-to-run identical value (no atomics anywhere in the forward ops).
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// QuickGELU (CLIP): x * sigmoid(1.702 x), written as x / (1 + e^{-1.702x}) so large negative x
+// gives -0 instead of NaN (e^{+inf} = inf, x/inf = 0).
+__device__ __forceinline__ float quickgelu(float x) { return x / (1.0f + expf(-1.702f * x)); }
+
+// --- launchers (one op family per file; semantics exactly as host/ops.h) ---------------------
+// matmul.cu
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int M,
+                    int K, int N);
+// layernorm.cu
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int N, int C);
+// l2norm.cu
+void l2norm_forward(float *out, const float *inp, int N, int C);
+// gelu.cu
+void quickgelu_forward(float *out, const float *inp, size_t N);
+// residual.cu
+void residual_forward(float *out, const float *a, const float *b, size_t N);
+// attention.cu
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                       int causal);
+// embed.cu
+void im2col_forward(float *patches, const float *pixels, int B, int H, int P);
+void vision_embed_forward(float *out, const float *patch_emb, const float *class_emb,
+                          const float *pos, int B, int NP, int C);
+void token_embed_forward(float *out, const int32_t *tokens, const float *tok_emb,
+                         const float *pos, int B, int T, int C);
+void pos_add_forward(float *out, const float *embeds, const float *pos, int B, int T, int C);
+void gather_rows_forward(float *out, const float *inp, const int32_t *idx, int B, int T, int C);
+
+#endif

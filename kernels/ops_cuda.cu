@@ -1,0 +1,146 @@
+/*
+ * ops_cuda.cu — the CUDA backend table (`ops_cuda`, host/ops.h), its memory functions, device
+ * discovery (ops_cuda_device_count, ops_cuda_describe) and the cudaEvent timer of
+ * kernels/ops_cuda.h for bench/.
+ *
+ * Promises:
+ * - alloc never aborts: when cudaMalloc fails it records one line with laic_error saying how
+ *   many bytes were asked for and how many are free (cudaMemGetInfo), clears CUDA's sticky
+ *   last-error, and returns NULL. Other CUDA failures (a copy to a bad pointer, a lost device)
+ *   are programming or system errors and stop the program via cudaCheck.
+ * - ops_cuda_device_count never fails: no driver, no device, or a driver too old all count 0.
+ * - Copies are synchronous (cudaMemcpy on the default stream), so a to_host result is ready
+ *   when the call returns; kernels are asynchronous and ordered on the same stream.
+ *
+ * Status: compiled for sm_90, unverified on hardware.
+ */
+#include "common.cuh"
+
+// --- memory ---------------------------------------------------------------------------------
+static void *cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    // Zero bytes still gets a distinct pointer, so NULL means only "failed" (as ops_cpu).
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return p;
+    (void)cudaGetLastError();   // an allocation failure must not poison the next launch check
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        (void)cudaGetLastError();
+        laic_error("cuda: cannot allocate %zu bytes of device memory: %s ---> HINT: check "
+                   "`laic info` and nvidia-smi",
+                   bytes, cudaGetErrorString(e));
+        return NULL;
+    }
+    laic_error("cuda: out of memory allocating %zu bytes (%.1f MiB) on the device, %zu bytes "
+               "(%.1f MiB) free of %.1f MiB: %s ---> HINT: lower the batch size",
+               bytes, bytes / 1048576.0, free_b, free_b / 1048576.0, total_b / 1048576.0,
+               cudaGetErrorString(e));
+    return NULL;
+}
+
+static void cuda_free(void *p) {
+    if (p) cudaCheck(cudaFree(p));
+}
+
+static void cuda_to_device(void *dst, const void *src_host, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemcpy(dst, src_host, bytes, cudaMemcpyHostToDevice));
+}
+
+static void cuda_to_host(void *dst_host, const void *src, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemcpy(dst_host, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+
+static void cuda_memset0(void *p, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemset(p, 0, bytes));
+}
+
+static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
+
+// --- the table ------------------------------------------------------------------------------
+extern "C" const OpsBackend ops_cuda = {
+    "cuda",
+    cuda_alloc,
+    cuda_free,
+    cuda_to_device,
+    cuda_to_host,
+    cuda_copy,
+    cuda_memset0,
+    cuda_synchronize,
+    matmul_forward,
+    layernorm_forward,
+    l2norm_forward,
+    quickgelu_forward,
+    residual_forward,
+    attention_forward,
+    im2col_forward,
+    vision_embed_forward,
+    token_embed_forward,
+    pos_add_forward,
+    gather_rows_forward,
+};
+
+// --- devices -------------------------------------------------------------------------------
+extern "C" int ops_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n > 0 ? n : 0;
+}
+
+extern "C" void ops_cuda_describe(char *buf, size_t n) {
+    if (!buf || n == 0) return;
+    buf[0] = 0;
+    const int count = ops_cuda_device_count();
+    size_t used = 0;
+    for (int d = 0; d < count && used + 1 < n; d++) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+            (void)cudaGetLastError();
+            continue;
+        }
+        int w = snprintf(buf + used, n - used, "%s%d: %s, sm_%d%d, %.1f GiB", d ? "\n" : "", d,
+                         prop.name, prop.major, prop.minor,
+                         prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+        if (w < 0) break;
+        used += (size_t)w < n - used ? (size_t)w : n - used - 1;
+    }
+}
+
+// --- timing for bench/ ------------------------------------------------------------------------
+extern "C" double ops_cuda_time_ms(void (*fn)(void *ctx), void *ctx, int repeats) {
+    if (repeats < 1) repeats = 1;
+    int dev = 0, l2 = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    // Writing twice the L2 size evicts whatever the previous run left there (llm.c habit).
+    const size_t flush_bytes = (size_t)(l2 > 0 ? l2 : 64 << 20) * 2;
+    void *flush = NULL;
+    cudaCheck(cudaMalloc(&flush, flush_bytes));
+    cudaEvent_t t0, t1;
+    cudaCheck(cudaEventCreate(&t0));
+    cudaCheck(cudaEventCreate(&t1));
+
+    fn(ctx);   // warm-up: lazy initialisation (cuBLAS handle, heuristics) stays out of the time
+    cudaCheck(cudaDeviceSynchronize());
+    double total_ms = 0.0;
+    for (int r = 0; r < repeats; r++) {
+        cudaCheck(cudaMemset(flush, r & 0xff, flush_bytes));
+        cudaCheck(cudaEventRecord(t0));
+        fn(ctx);
+        cudaCheck(cudaEventRecord(t1));
+        cudaCheck(cudaEventSynchronize(t1));
+        float ms = 0.0f;
+        cudaCheck(cudaEventElapsedTime(&ms, t0, t1));
+        total_ms += ms;
+    }
+    cudaCheck(cudaEventDestroy(t0));
+    cudaCheck(cudaEventDestroy(t1));
+    cudaCheck(cudaFree(flush));
+    return total_ms / repeats;
+}

@@ -1,0 +1,56 @@
+/*
+ * ops_cuda.h — C entry points of the CUDA backend beyond the ops table of host/ops.h: the
+ * matmul precision switch, the bf16 GEMMs on pre-converted operands, and a cudaEvent timer for
+ * bench/. Plain C types only (bf16 travels as uint16_t bit patterns), so C code (bench/,
+ * tests/gpu/) can include it; built only when nvcc is present (LAIC_CUDA).
+ *
+ * Pointers are device pointers from ops_cuda.alloc. All calls are ordered on the default stream.
+ */
+#ifndef LAIC_OPS_CUDA_H
+#define LAIC_OPS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How ops_cuda.matmul_forward multiplies (runtime switch; default "fp32", or the value of the
+ * environment variable LAIC_CUDA_MATMUL when it is set at the first matmul):
+ *   fp32         cublasSgemm, TF32 off: the parity path (≤ 1e-4 relative to ops_cpu)
+ *   tf32         cublasSgemm with TF32 tensor cores (≈ 1e-3)
+ *   bf16-cublas  operands rounded to bf16, cublasGemmEx, fp32 accumulate (≈ 2e-2)
+ *   bf16-wmma    operands rounded to bf16, laic's own WMMA tensor-core kernel (≈ 2e-2) */
+typedef enum {
+    LAIC_MM_FP32 = 0,
+    LAIC_MM_TF32 = 1,
+    LAIC_MM_BF16_CUBLAS = 2,
+    LAIC_MM_BF16_WMMA = 3,
+    LAIC_MM_COUNT = 4
+} LaicMatmulAlgo;
+
+/* Selects the algorithm by name; returns -1 with an error recorded for an unknown name. */
+int ops_cuda_set_matmul(const char *name);
+int ops_cuda_get_matmul(void);                 // a LaicMatmulAlgo
+const char *ops_cuda_matmul_name(int algo);    // "fp32", ...; "?" when out of range
+
+/* out (N) = bf16(inp (N)), round to nearest even; bit patterns in out. */
+void ops_cuda_f32_to_bf16(uint16_t *out, const float *inp, size_t N);
+
+/* out (M,N) fp32 = inp (M,K) bf16 @ weight (N,K) bf16ᵀ + bias (N) fp32 [bias may be NULL],
+ * then QuickGELU when gelu != 0 (fused into the WMMA kernel's epilogue; a separate pass for
+ * cuBLAS). algo is LAIC_MM_BF16_CUBLAS or LAIC_MM_BF16_WMMA. The WMMA kernel needs K % 8 == 0
+ * and 16-byte aligned operands; otherwise the call falls back to cuBLAS. */
+void ops_cuda_matmul_bf16(float *out, const uint16_t *inp, const uint16_t *weight,
+                          const float *bias, int M, int K, int N, int algo, int gelu);
+
+/* Mean milliseconds of fn(ctx) over `repeats` runs timed with cudaEvents, after one warm-up
+ * run, with the L2 cache flushed (a memset larger than L2) before each timed run. */
+double ops_cuda_time_ms(void (*fn)(void *ctx), void *ctx, int repeats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
