@@ -61,6 +61,11 @@ static void cuda_memset0(void *p, size_t bytes) {
 static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
 
 // --- the table ------------------------------------------------------------------------------
+// Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
+// compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
+// entry added to ops.h without one here.
+static_assert(sizeof(OpsBackend) == 19 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
     cuda_alloc,
