@@ -73,6 +73,24 @@ size_t clip_param_count(const ClipConfig *c);
 /* Fills c with a named architecture: "vit-b-32" (OpenAI ViT-B/32) or "tiny" (the fixtures'). */
 int clip_config_preset(ClipConfig *c, const char *arch);
 
+/* ---- layout, random init, saving (host/weights.c; weights/FORMAT.md) --------------------
+ * The file's tensors in layout order = the arena's carve order. */
+typedef struct {
+    char name[64];          // OpenAI state-dict name, e.g. "visual.transformer.resblocks.0.ln_1.weight"
+    int ndim;
+    size_t shape[4];        // as stored in the file
+    size_t offset, numel;   // floats into ClipWeights.params
+    int transposed;         // 1: the arena holds this 2-D file tensor transposed (vis_proj, text_proj)
+} ClipTensorInfo;
+/* Number of tensors for c; fills out[0..n) when out is not NULL. */
+int clip_weights_layout(const ClipConfig *c, ClipTensorInfo *out);
+/* Allocates the arena for c and fills it with the seeded CLIP-style init of FORMAT.md. */
+int clip_weights_init(ClipWeights *w, const ClipConfig *c, uint64_t seed);
+/* Writes w as a weights file with storage dtype "F32", "F16" or "BF16", atomically. extra_meta
+ * is n_extra key/value pairs appended to the format and architecture keys (source, ...). */
+int clip_weights_save(const ClipWeights *w, const char *path, const char *dtype,
+                      const char *const *extra_meta, int n_extra);
+
 /* ---- encoders (host/clip.c) ----------------------------------------------------------
  * A ClipModel binds weights to a backend and owns that backend's copy of the parameters and one
  * activation arena, sized up front for max_batch (and, for text, the context length).
