@@ -1,8 +1,144 @@
-/* cmd_encode_text.c — placeholder until the subcommand lands (not a working command). */
+/*
+ * cmd_encode_text.c — `laic encode-text`: CLIP text features of texts or token ids.
+ *
+ *   laic encode-text --weights W (--texts FILE | --tokens T.npy) --out F.npy [--normalize]
+ *                    [--batch N] [--device cpu|cuda|auto] [--threads N] [--vocab V]
+ *
+ * Promises: F.npy is float32 [N,E] in input order, equal to CLIP's encode_text (HF
+ * get_text_features) or its L2-normalised rows with --normalize. FILE holds one UTF-8 text per
+ * line, tokenized as clip.tokenize(truncate=True); T.npy is int32/int64 [N,L], 1 <= L <= the
+ * context length, ids in [0,V), EOT = the row's largest id. Each batch runs only up to its
+ * longest EOT + 1 (exact under the causal mask). Errors are one line naming the file and the
+ * problem, exit status 1 (2 for usage), and no output file is left behind.
+ */
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "clip.h"
+#include "cpu/cpu_ops.h"
 #include "io/err.h"
+#include "io/npy.h"
+#include "ops.h"
+#include "progress.h"
+
+#define PROGRESS_MIN 256   // below this many texts a progress line is noise
+
+// TEMPORARY until host/tokenizer.c lands (the full version is ready): no tokenizer linked.
+static int tokenize_file(const char *path, const char *vocab, int L, int32_t **tok, size_t *n) {
+    (void)vocab; (void)L; (void)tok; (void)n;
+    return laic_error("%s: --texts needs the tokenizer, not built yet ---> HINT: use --tokens", path);
+}
+
+// Reads T.npy as int32 (N, L) and checks shape and id range against the model.
+static int read_tokens(const char *path, const ClipConfig *c, int32_t **tok, size_t *n, int *L) {
+    Npy a;
+    if (npy_read_i64(path, &a, 2, NULL)) return -1;
+    size_t N = a.shape[0], Lf = a.shape[1];
+    if (N == 0 || Lf == 0 || Lf > (size_t)c->context_length) {
+        laic_error("%s: expected token ids [N,L] with N >= 1 and 1 <= L <= %d, got [%zu,%zu]",
+                   path, c->context_length, N, Lf);
+        npy_free(&a);
+        return -1;
+    }
+    const int64_t *src = a.data;
+    int32_t *dst = mallocCheck(a.count * sizeof(int32_t));
+    for (size_t i = 0; i < a.count; i++) {
+        if (src[i] < 0 || src[i] >= c->vocab_size) {
+            laic_error("%s: token id %lld at row %zu, position %zu is outside the vocabulary "
+                       "[0,%d)", path, (long long)src[i], i / Lf, i % Lf, c->vocab_size);
+            free(dst);
+            npy_free(&a);
+            return -1;
+        }
+        dst[i] = (int32_t)src[i];
+    }
+    npy_free(&a);
+    *tok = dst;
+    *n = N;
+    *L = (int)Lf;
+    return 0;
+}
+
 int cmd_encode_text(int argc, char **argv) {
-    (void)argc; (void)argv;
-    laic_error("encode_text: not implemented yet");
-    return cli_fail(1);
+    CliOpt opts[] = {
+        {"--weights", "W", NULL, "CLIP weights (.safetensors, weights/FORMAT.md)", NULL, 0},
+        {"--texts", "FILE", NULL, "UTF-8 texts, one per line", NULL, 0},
+        {"--tokens", "T.npy", NULL, "token ids int32/int64 [N,L], L <= context", NULL, 0},
+        {"--out", "F.npy", NULL, "output features float32 [N,E]", NULL, 0},
+        {"--normalize", NULL, NULL, "L2-normalise each feature row", NULL, 0},
+        {"--batch", "N", "64", "texts per forward pass", NULL, 0},
+        {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
+        {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
+        {"--vocab", "V", NULL, "BPE vocabulary for --texts (default: the installed one)", NULL,
+         0},
+    };
+    int n = CLI_N(opts);
+    if (cli_parse(argc, argv, "encode-text",
+                  "CLIP text features (encode_text) of texts or token ids.", opts, n, NULL, 0,
+                  NULL))
+        return cli_exit_code();
+    if (cli_require(opts, n, "--weights") || cli_require(opts, n, "--out")) return cli_fail(2);
+    const char *texts = cli_get(opts, n, "--texts"), *tpath = cli_get(opts, n, "--tokens"),
+               *out_path = cli_get(opts, n, "--out");
+    if (!!texts + !!tpath != 1) {
+        laic_error("encode-text: give exactly one of --texts, --tokens");
+        return cli_fail(2);
+    }
+    long batch, threads;
+    if (cli_get_long(opts, n, "--batch", &batch) || cli_get_long(opts, n, "--threads", &threads))
+        return cli_fail(2);
+    if (batch < 1 || batch > 65536) {
+        laic_error("encode-text: --batch %ld outside [1,65536]", batch);
+        return cli_fail(2);
+    }
+    if (threads < 0 || threads > 4096) {
+        laic_error("encode-text: --threads %ld outside [0,4096]", threads);
+        return cli_fail(2);
+    }
+    cpu_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return cli_fail(2);
+
+    int rc = 1;
+    ClipWeights w;
+    memset(&w, 0, sizeof w);
+    ClipModel *m = NULL;
+    int32_t *tok = NULL;
+    float *feat = NULL;
+    size_t N = 0;
+    int L = 0;
+    if (clip_weights_load(&w, cli_get(opts, n, "--weights"))) goto fail;
+    int E = w.cfg.embed_dim;
+    if (tpath) {
+        if (read_tokens(tpath, &w.cfg, &tok, &N, &L)) goto fail;
+    } else {
+        L = w.cfg.context_length;
+        if (tokenize_file(texts, cli_get(opts, n, "--vocab"), L, &tok, &N)) goto fail;
+    }
+    int B = (size_t)batch < N ? (int)batch : (int)N;
+    m = clip_model_create(&w, ops, B);
+    if (!m) goto fail;
+    feat = mallocCheck(N * (size_t)E * sizeof(float));
+    Progress pr;
+    int show = N >= PROGRESS_MIN;
+    if (show) progress_start(&pr, "encode text", "txt", N);
+    for (size_t i = 0; i < N; i += (size_t)B) {
+        int b = N - i < (size_t)B ? (int)(N - i) : B;
+        if (clip_encode_text(m, tok + i * L, b, L, feat + i * E)) goto fail;
+        if (show) progress_update(&pr, i + b);
+    }
+    if (show) progress_end(&pr);
+    if (cli_flag(opts, n, "--normalize")) ops_cpu.l2norm_forward(feat, feat, (int)N, E);
+    if (npy_write_f32_2d(out_path, feat, N, (size_t)E)) goto fail;
+    rc = 0;
+    goto done;
+fail:
+    cli_fail(1);
+done:
+    free(feat);
+    free(tok);
+    clip_model_free(m);
+    clip_weights_free(&w);
+    return rc;
 }
