@@ -71,7 +71,9 @@ static inline void cublas_check_impl(cublasStatus_t s, const char *stmt, const c
     } while (0)
 
 // --- small helpers -------------------------------------------------------------------------
-static inline unsigned int ceil_div_u(size_t a, size_t b) { return (unsigned int)((a + b - 1) / b); }
+static inline unsigned int ceil_div_u(size_t a, size_t b) {
+    return (unsigned int)((a + b - 1) / b);
+}
 
 // Grid size for a grid-stride loop over n elements: enough blocks to fill the GPU, never more
 // than needed, never zero (a zero-sized grid is a launch error; the kernels' loops handle n=0).

@@ -144,7 +144,9 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
                  "r"(src_bytes));
 }
-__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit(void) {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N> __device__ __forceinline__ void cp_async_wait(void) {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
@@ -211,9 +213,11 @@ __global__ static void __launch_bounds__(MM_THREADS)
             // B = Wᵀ (K,N): element (k,n) = W[n][k] = w_s[n*LDS + k], i.e. column-major.
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[2];
 #pragma unroll
-            for (int i = 0; i < 4; i++) wmma::load_matrix_sync(af[i], a_s + i * 16 * MM_LDS + kk, MM_LDS);
+            for (int i = 0; i < 4; i++)
+                wmma::load_matrix_sync(af[i], a_s + i * 16 * MM_LDS + kk, MM_LDS);
 #pragma unroll
-            for (int j = 0; j < 2; j++) wmma::load_matrix_sync(bf[j], w_s + j * 16 * MM_LDS + kk, MM_LDS);
+            for (int j = 0; j < 2; j++)
+                wmma::load_matrix_sync(bf[j], w_s + j * 16 * MM_LDS + kk, MM_LDS);
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
