@@ -269,6 +269,9 @@ def write_weights(sd, arch, out, dtype="F32", source="", source_sha256="", extra
             f.write(hdr)
             for b in blobs:
                 f.write(b)
+        um = os.umask(0)
+        os.umask(um)
+        os.chmod(tmp, 0o666 & ~um)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
@@ -367,6 +370,58 @@ def tiny_hf_config(act="quick_gelu"):
         vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                            num_attention_heads=4, image_size=32, patch_size=8, hidden_act=act),
         projection_dim=32)
+
+
+def make_fixtures(outdir):
+    """Goldens for tests/test_weights.c: a 'micro' CLIP (small vocab so files stay tiny, towers of
+    different depth, no preset dims) converted from transformers, and the float32 arena the C
+    loader must produce (FORMAT.md order, visual.proj / text_projection transposed)."""
+    import numpy as np
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+    torch.manual_seed(1234)
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=100, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=8, hidden_act="quick_gelu",
+                         bos_token_id=98, eos_token_id=99, pad_token_id=0),
+        vision_config=dict(hidden_size=12, intermediate_size=20, num_hidden_layers=1,
+                           num_attention_heads=3, image_size=12, patch_size=4, hidden_act="quick_gelu"),
+        projection_dim=8)
+    model = CLIPModel(cfg)
+    with torch.no_grad():  # every value distinct and non-trivial, so a misplaced tensor shows
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+    os.makedirs(outdir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as td:
+        model.save_pretrained(td)
+        for dt in ("f32", "bf16"):
+            convert("hf", td, os.path.join(outdir, f"micro_{dt}.safetensors"), dt, quiet=True)
+    for dt, tdt in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+        path = os.path.join(outdir, f"micro_{dt}.safetensors")
+        meta, w, order = read_weights(path)
+        arch = {k: int(meta[k]) for k in ARCH_KEYS}
+        parts = []
+        for name, _ in tensor_layout(arch):
+            t = w[name]
+            if name in ("visual.proj", "text_projection"):
+                t = t.t()
+            parts.append(t.reshape(-1))
+        arena = torch.cat(parts).numpy().astype(np.float32)
+        np.save(os.path.join(outdir, f"micro_{dt}_arena.npy"), arena)
+        with open(os.path.join(outdir, f"micro_{dt}.sha256"), "w") as f:
+            f.write(sha256_file(path) + "\n")
+        print(f"{path}: {arena.size} parameters, {os.path.getsize(path)} bytes")
+    # independent counts: transformers' own parameter counts (micro, tiny preset, ViT-B/32)
+    counts = {"micro": sum(p.numel() for p in model.parameters())}
+    for name, c in (("tiny", tiny_hf_config()),
+                    ("vit-b-32", CLIPConfig(text_config=dict(hidden_act="quick_gelu"),
+                                            vision_config=dict(hidden_act="quick_gelu", image_size=224,
+                                                               patch_size=32), projection_dim=512))):
+        with torch.device("meta"):
+            counts[name] = sum(p.numel() for p in CLIPModel(c).parameters())
+    with open(os.path.join(outdir, "n_params.txt"), "w") as f:
+        for k, v in counts.items():
+            f.write(f"{k} {v}\n")
 
 
 def self_test():
@@ -515,9 +570,13 @@ def main():
     ap.add_argument("--vision-heads", type=int, help="override width/64 (openai/open_clip sources)")
     ap.add_argument("--text-heads", type=int, help="override width/64 (openai/open_clip sources)")
     ap.add_argument("--self-test", action="store_true", help="run the round-trip checks and exit")
+    ap.add_argument("--make-fixtures", metavar="DIR", help="write tests/test_weights.c goldens to DIR")
     args = ap.parse_args()
     if args.self_test:
         return self_test()
+    if args.make_fixtures:
+        make_fixtures(args.make_fixtures)
+        return 0
     if not (args.kind and args.src and args.out):
         ap.error("--from, SRC and OUT are required")
     try:
