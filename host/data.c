@@ -150,7 +150,8 @@ static int read_names(const char *path, char ***names, int *k) {
 }
 
 // Sets d->class_names/n_classes: names file (dir/fname) if present, else `builtin` (bk names),
-// else "0".."K-1" with K = max label + 1. Labels must be < K.
+// else "0".."K-1" with K = max(max label + 1, bk) (bk: the format's class count, 0 = unknown).
+// Labels must be < K.
 static int finish_classes(Dataset *d, const char *dir, const char *fname,
                           const char *const *builtin, int bk) {
     int64_t maxlab = -1;
@@ -177,7 +178,7 @@ static int finish_classes(Dataset *d, const char *dir, const char *fname,
         names = mallocCheck((size_t)k * sizeof(char *));
         for (int c = 0; c < k; c++) names[c] = xstrdup(builtin[c]);
     } else {
-        k = (int)(maxlab + 1);
+        k = maxlab + 1 > bk ? (int)(maxlab + 1) : bk;
         names = mallocCheck((size_t)(k ? k : 1) * sizeof(char *));
         for (int c = 0; c < k; c++) {
             char b[24];
@@ -802,7 +803,7 @@ static int open_binary(Dataset *d, DataKind k, const char *root, const char *spl
     }
     switch (k) {
     case DATA_CIFAR10: return finish_classes(d, root, "batches.meta.txt", k_cifar10_names, 10);
-    case DATA_CIFAR100: return finish_classes(d, root, "fine_label_names.txt", NULL, 0);
+    case DATA_CIFAR100: return finish_classes(d, root, "fine_label_names.txt", NULL, 100);
     case DATA_STL10: return finish_classes(d, root, "class_names.txt", k_stl10_names, 10);
     default: {
         // Fashion-MNIST ships no names file; its IDX files are MNIST's, so go by the path.
@@ -817,7 +818,8 @@ static int open_binary(Dataset *d, DataKind k, const char *root, const char *spl
             return laic_error("%s: label %lld in a Fashion-MNIST folder (labels are 0..9)", root,
                               (long long)maxlab);
         }
-        return finish_classes(d, root, "class_names.txt", fashion ? k_fashion_names : NULL, 10);
+        return finish_classes(d, root, "class_names.txt", fashion ? k_fashion_names : NULL,
+                              fashion ? 10 : 0);
     }
     }
 }

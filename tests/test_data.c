@@ -181,6 +181,13 @@ TEST(data_cifar100_fine_labels) {
     REQUIRE(dataset_open(&d, "cifar100", FIX "cifar100", "test") == 0, "%s", laic_last_error());
     check_against(&d, FIX "cifar100_all_rgb.npy", FIX "cifar100_all_labels.npy", 3, 2, "cifar100 test");
     dataset_free(&d);
+    // Without fine_label_names.txt: still the format's 100 classes, named "0".."99".
+    char p[1100];
+    snprintf(p, sizeof p, "%s/test.bin", tmp_dir("c100_nonames"));
+    copy_file(FIX "cifar100/test.bin", p, SIZE_MAX);
+    REQUIRE(dataset_open(&d, "cifar100", tmp_dir("c100_nonames"), "test") == 0, "%s", laic_last_error());
+    CHECK(d.n == 2 && d.n_classes == 100 && !strcmp(d.class_names[99], "99"), "K %d", d.n_classes);
+    dataset_free(&d);
 }
 
 TEST(data_stl10_column_major_and_archive_folder) {
