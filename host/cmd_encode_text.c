@@ -21,13 +21,58 @@
 #include "io/npy.h"
 #include "ops.h"
 #include "progress.h"
+#include "tokenizer.h"
 
 #define PROGRESS_MIN 256   // below this many texts a progress line is noise
 
-// TEMPORARY until host/tokenizer.c lands (the full version is ready): no tokenizer linked.
+// Reads FILE (one text per line; a final line without '\n' counts, CR before LF is dropped) and
+// tokenizes every line into tok (N, L) int32, truncating to the context as clip.tokenize.
 static int tokenize_file(const char *path, const char *vocab, int L, int32_t **tok, size_t *n) {
-    (void)vocab; (void)L; (void)tok; (void)n;
-    return laic_error("%s: --texts needs the tokenizer, not built yet ---> HINT: use --tokens", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return laic_error("%s: cannot open text file", path);
+    Tokenizer *t = tokenizer_load(vocab ? vocab : tokenizer_default_vocab_path());
+    if (!t) {
+        fclose(f);
+        return -1;
+    }
+    size_t cap = 256, cnt = 0;
+    int32_t *rows = mallocCheck(cap * (size_t)L * sizeof(int32_t));
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') len--;
+        if (len > 0 && line[len - 1] == '\r') len--;
+        if (cnt == cap) {
+            cap *= 2;
+            int32_t *r2 = realloc(rows, cap * (size_t)L * sizeof(int32_t));
+            if (!r2) {
+                rc = laic_error("%s: out of memory reading texts", path);
+                break;
+            }
+            rows = r2;
+        }
+        if (tokenizer_tokenize(t, line, (size_t)len, L, rows + cnt * L) < 0) {
+            char why[512];   // laic_error would read the buffer it is writing: copy first
+            snprintf(why, sizeof why, "%s", laic_last_error());
+            rc = laic_error("%s: line %zu: %s", path, cnt + 1, why);
+            break;
+        }
+        cnt++;
+    }
+    if (!rc && ferror(f)) rc = laic_error("%s: read error", path);
+    if (!rc && cnt == 0) rc = laic_error("%s: no texts (empty file)", path);
+    free(line);
+    fclose(f);
+    tokenizer_free(t);
+    if (rc) {
+        free(rows);
+        return -1;
+    }
+    *tok = rows;
+    *n = cnt;
+    return 0;
 }
 
 // Reads T.npy as int32 (N, L) and checks shape and id range against the model.

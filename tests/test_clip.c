@@ -417,3 +417,51 @@ TEST(cli_encode_images_dir_and_list) {
     clip_model_free(m);
     clip_weights_free(&w);
 }
+
+// --texts FILE: lines tokenized as clip.tokenize(truncate=True) give the features of the same
+// ids given as --tokens (ids for "a photo of a cat." from SPEC §2; a blank line is SOT EOT).
+TEST(cli_encode_text_texts) {
+    const char *vocab = test_shared("assets/bpe_simple_vocab_16e6.txt.gz");
+    if (!vocab) SKIP("../shared/assets/bpe_simple_vocab_16e6.txt.gz not found");
+    char voc[512], txt[512], tk[512], o1[512], o2[512], bad[512], o3[512];
+    snprintf(voc, sizeof voc, "%s", vocab);
+    TPATH(txt, "texts.txt");
+    TPATH(tk, "texts_tok.npy");
+    TPATH(o1, "texts_a.npy");
+    TPATH(o2, "texts_b.npy");
+    TPATH(bad, "texts_bad.txt");
+    TPATH(o3, "texts_bad.npy");
+    FILE *f = fopen(txt, "w");
+    REQUIRE(f, "write %s", txt);
+    fputs("a photo of a cat.\r\n\n", f);   // CRLF line, then a blank line
+    fclose(f);
+    int32_t tok[2 * 77];
+    memset(tok, 0, sizeof tok);
+    int32_t cat[8] = {49406, 320, 1125, 539, 320, 2368, 269, 49407};
+    memcpy(tok, cat, sizeof cat);
+    tok[77] = 49406;
+    tok[78] = 49407;
+    size_t shp[2] = {2, 77};
+    REQUIRE(npy_write(tk, NPY_I32, 2, shp, tok) == 0, "write %s", tk);
+    char args[2048], err[4096];
+    snprintf(args, sizeof args, "encode-text --weights %s --texts %s --vocab %s --out %s", WEIGHTS,
+             txt, voc, o1);
+    int st = run_laic(args, NULL, err, sizeof err);
+    REQUIRE(st == 0, "exit %d: %s", st, err);
+    snprintf(args, sizeof args, "encode-text --weights %s --tokens %s --out %s", WEIGHTS, tk, o2);
+    st = run_laic(args, NULL, err, sizeof err);
+    REQUIRE(st == 0, "exit %d: %s", st, err);
+    Npy a, b;
+    float *fa = read_out(o1, &a, 2, 32), *fb = read_out(o2, &b, 2, 32);
+    if (fa && fb) CHECK(!memcmp(fa, fb, 2 * 32 * sizeof(float)), "--texts == --tokens (bitwise)");
+    npy_free(&a);
+    npy_free(&b);
+    // invalid UTF-8 on line 2: one line naming the file, no output
+    f = fopen(bad, "w");
+    REQUIRE(f, "write %s", bad);
+    fputs("fine\nbad \xff byte\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "encode-text --weights %s --texts %s --vocab %s --out %s", WEIGHTS,
+             bad, voc, o3);
+    expect_fail(args, 1, "texts_bad.txt: line 2: invalid UTF-8", o3);
+}
