@@ -45,7 +45,8 @@ ifeq ($(USE_CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC_PATH)))
 endif
 
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+CFLAGS_BASE := -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
                -Ihost $(PKG_CFLAGS) -MMD -MP
 CFLAGS  ?= $(OPT) -g -march=x86-64-v2
 LDLIBS  := $(PKG_LIBS) -lm -fopenmp
@@ -142,3 +143,8 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# report.json records the commit the binary was built from: rebuild run.o on every make.
+$(BUILD)/host/run.o: FORCE
+.PHONY: FORCE
+FORCE:

@@ -49,6 +49,7 @@ int cli_require(CliOpt *opts, int n, const char *name);
 int cli_fail(int code);
 
 /* Subcommands (each in host/cmd_*.c). */
+int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_init_weights(int argc, char **argv);

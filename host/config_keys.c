@@ -33,7 +33,9 @@ const CfgKey laic_config_keys[] = {
     {"data", "skip_bad", CFG_BOOL, "false", NULL, NOLIM, "ours",
      "skip unreadable images and count them in the report instead of failing"},
     {"data", "image_features", CFG_STR, "", NULL, NOLIM, "ours",
-     "precomputed image features (.npy [N,E]) instead of encoding"},
+     "precomputed image features (.npy [N,E]) instead of encoding; fit = eval = these rows"},
+    {"data", "labels", CFG_STR, "", NULL, NOLIM, "ours",
+     "labels (.npy int [N]) for data.image_features (-1 = unknown)"},
 
     // --- [nouns] ------------------------------------------------------------------------
     {"nouns", "wordnet", CFG_STR, "/usr/share/wordnet/data.noun", NULL, NOLIM, "TAC",
@@ -64,6 +66,8 @@ const CfgKey laic_config_keys[] = {
     {"kmeans", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "Lloyd iterations per restart"},
     {"kmeans", "restarts", CFG_INT, "10", NULL, 1, 1e4, "TAC", "restarts; the best objective wins"},
     {"kmeans", "init", CFG_ENUM, "kmeans++", "kmeans++|random", NOLIM, "TAC", "initialisation"},
+    {"kmeans", "spherical", CFG_BOOL, "false", NULL, NOLIM, "ours",
+     "cosine k-means (normalised rows and centres) instead of Euclidean"},
 
     // --- [knn] --------------------------------------------------------------------------
     {"knn", "k", CFG_INT, "0", NULL, 0, 10000, "paper",

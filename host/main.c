@@ -14,6 +14,7 @@ typedef struct {
 } Command;
 
 static const Command k_commands[] = {
+    {"run", cmd_run, "the no-train pipeline from an INI config (run directory, report.json)"},
     {"info", cmd_info, "describe a weights file (architecture, parameters, dtype) and the devices"},
     {"init-weights", cmd_init_weights, "write CLIP-style random-init weights (demos, benchmarks)"},
     {"tokenize", cmd_tokenize, "CLIP BPE tokenizer: UTF-8 lines -> token ids"},

@@ -1,0 +1,116 @@
+/*
+ * baselines.c — the methods reported beside ours (SPEC §8, paper Fig. 4), each a short
+ * sequence of stage calls:
+ *   clip-kmeans  k-means on the L2-normalised CLIP image features X
+ *   tac          TAC no-train: k-means on [X ; X_text], X_text = softmax(X Tᵀ/τ) T over the
+ *                candidate nouns T, τ = eval.tac_tau (0.005) [TAC]; X_text L2-normalised
+ *   zeroshot     argmax_c cos(x, w_c), w_c = text feature of "a photo of a {class}." [CLIP]
+ *                with '_' in class names read as spaces; needs class names
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "io/err.h"
+#include "progress.h"
+#include "run.h"
+
+/* Clusters F_fit (and assigns F_eval) into K and reports the eval predictions as `name`. */
+static int cluster_and_report(Run *r, const char *name, const float *F_fit, const float *F_eval, int D) {
+    int64_t *yf = mallocCheck(r->fit.N * sizeof *yf), *ye = mallocCheck(r->eval.N * sizeof *ye);
+    int rc = stage_cluster(r, F_fit, r->fit.N, r->eval_is_fit ? F_fit : F_eval, r->eval.N, D, r->K,
+                           yf, ye, NULL);
+    if (!rc) rc = run_report_method(r, name, ye);
+    free(yf);
+    free(ye);
+    return rc;
+}
+
+int method_clip_kmeans(Run *r) {
+    return cluster_and_report(r, "clip-kmeans", r->fit.X, r->eval.X, r->E);
+}
+
+/* out (N, 2E) = [X | normalise(softmax(X Tᵀ/τ) T)], softmax over the M candidates. */
+static float *tac_features(Run *r, const float *X, size_t N) {
+    const int E = r->E, M = (int)r->M;
+    const float inv_tau = (float)(1.0 / config_float(&r->cfg, "eval", "tac_tau"));
+    float *out = mallocCheck(N * 2 * (size_t)E * sizeof *out);
+    const size_t CH = 1024;
+    float *s = mallocCheck(CH * (size_t)M * sizeof *s), *xt = mallocCheck(CH * (size_t)E * sizeof *xt);
+    for (size_t i0 = 0; i0 < N; i0 += CH) {
+        int n = (int)(N - i0 < CH ? N - i0 : CH);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, M, E, inv_tau, X + i0 * E, E, r->T, E,
+                    0.0f, s, M);
+        for (int i = 0; i < n; i++) {   // row softmax, max-subtracted, summed in double
+            float *row = s + (size_t)i * M, mx = row[0];
+            for (int j = 1; j < M; j++) mx = row[j] > mx ? row[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < M; j++) sum += (row[j] = expf(row[j] - mx));
+            for (int j = 0; j < M; j++) row[j] = (float)(row[j] / sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, M, 1.0f, s, M, r->T, E, 0.0f, xt, E);
+        l2normalize_rows_cpu(xt, xt, n, E);
+        for (int i = 0; i < n; i++) {
+            memcpy(out + (i0 + (size_t)i) * 2 * E, X + (i0 + (size_t)i) * E, (size_t)E * sizeof *out);
+            memcpy(out + (i0 + (size_t)i) * 2 * E + E, xt + (size_t)i * E, (size_t)E * sizeof *out);
+        }
+    }
+    free(s);
+    free(xt);
+    return out;
+}
+
+int method_tac_notrain(Run *r) {
+    double t = now_seconds();
+    float *ff = tac_features(r, r->fit.X, r->fit.N);
+    float *fe = r->eval_is_fit ? ff : tac_features(r, r->eval.X, r->eval.N);
+    int rc = cluster_and_report(r, "tac", ff, fe, 2 * r->E);
+    if (fe != ff) free(fe);
+    free(ff);
+    run_time(r, "tac", now_seconds() - t);
+    return rc;
+}
+
+int method_zeroshot(Run *r) {
+    if (!r->class_names || r->n_classes < 1 || !r->model) {
+        run_log(r, "zeroshot: skipped (no class names or no text encoder)");
+        return 0;
+    }
+    double t = now_seconds();
+    const int K = r->n_classes, E = r->E;
+    char **prompts = mallocCheck((size_t)K * sizeof *prompts);
+    for (int c = 0; c < K; c++) {
+        char name[512], buf[600];
+        snprintf(name, sizeof name, "%s", r->class_names[c]);
+        for (char *p = name; *p; p++)
+            if (*p == '_') *p = ' ';
+        snprintf(buf, sizeof buf, "a photo of a %s.", name);
+        prompts[c] = strdup(buf);
+    }
+    float *W = mallocCheck((size_t)K * E * sizeof *W);
+    int rc = stage_encode_prompts(r, (const char *const *)prompts, (size_t)K, W);
+    for (int c = 0; c < K; c++) free(prompts[c]);
+    free(prompts);
+    if (rc) {
+        free(W);
+        return -1;
+    }
+    const size_t N = r->eval.N;
+    float *s = mallocCheck(N * (size_t)K * sizeof *s);
+    int64_t *pred = mallocCheck(N * sizeof *pred);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, K, E, 1.0f, r->eval.X, E, W, E, 0.0f, s, K);
+    for (size_t i = 0; i < N; i++) {
+        int best = 0;
+        for (int c = 1; c < K; c++)
+            if (s[i * K + c] > s[i * K + best]) best = c;
+        pred[i] = best;
+    }
+    rc = run_report_method(r, "zeroshot", pred);
+    free(s);
+    free(pred);
+    free(W);
+    run_time(r, "zeroshot", now_seconds() - t);
+    return rc;
+}

@@ -1,0 +1,109 @@
+/*
+ * run.h — one run of the no-train pipeline (SPEC §4–6, §8): config → stages → run directory.
+ *
+ * A run is written into "<dir>.partial/" and renamed to <dir> only when every file is complete,
+ * so a failed run leaves no run directory behind. Every file inside is written atomically.
+ * Directory contents: config.ini (fully resolved, loads back unchanged), report.json (metrics
+ * per method, pseudo-label quality before/after the kNN filter, sizes, per-stage timings, seeds,
+ * weights hash, git commit, device), assignments.npy (int64 [N_eval], Ours no-train),
+ * clusters.tsv (per cluster: size, majority class, nearest candidate nouns), log.txt.
+ *
+ * Stages read and write plain arrays; image and noun features are cached on disk
+ * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
+ * path/kind/split/subsample/seed, image size, precision), so re-runs never re-encode.
+ *
+ * Dimension letters: N images (Nf fit split, Ne eval split), E embed dim, Mn nouns in the bank,
+ * M candidate nouns, K clusters, kc image centres.
+ */
+#ifndef LAIC_RUN_H
+#define LAIC_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clip.h"
+#include "config.h"
+#include "data.h"
+#include "nouns.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct {
+    float *X;              // (N,E) L2-normalised image features
+    int64_t *y;            // (N) true labels, -1 unknown
+    size_t N;
+} FeatureSet;
+
+typedef struct Run {
+    Config cfg;
+    char dir[2048];        // final run directory
+    char partial[2100];    // where files are written until the run completes
+    int dry_run;
+    // log
+    char *log;             // log.txt contents
+    size_t log_len, log_cap;
+    // report
+    cJSON *report, *timings, *methods;
+    double t0;
+    // model
+    const OpsBackend *ops;
+    ClipWeights w;
+    int have_weights, random_weights;
+    ClipModel *model;
+    // data
+    Dataset dfit, deval;   // opened datasets (deval unused when eval_is_fit)
+    size_t *sel_fit, *sel_eval; // (N) dataset indices kept (subsample), NULL = all
+    int have_dfit, have_deval;
+    FeatureSet fit, eval;  // eval.X may alias fit.X (same split): eval_is_fit
+    int eval_is_fit;
+    int n_classes;
+    char **class_names;    // (n_classes) or NULL
+    size_t n_bad_images;
+    // nouns
+    char **noun_names;     // (Mn) prompt texts
+    size_t Mn;
+    float *T_all;          // (Mn,E) normalised noun features
+    Nouns nouns;
+    int have_nouns;
+    // derived
+    int E;                 // feature width (embed dim, or the precomputed features' width)
+    int K, kc, knn_k;
+    int64_t *cand;         // (M) candidate noun indices into T_all (sorted)
+    size_t M;
+    float *T;              // (M,E) candidate features
+} Run;
+
+/* `laic run` (host/cmd_run.c) drives these. */
+int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run);
+int run_execute(Run *r);      // all stages; on success the run directory exists
+void run_free(Run *r);        // removes <dir>.partial if the run did not complete
+
+/* Log a line to stderr and log.txt (printf-style). */
+void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a stage's wall time (seconds) to report.timings. */
+void run_time(Run *r, const char *stage, double seconds);
+/* Records a method's metrics on the eval split into report.methods (pred (Ne) int64). */
+int run_report_method(Run *r, const char *name, const int64_t *pred);
+
+/* ---- stages (host/stages.c) ----------------------------------------------------------- */
+int stage_weights(Run *r);               // load, or random init with a banner
+int stage_data(Run *r);                  // open datasets / precomputed features, labels, K
+int stage_images(Run *r);                // encode (or load cached) image features
+int stage_nouns(Run *r);                 // noun bank features (cached)
+int stage_candidates(Run *r);            // image centres → top-γ nouns per centre → r->T
+/* Ridge representation C (N,M) of X (N,E) against r->T. */
+int stage_ridge(Run *r, const float *X, size_t N, float **C, int *D);   // D: width of C
+/* k-means with [kmeans] settings on F_fit (Nf,D); labels of fit rows and of eval rows
+ * (nearest fitted centre; F_eval may equal F_fit), centres optional. */
+int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, size_t Ne, int D,
+                  int K, int64_t *y_fit, int64_t *y_eval, float *centers);
+/* Text features (n,E), L2-normalised, of n prompts. */
+int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
+
+/* ---- methods (host/methods/) ---------------------------------------------------------- */
+int method_clip_kmeans(Run *r);
+int method_tac_notrain(Run *r);
+int method_zeroshot(Run *r);
+int method_rsc_notrain(Run *r);
+
+#endif
