@@ -71,6 +71,8 @@ static const char *const ARCH_KEYS[N_ARCH] = {
     "embed_dim"};
 
 #define BLOCK_TENSORS 12
+_Static_assert(sizeof(ClipBlockWeights) == BLOCK_TENSORS * sizeof(float *),
+               "ClipBlockWeights changed: update BLOCK_SUFFIX, add_block and FORMAT.md");
 static const char *const BLOCK_SUFFIX[BLOCK_TENSORS] = {
     "ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
     "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight", "ln_2.bias",
