@@ -196,8 +196,11 @@ def random_unicode(rng, n):
 
 def check_c(args, tok, nouns, rng, vocab):
     prompts = [rng.choice(TEMPLATES).format(rng.choice(nouns)) for _ in range(args.n_check)]
-    rand = [s for s in random_unicode(rng, args.n_random) if "\n" not in s and "\r" not in s
-            and not mojibake_dependent(s)]
+    rand = [s for s in random_unicode(rng, args.n_random) if "\n" not in s and "\r" not in s]
+    n_all = len(rand)
+    rand = [s for s in rand if not mojibake_dependent(s)]
+    print("random Unicode strings: %d of %d left out (their ftfy result depends on mojibake repair)"
+          % (n_all - len(rand), n_all))
     for name, texts in (("WordNet prompts", prompts), ("random Unicode strings", rand)):
         data = "".join(t + "\n" for t in texts).encode("utf-8")
         env = dict(os.environ, LAIC_VOCAB=vocab)
