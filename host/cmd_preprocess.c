@@ -23,12 +23,15 @@
 
 int cmd_preprocess(int argc, char **argv) {
     CliOpt opts[] = {
-        {"--images", "DIR", NULL, "directory of .jpg/.jpeg/.png, searched recursively (sorted)", NULL, 0},
-        {"--list", "FILE", NULL, "text file, one image path per line (relative to the file)", NULL, 0},
+        {"--images", "DIR", NULL, "directory of .jpg/.jpeg/.png, recursive, sorted by path", NULL,
+         0},
+        {"--list", "FILE", NULL, "text file, one image path per line (relative to the file)", NULL,
+         0},
         {"--image", "F", NULL, "a single image file", NULL, 0},
         {"--size", "S", "224", "crop size (the model's image size)", NULL, 0},
         {"--out", "P.npy", NULL, "output .npy", NULL, 0},
-        {"--uint8", NULL, NULL, "write uint8 [N,S,S,3] crops instead of normalised float32", NULL, 0},
+        {"--uint8", NULL, NULL, "write uint8 [N,S,S,3] crops instead of normalised float32", NULL,
+         0},
     };
     int n = CLI_N(opts);
     if (cli_parse(argc, argv, "preprocess",

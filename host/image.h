@@ -5,6 +5,7 @@
  * gives with PIL: torchvision Resize(S) (shorter side to S, longer to int(S*long/short),
  * PIL bicubic with its antialiasing and 22-bit fixed-point rounding), CenterCrop(S)
  * (top = round-half-even((h-S)/2)), convert("RGB"), ToTensor, Normalize(CLIP mean/std).
+ * The reference is Pillow 13.0.0 (the version the goldens were made with).
  * The order matters for some modes and is followed exactly, as PIL would see the file:
  *   JPEG gray/RGB, PNG L(2/4/8-bit)/RGB  bicubic in 8 bits per channel
  *   PNG RGBA / LA (8 or 16-bit)         bicubic on premultiplied alpha (PIL's RGBa), then
