@@ -66,6 +66,8 @@ static void write_bytes(const char *path, const void *p, size_t n) {
     fclose(f);
 }
 
+static void write_str(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
+
 static uint8_t *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -332,7 +334,7 @@ TEST(image_cli_preprocess_list_uint8_and_float) {
     free(b1);
     free(b2);
     snprintf(p, sizeof p, "%s/list.txt", d);
-    write_bytes(p, "sub/a.jpg\r\n\n  b.jpg  \n", 22);
+    write_str(p, "sub/a.jpg\r\n\n  b.jpg  \n");
     const char *out = test_path("f.npy");
     char args[1200], err[2048];
     snprintf(args, sizeof args, "preprocess --list '%s' --size 24 --out '%s'", p, out);
@@ -399,7 +401,7 @@ TEST(image_list_file_relative_and_blank_lines) {
     mkdir(d, 0755);
     char p[600];
     snprintf(p, sizeof p, "%s/files.txt", d);
-    write_bytes(p, "one.jpg\n\n   \n/abs/two.png\nsub/three.jpeg\r\n", 44);
+    write_str(p, "one.jpg\n\n   \n/abs/two.png\nsub/three.jpeg\r\n");
     char **paths;
     size_t n;
     REQUIRE(image_list_file(p, &paths, &n) == 0, "%s", laic_last_error());
@@ -414,7 +416,7 @@ TEST(image_list_file_relative_and_blank_lines) {
     }
     image_list_free(paths, n);
     snprintf(p, sizeof p, "%s/empty.txt", d);
-    write_bytes(p, "\n\n", 2);
+    write_str(p, "\n\n");
     CHECK(image_list_file(p, &paths, &n) == -1 && strstr(laic_last_error(), "empty.txt"),
           "empty list: %s", laic_last_error());
 }
@@ -460,7 +462,7 @@ TEST(image_bad_inputs) {
 
     // The right extension, but not an image.
     snprintf(text, sizeof text, "%s", test_path("notes.jpg"));
-    write_bytes(text, "hello, I am not a picture\n", 26);
+    write_str(text, "hello, I am not a picture\n");
     expect_cli_error(one, text, "not a JPEG or PNG", out);
 
     snprintf(empty, sizeof empty, "%s", test_path("empty.png"));
