@@ -74,8 +74,8 @@ void l2normalize_rows_cpu(float *out, const float *X, int N, int d);
 /* Cosine top-k of each row of F (N,d), F already L2-normalised: idx (N,k) int64 and sims (N,k)
  * float (may be NULL), sorted by decreasing similarity, self excluded, ties to the lowest
  * index. Block by block: a GEMM of a fixed-size row block against all N rows, then a per-row
- * selection; each thread owns one (block,N) buffer, so memory is O(N·k + threads·block·N),
- * never N×N. Requires 1 <= k <= N-1. GEMM rounding differs by an ulp between columns, so rows
+ * selection; each thread owns one (block,N) buffer of at most 64 MiB (block shrinks with N,
+ * down to 16 rows), so memory is O(N·k + threads·block·N), never N×N. Requires 1 <= k <= N-1. GEMM rounding differs by an ulp between columns, so rows
  * that are exact duplicates need not tie exactly. */
 void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k);
 /* scores (N) = fraction of the k neighbours idx (N,k) sharing row i's label (labels (N));

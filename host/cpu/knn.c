@@ -33,7 +33,10 @@ static inline void topk_push(float *bs, int64_t *bi, int *cnt, int k, float s, i
 }
 
 void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
-    const int BR = CLUSTER_GEMM_ROWS;
+    // Block rows: CLUSTER_GEMM_ROWS, fewer for large N so a thread's buffer stays <= 64 MiB
+    // (and >= 16 rows for GEMM efficiency); depends on N only, never on the thread count.
+    size_t br = ((size_t)1 << 24) / (size_t)N;
+    const int BR = br > CLUSTER_GEMM_ROWS ? CLUSTER_GEMM_ROWS : br < 16 ? 16 : (int)br;
     int nb = (N + BR - 1) / BR, saved = blas_serial_begin();
 #pragma omp parallel
     {
