@@ -6,8 +6,10 @@
  * softmax(q kᵀ / sqrt(hs) [+ causal mask]) v, heads concatenated. att (B,NH,T,T), when given,
  * receives the probabilities (masked entries 0) for a backward.
  *
- * Plain loops, OpenMP over (b, h) pairs; the softmax subtracts the row max and sums in double
- * so the reference does not depend on the order of the keys.
+ * Plain loops, OpenMP over (b, h) pairs; the softmax subtracts the row max and sums in double.
+ * K of the current (b, h) is first transposed to (hs, T) so the score loop runs over keys with
+ * unit stride: each score is still summed over i = 0..hs-1 in order (the same rounding as a
+ * dot product), but the compiler can vectorise across keys without reassociating anything.
  */
 #include <math.h>
 #include <string.h>
@@ -22,19 +24,26 @@ void attention_forward_cpu(float *out, float *att, const float *qkv, int B, int 
 #pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            float sc[T];   // (T) scores, then probabilities, of one query row
+            float sc[T];          // (T) scores, then probabilities, of one query row
+            float kt[hs * T];     // (hs, T) this head's keys, transposed
             const float *base = qkv + (size_t)b * T * C3;
+            for (int j = 0; j < T; j++) {
+                const float *k = base + (size_t)j * C3 + C + (size_t)h * hs;   // (hs)
+                for (int i = 0; i < hs; i++) kt[(size_t)i * T + j] = k[i];
+            }
             for (int t = 0; t < T; t++) {
                 const float *q = base + (size_t)t * C3 + (size_t)h * hs;   // (hs)
                 int nk = causal ? t + 1 : T;   // keys this query may see
+                for (int j = 0; j < nk; j++) sc[j] = 0.0f;
+                for (int i = 0; i < hs; i++) {
+                    float qi = q[i];
+                    const float *kr = kt + (size_t)i * T;
+                    for (int j = 0; j < nk; j++) sc[j] += qi * kr[j];
+                }
                 float mx = -INFINITY;
                 for (int j = 0; j < nk; j++) {
-                    const float *k = base + (size_t)j * C3 + C + (size_t)h * hs;   // (hs)
-                    float d = 0;
-                    for (int i = 0; i < hs; i++) d += q[i] * k[i];
-                    d *= scale;
-                    sc[j] = d;
-                    if (d > mx) mx = d;
+                    sc[j] *= scale;
+                    if (sc[j] > mx) mx = sc[j];
                 }
                 double sum = 0;
                 for (int j = 0; j < nk; j++) {

@@ -1,7 +1,7 @@
 /*
  * embed.c — CPU embedding ops: patch extraction (im2col for the stride = kernel conv1), the
  * vision token assembly, token / positional embeddings and the row gather that picks the
- * class / EOT token. All are copies and adds, parallel over output rows.
+ * class / EOT token. All are copies and adds: single-threaded, memory-bound (see layernorm.c).
  */
 #include <string.h>
 
@@ -12,7 +12,6 @@
 void im2col_forward_cpu(float *patches, const float *pixels, int B, int H, int P) {
     int G = H / P;
     size_t K = 3 * (size_t)P * P;
-#pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++) {
         for (int gy = 0; gy < G; gy++) {
             for (int gx = 0; gx < G; gx++) {
@@ -33,7 +32,6 @@ void im2col_forward_cpu(float *patches, const float *pixels, int B, int H, int P
 void vision_embed_forward_cpu(float *out, const float *patch_emb, const float *class_emb,
                               const float *pos, int B, int NP, int C) {
     int T = NP + 1;
-#pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             const float *src = t == 0 ? class_emb : patch_emb + ((size_t)b * NP + t - 1) * C;
@@ -47,7 +45,6 @@ void vision_embed_forward_cpu(float *out, const float *patch_emb, const float *c
 // out (B,T,C) = tok_emb[tokens[b,t]] + pos[t]; ids are validated by the caller (clip.c).
 void token_embed_forward_cpu(float *out, const int32_t *tokens, const float *tok_emb,
                              const float *pos, int B, int T, int C) {
-#pragma omp parallel for schedule(static) collapse(2)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             const float *e = tok_emb + (size_t)tokens[(size_t)b * T + t] * C;
@@ -61,7 +58,6 @@ void token_embed_forward_cpu(float *out, const int32_t *tokens, const float *tok
 // out (B,T,C) = embeds (B,T,C) + pos (T,C) broadcast over b (out may equal embeds).
 void pos_add_forward_cpu(float *out, const float *embeds, const float *pos, int B, int T, int C) {
     size_t TC = (size_t)T * C;
-#pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
         for (size_t i = 0; i < TC; i++) out[b * TC + i] = embeds[b * TC + i] + pos[i];
 }

@@ -3,6 +3,9 @@
  *
  * Statistics are accumulated in double: rows are at most a few thousand wide, and double keeps
  * the reference independent of summation order (the CUDA version is compared against it).
+ * Single-threaded on purpose: these are memory-bound passes that a second thread does not speed
+ * up on our 2-core target, and every OpenMP region adds a barrier that stalls when another
+ * process preempts one thread (measured: 2 LayerNorms over 800x768 take ~5 ms either way).
  */
 #include <math.h>
 
@@ -10,7 +13,6 @@
 
 void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *inp,
                            const float *weight, const float *bias, int N, int C) {
-#pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;   // (C)
         float *o = out + (size_t)n * C;         // (C)
@@ -32,7 +34,6 @@ void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *in
 }
 
 void l2norm_forward_cpu(float *out, const float *inp, int N, int C) {
-#pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
