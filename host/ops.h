@@ -72,7 +72,7 @@ typedef struct OpsBackend {
     // out (B,T,C) = tok_emb[tokens[b,t]] + pos[t]; tokens (B,T) int32 in [0,V)
     void (*token_embed_forward)(float *out, const int32_t *tokens, const float *tok_emb,
                                 const float *pos, int B, int T, int C);
-    // out (B,T,C) = embeds (B,T,C) + pos[t]   (prompt-learning entry point)
+    // out (B,T,C) = embeds (B,T,C) + pos[t]   (prompt-learning entry point; out may equal embeds)
     void (*pos_add_forward)(float *out, const float *embeds, const float *pos, int B, int T,
                             int C);
     // out (B,C) = inp[b, idx[b], :], inp (B,T,C), idx (B) int32 in [0,T)
