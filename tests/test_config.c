@@ -94,3 +94,17 @@ TEST(config_table_defaults_are_valid_and_unique) {
     config_init(&c, laic_config_keys, laic_config_nkeys);
     config_free(&c);
 }
+
+TEST(config_shipped_configs_load) {
+    const char *names[] = {"demo", "cifar10-test", "dtd5", "imagenet-dogs", "imagenet-10", "stl10",
+                           "cifar10", "flowers102", "cifar100", "dtd", "ucf101"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "configs/%s.ini", names[i]);
+        Config c;
+        config_init(&c, laic_config_keys, laic_config_nkeys);
+        CHECK(config_load_ini(&c, p) == 0, "%s", laic_last_error());
+        CHECK(config_str(&c, "data", "path")[0] != 0, "%s sets data.path", p);
+        config_free(&c);
+    }
+}
