@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""make_train_fixtures.py — goldens for tests/test_train.c and tests/test_augment.c.
+
+Writes tests/fixtures/train/:
+  loss_*.npy      fixed features, and for every non-empty subset of {gce, mse, entropy} and
+                  three high-quality masks (mixed / none / all): loss terms and dL/dW from
+                  PyTorch autograd in float64 (inputs are the float32 values, upcast)
+  l2n_*.npy       backward of row L2 normalisation (autograd, float64)
+  sgd_*.npy       torch.optim.SGD(lr, momentum 0.9, weight_decay 5e-4) driven by CoOp's
+                  ConstantWarmupScheduler(CosineAnnealingLR) on float32 parameters
+  lr_*.npy        the learning rate per epoch of that scheduler
+  aug_*.npy       torchvision (PIL) RandAugment ops, resized crops and RandomResizedCrop
+                  parameter statistics (see make_aug below)
+
+Run from the repository root:  python3 scripts/make_train_fixtures.py
+Needs torch and torchvision (pip install --no-deps torchvision matching the installed torch).
+"""
+import itertools
+import math
+import os
+
+import numpy as np
+import torch
+
+OUT = "tests/fixtures/train"
+
+
+def save(name, a):
+    np.save(os.path.join(OUT, name + ".npy"), a)
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+def ref_loss(fw, fs, W, y, hq, terms, q=0.7, alpha=1.0, beta=1.0, scale=100.0):
+    """The loss of SPEC §7 written the obvious way; autograd gives dL/dW."""
+    W = W.clone().requires_grad_(True)
+    ps = torch.softmax(scale * fs @ W.T, dim=1)
+    pw = torch.softmax(scale * fw @ W.T, dim=1).detach()   # weak view: target, no gradient
+    hqb = hq.bool()
+    zero = W.sum() * 0
+    gce = ((1 - ps[hqb, y[hqb]] ** q) / q).mean() if hqb.any() else zero
+    mse = torch.nn.functional.mse_loss(ps[~hqb], pw[~hqb]) if (~hqb).any() else zero
+    pbar = ps.mean(0)
+    H = -(pbar * torch.log(pbar)).sum()
+    L = zero
+    if "gce" in terms:
+        L = L + gce
+    if "mse" in terms:
+        L = L + alpha * mse
+    if "entropy" in terms:
+        L = L - beta * H
+    L.backward()
+    return np.array([L.item(), gce.item(), mse.item(), H.item()]), W.grad.numpy()
+
+
+def make_loss():
+    g = np.random.default_rng(7)
+    B, K, E = 12, 6, 16
+    W = g.standard_normal((K, E))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    # image features near a random class centre so the softmax is neither flat nor one-hot
+    lab = g.integers(0, K, B)
+    fw = W[lab] * 0.5 + 0.25 * g.standard_normal((B, E))
+    fs = fw + 0.15 * g.standard_normal((B, E))
+    fw /= np.linalg.norm(fw, axis=1, keepdims=True)
+    fs /= np.linalg.norm(fs, axis=1, keepdims=True)
+    y = np.where(g.random(B) < 0.8, lab, g.integers(0, K, B)).astype(np.int32)
+    W, fw, fs = (a.astype(np.float32) for a in (W, fw, fs))
+    masks = {"mixed": (g.random(B) < 0.5).astype(np.uint8), "none": np.zeros(B, np.uint8),
+             "all": np.ones(B, np.uint8)}
+    masks["mixed"][:2] = [1, 0]   # at least one of each
+    save("loss_W", W)
+    save("loss_fw", fw)
+    save("loss_fs", fs)
+    save("loss_y", y)
+    subsets = [c for r in (1, 2, 3) for c in itertools.combinations(("gce", "mse", "entropy"), r)]
+    vals, grads, hqs = [], [], []
+    for mname in ("mixed", "none", "all"):
+        hqs.append(masks[mname])
+        for s in subsets:
+            v, dW = ref_loss(*(torch.tensor(a, dtype=torch.float64) for a in (fw, fs, W)),
+                             torch.tensor(y, dtype=torch.long), torch.tensor(masks[mname]), s)
+            vals.append(v)
+            grads.append(dW)
+    save("loss_hq", np.stack(hqs))                    # (3, B) mixed, none, all
+    save("loss_vals", np.stack(vals))                 # (3*7, 4) total, gce, mse, H
+    save("loss_dW", np.stack(grads))                  # (3*7, K, E)
+    # subset order, as a bit mask gce=1 mse=2 entropy=4
+    save("loss_terms", np.array([sum({"gce": 1, "mse": 2, "entropy": 4}[t] for t in s)
+                                 for s in subsets], np.int32))
+    # row L2-normalisation backward
+    u = torch.tensor(g.standard_normal((K, E)).astype(np.float32), dtype=torch.float64,
+                     requires_grad=True)
+    dw = torch.tensor(g.standard_normal((K, E)).astype(np.float32), dtype=torch.float64)
+    (torch.nn.functional.normalize(u, dim=1) * dw).sum().backward()
+    save("l2n_u", u.detach().numpy().astype(np.float32))
+    save("l2n_dw", dw.numpy().astype(np.float32))
+    save("l2n_du", u.grad.numpy())
+
+
+# --- optimiser and schedule -----------------------------------------------------------------
+
+class ConstantWarmup(torch.optim.lr_scheduler.LRScheduler):
+    """CoOp's ConstantWarmupScheduler (dassl.optim.lr_scheduler), re-typed from its definition:
+    constant cons_lr for warmup_epoch epochs, then defer to the successor scheduler."""
+
+    def __init__(self, optimizer, successor, warmup_epoch, cons_lr):
+        self.successor = successor
+        self.warmup_epoch = warmup_epoch
+        self.cons_lr = cons_lr
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epoch:
+            return self.successor.get_last_lr()
+        return [self.cons_lr for _ in self.base_lrs]
+
+    def step(self, epoch=None):
+        if self.last_epoch >= self.warmup_epoch:
+            self.successor.step(epoch)
+            self._last_lr = self.successor.get_last_lr()
+        else:
+            super().step(epoch)
+
+
+def schedule(max_epoch, n_epochs, lr=0.002, steps_per_epoch=0, p0=None, grads=None):
+    p = torch.nn.Parameter(torch.tensor(p0) if p0 is not None else torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr, momentum=0.9, weight_decay=5e-4, foreach=False)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, float(max_epoch))
+    sch = ConstantWarmup(opt, cos, 1, 1e-5)
+    lrs, ps, k = [], [], 0
+    for _ in range(n_epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        for _ in range(steps_per_epoch):
+            opt.zero_grad()
+            p.grad = torch.tensor(grads[k])
+            k += 1
+            opt.step()
+            ps.append(p.detach().numpy().copy())
+        sch.step()
+    return np.array(lrs, np.float64), ps
+
+
+def make_sgd():
+    save("lr_T20", schedule(20, 21)[0])
+    save("lr_T4", schedule(4, 12)[0])   # runs past T_max: torch's special branch
+    g = np.random.default_rng(11)
+    shape = (3, 2, 8)
+    p0 = (0.02 * g.standard_normal(shape)).astype(np.float32)
+    n_ep, spe = 4, 3
+    grads = g.standard_normal((n_ep * spe,) + shape).astype(np.float32)
+    _, ps = schedule(3, n_ep, lr=0.5, steps_per_epoch=spe, p0=p0, grads=grads)
+    save("sgd_p0", p0)
+    save("sgd_grads", grads)
+    save("sgd_p", np.stack(ps))   # (steps, 3, 2, 8) after each step
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    make_loss()
+    make_sgd()
