@@ -42,6 +42,9 @@ int cli_flag(CliOpt *opts, int n, const char *name);
 /* Value as a number; records an error naming the option on a bad value. */
 int cli_get_long(CliOpt *opts, int n, const char *name, long *out);
 int cli_get_double(CliOpt *opts, int n, const char *name, double *out);
+/* cli_get_long, then "<cmd>: --opt V outside [lo,hi]" when out of range. */
+int cli_get_long_range(CliOpt *opts, int n, const char *cmd, const char *name, long lo, long hi,
+                       long *out);
 /* Error if a required option is missing. */
 int cli_require(CliOpt *opts, int n, const char *name);
 
@@ -50,6 +53,7 @@ int cli_fail(int code);
 
 /* Subcommands (each in host/cmd_*.c). */
 int cmd_run(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_init_weights(int argc, char **argv);

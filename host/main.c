@@ -15,6 +15,7 @@ typedef struct {
 
 static const Command k_commands[] = {
     {"run", cmd_run, "the no-train pipeline from an INI config (run directory, report.json)"},
+    {"sweep", cmd_sweep, "ablation sweeps: the pipeline over a grid of config values, sweep.csv, plots"},
     {"info", cmd_info, "describe a weights file (architecture, parameters, dtype) and the devices"},
     {"init-weights", cmd_init_weights, "write CLIP-style random-init weights (demos, benchmarks)"},
     {"tokenize", cmd_tokenize, "CLIP BPE tokenizer: UTF-8 lines -> token ids"},
