@@ -60,6 +60,9 @@ const CfgKey laic_config_keys[] = {
      "ridge λ of C = X Tᵀ (T Tᵀ + λI)⁻¹ (paper App. C: λ = 10)"},
     {"ridge", "form", CFG_ENUM, "auto", "auto|primal|dual|reduced", NOLIM, "ours",
      "M×M system, d×d push-through, or the exact N×d reduction of SPEC §5 (auto: smallest)"},
+    {"ridge", "save_c", CFG_BOOL, "false", NULL, NOLIM, "ours",
+     "write C.npy (≤ 2,000 fit rows, evenly spaced after a stable sort by true class) and "
+     "C_labels.npy into the run directory, for the heat map of scripts/plot.py (paper Fig. 3)"},
 
     // --- [kmeans] (clustering of the final representation) -------------------------------
     {"kmeans", "k", CFG_INT, "0", NULL, 0, 1e6, "paper", "clusters K (0 = number of classes)"},

@@ -10,7 +10,11 @@
  *
  * Stages read and write plain arrays; image and noun features are cached on disk
  * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
- * path/kind/split/subsample/seed, image size, precision), so re-runs never re-encode.
+ * path/kind/split/subsample/seed, image size, precision), so re-runs never re-encode. The
+ * candidate set (image centres → top-γ nouns) is cached under a key of a content hash of the
+ * fit features and the noun bank plus every centre setting, seed and γ, so runs that differ
+ * only downstream (λ, K, kNN k: `laic sweep`) skip it. report.json's "cache" object says, per
+ * upstream stage, whether it was a cache "hit", a "miss" (computed), or "precomputed" input.
  *
  * Dimension letters: N images (Nf fit split, Ne eval split), E embed dim, Mn nouns in the bank,
  * M candidate nouns, K clusters, kc image centres.
@@ -44,6 +48,7 @@ typedef struct Run {
     size_t log_len, log_cap;
     // report
     cJSON *report, *timings, *methods;
+    cJSON *cache;          // report.cache: per upstream stage "hit" | "miss" | "precomputed"
     double t0;
     // model
     const OpsBackend *ops;
@@ -77,6 +82,9 @@ typedef struct Run {
 int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run);
 int run_execute(Run *r);      // all stages; on success the run directory exists
 void run_free(Run *r);        // removes <dir>.partial if the run did not complete
+
+/* 64-bit content hash of a buffer (cache keys; not cryptographic, fast enough for 10^8 bytes). */
+uint64_t run_hash64(const void *data, size_t n, uint64_t seed);
 
 /* Log a line to stderr and log.txt (printf-style). */
 void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,6 +4,7 @@
  * composition of library calls (clip.h, cluster.h, data.h, nouns.h); caches are .npy files
  * whose names hash every input of the stage.
  */
+#include <cJSON.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -41,6 +42,15 @@ static int ensure_dir(const char *path) {
     if (!stat(path, &st)) return 0;
     if (mkdir(path, 0755)) return laic_error("%s: cannot create cache directory", path);
     return 0;
+}
+
+/* Records a stage's cache status in report.cache; "miss" wins over "hit" when a stage has
+ * several parts (fit and eval splits), so "hit" means nothing was recomputed. */
+static void cache_status(Run *r, const char *stage, const char *status) {
+    if (!r->cache) return;
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(r->cache, stage);
+    if (!o) cJSON_AddStringToObject(r->cache, stage, status);
+    else if (!strcmp(status, "miss")) cJSON_ReplaceItemInObjectCaseSensitive(r->cache, stage, cJSON_CreateString(status));
 }
 
 /* A seeded, sorted selection of `want` of n indices (want == 0 or >= n: all → NULL). */
@@ -262,6 +272,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
             fs->N = k.shape[0];
             fs->X = x.data;
             npy_free(&k);
+            cache_status(r, "image_features", "hit");
             run_log(r, "images (%s): %zu features from cache %s", split, fs->N, path);
             return 0;
         }
@@ -337,6 +348,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         return laic_error("%s: no readable images in split %s", d->root, split);
     }
     normalize_rows(X, nkeep, E);
+    cache_status(r, "image_features", "miss");
     for (size_t i = 0; i < nkeep; i++) fs->y[i] = fs->y[keep[i]];
     fs->N = nkeep;
     fs->X = X;
@@ -350,7 +362,10 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
 }
 
 int stage_images(Run *r) {
-    if (r->fit.X) return 0;   // precomputed
+    if (r->fit.X) {   // precomputed
+        cache_status(r, "image_features", "precomputed");
+        return 0;
+    }
     double t = now_seconds();
     if (encode_split(r, &r->dfit, r->sel_fit, config_str(&r->cfg, "data", "fit_split"), &r->fit))
         return -1;
@@ -468,6 +483,7 @@ int stage_nouns(Run *r) {
                 r->noun_names[i] = strdup(b);
             }
         }
+        cache_status(r, "noun_features", "precomputed");
         run_log(r, "nouns: %zu precomputed features from %s", r->Mn, fp);
         return 0;
     }
@@ -493,6 +509,7 @@ int stage_nouns(Run *r) {
     Npy x;
     if (!stat(path, &st) && !npy_read_f32(path, &x, 2, shape)) {
         r->T_all = x.data;
+        cache_status(r, "noun_features", "hit");
         run_log(r, "nouns: %zu noun features from cache %s", r->Mn, path);
         free(sel);
         return 0;
@@ -516,6 +533,7 @@ int stage_nouns(Run *r) {
         free(pf);
         return -1;
     }
+    cache_status(r, "noun_features", "miss");
     r->T_all = callocCheck(r->Mn * (size_t)E, sizeof *r->T_all);
     for (size_t i = 0; i < r->Mn; i++)
         for (int t = 0; t < NOUNS_N_TEMPLATES; t++)
@@ -539,11 +557,65 @@ static int cmp_pick(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
+/* Fills r->T (M,E) from the candidate indices r->cand (M). */
+static void gather_candidates(Run *r) {
+    const int D = r->E;
+    r->T = mallocCheck((r->M ? r->M : 1) * (size_t)D * sizeof *r->T);
+    for (size_t j = 0; j < r->M; j++)
+        memcpy(r->T + j * D, r->T_all + (size_t)r->cand[j] * D, (size_t)D * sizeof *r->T);
+}
+
+/* The candidate-set cache key: everything stage_candidates reads. Features enter by content
+ * hash, so precomputed inputs, encoded features from any cache, and a changed file all key
+ * correctly; sizes guard against a (2^-64) collision between different shapes. */
+static void candidates_key(Run *r, char *key, size_t n) {
+    const int D = r->E;
+    uint64_t hx = run_hash64(r->fit.X, r->fit.N * (size_t)D * sizeof(float), 1);
+    uint64_t ht = run_hash64(r->T_all, r->Mn * (size_t)D * sizeof(float), 2);
+    snprintf(key, n, "cand v1|X=%016llx|N=%zu|E=%d|T=%016llx|Mn=%zu|kc=%d|iters=%ld|restarts=%ld|"
+             "spc=%ld|seed=%ld|gamma=%ld", (unsigned long long)hx, r->fit.N, D, (unsigned long long)ht,
+             r->Mn, r->kc, config_int(&r->cfg, "centers", "iters"), config_int(&r->cfg, "centers", "restarts"),
+             config_int(&r->cfg, "centers", "sample_per_center"), config_int(&r->cfg, "run", "seed"),
+             config_int(&r->cfg, "nouns", "gamma"));
+}
+
+/* Loads cached candidate indices; 1 = hit, 0 = miss (absent or unusable: recompute). */
+static int candidates_from_cache(Run *r, const char *path) {
+    struct stat st;
+    Npy c;
+    if (stat(path, &st) || npy_read_i64(path, &c, 1, NULL)) return 0;
+    int ok = c.shape[0] > 0;
+    const int64_t *v = c.data;
+    for (size_t i = 0; ok && i < c.shape[0]; i++)   // sorted, in range: else not ours
+        ok = v[i] >= 0 && (size_t)v[i] < r->Mn && (i == 0 || v[i] > v[i - 1]);
+    if (!ok) {
+        npy_free(&c);
+        run_log(r, "warning: ignoring unusable candidate cache %s", path);
+        return 0;
+    }
+    r->M = c.shape[0];
+    r->cand = mallocCheck(r->M * sizeof *r->cand);
+    memcpy(r->cand, c.data, r->M * sizeof *r->cand);
+    npy_free(&c);
+    gather_candidates(r);
+    return 1;
+}
+
 int stage_candidates(Run *r) {
     double t = now_seconds();
     const size_t Nf = r->fit.N;
     const int D = r->E;
     const int kc = r->kc;
+    char key[512], cpath[2200];
+    candidates_key(r, key, sizeof key);
+    cache_path(r, "cand", key, "", cpath, sizeof cpath);
+    if (candidates_from_cache(r, cpath)) {
+        cache_status(r, "candidates", "hit");
+        run_log(r, "candidates: %zu nouns from cache %s", r->M, cpath);
+        run_time(r, "centres_and_candidates", now_seconds() - t);
+        return 0;
+    }
+    cache_status(r, "candidates", "miss");
     float *centres = mallocCheck((size_t)kc * D * sizeof *centres);
     int64_t *lab = mallocCheck(Nf * sizeof *lab);
     KMeansOpts o = {0};
@@ -595,14 +667,13 @@ int stage_candidates(Run *r) {
     free(pick);
     r->M = M;
     r->cand = mallocCheck(M * sizeof *r->cand);
-    r->T = mallocCheck(M * (size_t)D * sizeof *r->T);
     for (size_t i = 0, j = 0; i < Mn; i++)
-        if (chosen[i]) {
-            r->cand[j] = (int64_t)i;
-            memcpy(r->T + j * D, r->T_all + i * D, (size_t)D * sizeof *r->T);
-            j++;
-        }
+        if (chosen[i]) r->cand[j++] = (int64_t)i;
     free(chosen);
+    gather_candidates(r);
+    size_t ms[1] = {M};
+    if (ensure_dir(config_str(&r->cfg, "run", "cache_dir")) || npy_write(cpath, NPY_I64, 1, ms, r->cand))
+        run_log(r, "warning: candidate cache not written: %s", laic_last_error());
     run_log(r, "candidates: %zu nouns (γ = %zu per centre, %d centres, from %zu)", M, gamma, kc, Mn);
     run_time(r, "centres_and_candidates", now_seconds() - t);
     return 0;

@@ -93,6 +93,41 @@ static int write_clusters_tsv(Run *r, const int64_t *y_fit) {
     return rc;
 }
 
+#define SAVE_C_MAX_ROWS 2000
+
+/* C.npy (n,D): rows of C (Nf,D) stably sorted by true class (unknown = -1 first), then at most
+ * SAVE_C_MAX_ROWS of them evenly spaced, so every class keeps its share of rows; C_labels.npy (n)
+ * holds their true classes. For the heat map (paper Fig. 3), not for computation. */
+static int save_c(Run *r, const float *C, int D) {
+    const size_t N = r->fit.N;
+    size_t *order = mallocCheck(N * sizeof *order);
+    size_t n = 0;
+    int64_t lo = -1, hi = -1;
+    for (size_t i = 0; i < N; i++) hi = r->fit.y[i] > hi ? r->fit.y[i] : hi;
+    for (int64_t c = lo; c <= hi; c++)   // counting-sort order: stable within a class
+        for (size_t i = 0; i < N; i++)
+            if (r->fit.y[i] == c) order[n++] = i;
+    const size_t m = n < SAVE_C_MAX_ROWS ? n : SAVE_C_MAX_ROWS;
+    float *out = mallocCheck((m ? m : 1) * (size_t)D * sizeof *out);
+    int64_t *lab = mallocCheck((m ? m : 1) * sizeof *lab);
+    for (size_t j = 0; j < m; j++) {
+        size_t i = order[j * n / m];
+        memcpy(out + j * D, C + i * D, (size_t)D * sizeof *out);
+        lab[j] = r->fit.y[i];
+    }
+    char path[2300];
+    size_t shape[1] = {m};
+    snprintf(path, sizeof path, "%s/C.npy", r->partial);
+    int rc = npy_write_f32_2d(path, out, m, (size_t)D);
+    snprintf(path, sizeof path, "%s/C_labels.npy", r->partial);
+    if (!rc) rc = npy_write(path, NPY_I64, 1, shape, lab);
+    if (!rc) run_log(r, "ridge: wrote C.npy (%zu of %zu rows, sorted by true class)", m, N);
+    free(order);
+    free(out);
+    free(lab);
+    return rc;
+}
+
 int method_rsc_notrain(Run *r) {
     int D = 0, De = 0;
     float *Cf = NULL, *Ce = NULL;
@@ -103,6 +138,11 @@ int method_rsc_notrain(Run *r) {
     }
     run_log(r, "ridge: C is %zu x %d (λ = %g, form %s)", r->fit.N, D,
             config_float(&r->cfg, "ridge", "lambda"), config_str(&r->cfg, "ridge", "form"));
+    if (config_bool(&r->cfg, "ridge", "save_c") && save_c(r, Cf, D)) {
+        free(Cf);
+        free(Ce);
+        return -1;
+    }
     int64_t *yf = mallocCheck(r->fit.N * sizeof *yf), *ye = mallocCheck(r->eval.N * sizeof *ye);
     int rc = stage_cluster(r, Cf, r->fit.N, r->eval_is_fit ? Cf : Ce, r->eval.N, D, r->K, yf, ye, NULL);
     if (!rc) rc = run_report_method(r, "ours-notrain", ye);
