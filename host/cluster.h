@@ -83,6 +83,29 @@ void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int 
 void knn_filter_forward_cpu(float *scores, uint8_t *mask, const int64_t *idx,
                             const int64_t *labels, int N, int k);
 
+// --- ops: small dense helpers of the drivers (host/cluster.c) --------------------------------
+/* The OpsBackend entries of the same names (host/ops.h): conversions, a transpose, the Gram
+ * matrix (dsyrk, lower) plus λ on the diagonal (skipped when λ == 0), C = A Bᵀ in double,
+ * C = A B in float, and the per-row k-means distance in double. Each is exactly the BLAS call
+ * or loop the drivers made before they went through the table, so CPU results are unchanged. */
+void f32_to_f64_cpu(double *out, const float *inp, size_t n);
+void f64_to_f32_cpu(float *out, const double *inp, size_t n);
+void transpose_f64_cpu(double *out, const double *inp, int r, int c);
+void gram_f64_forward_cpu(double *G, const double *A, double lambda, int n, int k, int trans);
+void dgemm_nt_forward_cpu(double *C, const double *A, const double *B, int M, int K, int N);
+void sgemm_nn_forward_cpu(float *C, const float *A, const float *B, int M, int K, int N);
+void kmeans_rowdist_forward_cpu(double *out, const float *X, const float *C,
+                                const int64_t *labels, int N, int d);
+
+// --- backend ---------------------------------------------------------------------------------
+struct OpsBackend;
+/* The backend every driver below runs its ops on (process-wide; default &ops_cpu, NULL resets
+ * to it). The drivers keep their host-pointer interface: on the CPU backend they work on the
+ * caller's arrays in place, exactly as before; on CUDA they copy inputs to the device, run
+ * there, and copy the outputs back. Device memory exhaustion is an ordinary -1 error. */
+void cluster_set_backend(const struct OpsBackend *ops);
+const struct OpsBackend *cluster_backend(void);
+
 // --- drivers (host/cluster.c) -----------------------------------------------------------
 typedef enum { RIDGE_AUTO = 0, RIDGE_PRIMAL, RIDGE_DUAL } RidgeForm;
 
@@ -129,8 +152,12 @@ int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *
                const KMeansOpts *o);
 
 /* Cosine kNN of F (N,d) (rows normalised internally, F untouched): idx (N,k), sims (N,k) or
- * NULL. Errors: k < 1 or k >= N. */
+ * NULL. Errors: k < 1 or k >= N; on CUDA also k > 256. */
 int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+/* knn_filter_forward on the current backend: scores (N), mask (N) or NULL, from idx (N,k)
+ * (entries in [0,N)) and labels (N). Fails only when device memory runs out. */
+int knn_filter(float *scores, uint8_t *mask, const int64_t *idx, const int64_t *labels, int N,
+               int k);
 
 /* Error "<path>: <what> contains NaN or Inf at element <i>" when x (n) is not all finite. */
 int cluster_check_finite(const float *x, size_t n, const char *path);
@@ -141,10 +168,8 @@ int cluster_read_matrix(const char *path, Npy *a);
 void cluster_set_threads(int n);
 
 /*
- * OpsBackend candidates (for the CUDA twin): cholesky_forward (cuSOLVER potrf),
- * cholesky_solve_right/left (trsm), kmeans_assign_forward, kmeans_update_forward,
- * rownorm2_forward, l2normalize_rows (= l2norm_forward), knn_topk_forward,
- * knn_filter_forward. The drivers above stay backend-agnostic once they call the table.
+ * The ops above are OpsBackend entries (host/ops.h) with CUDA twins in kernels/cholesky.cu,
+ * kmeans.cu and knn.cu; the drivers call them only through cluster_backend().
  */
 
 #endif

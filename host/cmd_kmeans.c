@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
+#include "ops.h"
 
 int cmd_kmeans(int argc, char **argv) {
     CliOpt opts[] = {
@@ -29,6 +30,7 @@ int cmd_kmeans(int argc, char **argv) {
         {"--tol", "T", "0", "stop when the squared centre shift <= T", NULL, 0},
         {"--sample", "N", "0", "train on a seeded subsample of N rows, then assign all (0: all)", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults); results do not depend on it", NULL, 0},
+        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "kmeans", "Lloyd k-means (k-means++, restarts, spherical) on .npy rows.",
@@ -50,6 +52,9 @@ int cmd_kmeans(int argc, char **argv) {
     const char *in = cli_get(opts, n, "--in"), *init = cli_get(opts, n, "--init");
     const char *out = cli_get(opts, n, "--out"), *cout = cli_get(opts, n, "--centers-out");
     cluster_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return cli_fail(2);
+    cluster_set_backend(ops);
 
     Npy F = {0}, C0 = {0};
     if (cluster_read_matrix(in, &F)) return cli_fail(1);

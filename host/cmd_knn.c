@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
+#include "ops.h"
 
 int cmd_knn(int argc, char **argv) {
     CliOpt opts[] = {
@@ -19,6 +20,7 @@ int cmd_knn(int argc, char **argv) {
         {"--out", "idx.npy", NULL, "output neighbour indices [N,k] int64, most similar first", NULL, 0},
         {"--sims-out", "S.npy", NULL, "output cosine similarities [N,k] float32", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
+        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "knn", "Cosine top-k neighbours (self excluded), tiled.", opts, n,
@@ -31,6 +33,9 @@ int cmd_knn(int argc, char **argv) {
     const char *in = cli_get(opts, n, "--in"), *out = cli_get(opts, n, "--out");
     const char *sout = cli_get(opts, n, "--sims-out");
     cluster_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return cli_fail(2);
+    cluster_set_backend(ops);
     Npy F = {0};
     if (cluster_read_matrix(in, &F)) return cli_fail(1);
     int N = (int)F.shape[0], d = (int)F.shape[1], rc = 1;

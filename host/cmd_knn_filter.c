@@ -13,6 +13,7 @@
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
+#include "ops.h"
 
 int cmd_knn_filter(int argc, char **argv) {
     CliOpt opts[] = {
@@ -22,6 +23,7 @@ int cmd_knn_filter(int argc, char **argv) {
         {"--out", "mask.npy", NULL, "output mask [N] uint8: 1 where all k neighbours agree", NULL, 0},
         {"--scores-out", "s.npy", NULL, "output scores [N] float32 in [0,1]", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
+        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "knn-filter", "Neighbour-consistency scores and high-quality mask.",
@@ -36,6 +38,9 @@ int cmd_knn_filter(int argc, char **argv) {
     const char *in = cli_get(opts, n, "--in"), *lp = cli_get(opts, n, "--labels");
     const char *out = cli_get(opts, n, "--out"), *sout = cli_get(opts, n, "--scores-out");
     cluster_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return cli_fail(2);
+    cluster_set_backend(ops);
     Npy F = {0}, Y = {0};
     if (cluster_read_matrix(in, &F)) return cli_fail(1);
     int N = (int)F.shape[0], d = (int)F.shape[1], rc = 1;
@@ -61,7 +66,7 @@ int cmd_knn_filter(int argc, char **argv) {
     scores = mallocCheck(sizeof(float) * (size_t)N);
     mask = mallocCheck((size_t)N);
     if (knn_topk(idx, NULL, F.data, N, d, (int)k)) goto done;
-    knn_filter_forward_cpu(scores, mask, idx, y, N, (int)k);
+    if (knn_filter(scores, mask, idx, y, N, (int)k)) goto done;
     size_t shape[1] = {(size_t)N};
     if (npy_write(out, NPY_U8, 1, shape, mask)) goto done;
     if (sout && npy_write(sout, NPY_F32, 1, shape, scores)) goto done;

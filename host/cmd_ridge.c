@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
+#include "ops.h"
 
 int cmd_ridge(int argc, char **argv) {
     CliOpt opts[] = {
@@ -25,6 +26,7 @@ int cmd_ridge(int argc, char **argv) {
         {"--normalize", NULL, NULL, "L2-normalise the rows of X and T first", NULL, 0},
         {"--form", "F", "auto", "auto|primal (M x M system)|dual (d x d push-through)", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
+        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "ridge", "Cross-modal matrix C = X T^T (T T^T + lambda I)^-1 by "
@@ -55,6 +57,9 @@ int cmd_ridge(int argc, char **argv) {
         return cli_fail(2);
     }
     cluster_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return cli_fail(2);
+    cluster_set_backend(ops);
 
     Npy X = {0}, T = {0};
     if (cluster_read_matrix(xp, &X)) return cli_fail(1);

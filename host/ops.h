@@ -78,6 +78,55 @@ typedef struct OpsBackend {
     // out (B,C) = inp[b, idx[b], :], inp (B,T,C), idx (B) int32 in [0,T)
     void (*gather_rows_forward)(float *out, const float *inp, const int32_t *idx, int B, int T,
                                 int C);
+
+    // --- clustering (host/cluster.h drivers; CPU in host/cpu/{cholesky,kmeans,knn}.c and
+    // host/cluster.c, CUDA in kernels/{cholesky,kmeans,knn}.cu). Letters: N rows, d width,
+    // M texts, K clusters, k neighbours, n system order, R right-hand-side rows. Doubles are
+    // row-major like everything else. All overwrite their outputs.
+    // out (n) = (double) inp (n)   /   out (n) = (float) inp (n), round to nearest
+    void (*f32_to_f64)(double *out, const float *inp, size_t n);
+    void (*f64_to_f32)(float *out, const double *inp, size_t n);
+    // out (c,r) = inp (r,c)ᵀ
+    void (*transpose_f64)(double *out, const double *inp, int r, int c);
+    // lower triangle of G (n,n) = A Aᵀ + λI for A (n,k) (trans 0) or AᵀA + λI for A (k,n)
+    // (trans 1); the strict upper triangle is left as it was
+    void (*gram_f64_forward)(double *G, const double *A, double lambda, int n, int k, int trans);
+    // C (M,N) = A (M,K) @ B (N,K)ᵀ in double
+    void (*dgemm_nt_forward)(double *C, const double *A, const double *B, int M, int K, int N);
+    // C (M,N) = A (M,K) @ B (K,N) in float (no TF32)
+    void (*sgemm_nn_forward)(float *C, const float *A, const float *B, int M, int K, int N);
+    // In-place lower Cholesky A (n,n) = L Lᵀ (lower read; strict upper zeroed on return).
+    // Returns -1 with "<what>: matrix is not positive definite (pivot <i> = <v>)" recorded.
+    int (*cholesky_forward)(double *A, int n, const char *what);
+    // B (R,n) := B (L Lᵀ)⁻¹   /   B (n,R) := (L Lᵀ)⁻¹ B; two triangular solves, no inverse
+    void (*cholesky_solve_right)(double *B, const double *L, int R, int n);
+    void (*cholesky_solve_left)(double *B, const double *L, int n, int R);
+    // out (N) = ‖x_i‖² accumulated in double   /   out (N,d) = x_i / max(‖x_i‖, 1e-12) with the
+    // norm and the quotient in double (out may equal X; not the same rounding as l2norm_forward)
+    void (*rownorm2_forward)(float *out, const float *X, int N, int d);
+    void (*l2normalize_rows)(float *out, const float *X, int N, int d);
+    // D (N,K) = max(‖x‖² − 2 x·c + ‖c‖², 0) for X (N,d), C (K,d), xx (N), cc (K) squared norms
+    void (*sqdist_forward)(float *D, const float *X, const float *xx, const float *C,
+                           const float *cc, int N, int d, int K);
+    // labels (N) int64, mind (N): argmin over centres of the distance above (ties to the lowest
+    // centre index) and its value clamped at 0
+    void (*kmeans_assign_forward)(int64_t *labels, float *mind, const float *X, const float *xx,
+                                  const float *C, const float *cc, int N, int d, int K);
+    // C (K,d) = per-label mean of X (N,d), summed in double in row order; counts (K) = sizes;
+    // rows of empty clusters are left untouched
+    void (*kmeans_update_forward)(float *C, int64_t *counts, const float *X,
+                                  const int64_t *labels, int N, int d, int K);
+    // out (N) = ‖x_i − c_{labels_i}‖² in double (exact differences; the k-means objective)
+    void (*kmeans_rowdist_forward)(double *out, const float *X, const float *C,
+                                   const int64_t *labels, int N, int d);
+    // idx (N,k) int64, sims (N,k) (may be NULL): cosine top-k of the rows of F (N,d), rows
+    // already normalised, self excluded, decreasing similarity, ties to the lowest index, tiled
+    // (never N×N). 1 <= k <= N-1; the CUDA twin also needs k <= 256.
+    void (*knn_topk_forward)(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+    // scores (N) = fraction of the k neighbours idx (N,k) with row i's label; mask (N) = 1 where
+    // scores == 1 (mask may be NULL)
+    void (*knn_filter_forward)(float *scores, uint8_t *mask, const int64_t *idx,
+                               const int64_t *labels, int N, int k);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

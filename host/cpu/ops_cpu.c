@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"   // the clustering ops (cholesky.c, kmeans.c, knn.c, cluster.c)
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "ops.h"
@@ -59,4 +60,21 @@ const OpsBackend ops_cpu = {
     .token_embed_forward = token_embed_forward_cpu,
     .pos_add_forward = pos_add_forward_cpu,
     .gather_rows_forward = gather_rows_forward_cpu,
+    .f32_to_f64 = f32_to_f64_cpu,
+    .f64_to_f32 = f64_to_f32_cpu,
+    .transpose_f64 = transpose_f64_cpu,
+    .gram_f64_forward = gram_f64_forward_cpu,
+    .dgemm_nt_forward = dgemm_nt_forward_cpu,
+    .sgemm_nn_forward = sgemm_nn_forward_cpu,
+    .cholesky_forward = cholesky_forward_cpu,
+    .cholesky_solve_right = cholesky_solve_right_cpu,
+    .cholesky_solve_left = cholesky_solve_left_cpu,
+    .rownorm2_forward = rownorm2_forward_cpu,
+    .l2normalize_rows = l2normalize_rows_cpu,
+    .sqdist_forward = sqdist_forward_cpu,
+    .kmeans_assign_forward = kmeans_assign_forward_cpu,
+    .kmeans_update_forward = kmeans_update_forward_cpu,
+    .kmeans_rowdist_forward = kmeans_rowdist_forward_cpu,
+    .knn_topk_forward = knn_topk_forward_cpu,
+    .knn_filter_forward = knn_filter_forward_cpu,
 };
