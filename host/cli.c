@@ -121,3 +121,10 @@ int cli_get_double(CliOpt *opts, int n, const char *name, double *out) {
     *out = x;
     return 0;
 }
+
+int cli_get_long_range(CliOpt *opts, int n, const char *cmd, const char *name, long lo, long hi,
+                       long *out) {
+    if (cli_get_long(opts, n, name, out)) return -1;
+    if (*out < lo || *out > hi) return laic_error("%s: %s %ld outside [%ld,%ld]", cmd, name, *out, lo, hi);
+    return 0;
+}

@@ -67,5 +67,6 @@ int cmd_knn_filter(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_nouns(int argc, char **argv);
 int cmd_dataset_info(int argc, char **argv);
+int cmd_text_backward(int argc, char **argv);
 
 #endif

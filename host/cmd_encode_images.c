@@ -80,16 +80,9 @@ int cmd_encode_images(int argc, char **argv) {
         return cli_fail(2);
     }
     long batch, threads;
-    if (cli_get_long(opts, n, "--batch", &batch) || cli_get_long(opts, n, "--threads", &threads))
+    if (cli_get_long_range(opts, n, "encode-images", "--batch", 1, 65536, &batch) ||
+        cli_get_long_range(opts, n, "encode-images", "--threads", 0, 4096, &threads))
         return cli_fail(2);
-    if (batch < 1 || batch > 65536) {
-        laic_error("encode-images: --batch %ld outside [1,65536]", batch);
-        return cli_fail(2);
-    }
-    if (threads < 0 || threads > 4096) {
-        laic_error("encode-images: --threads %ld outside [0,4096]", threads);
-        return cli_fail(2);
-    }
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);

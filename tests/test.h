@@ -57,6 +57,10 @@ int run_laic(const char *args, const char *out_path, char *err, size_t errn);
 /* Number of lines in a string (a trailing newline does not start a new line). */
 int count_lines(const char *s);
 int file_exists(const char *path);
+/* Whole file, malloc'd and NUL-terminated (NULL if unreadable); *n = size when n != NULL. */
+void *test_read_file(const char *path, size_t *n);
+/* Writes n bytes (creating or truncating the file); failures show up in the test that reads it. */
+void test_write_file(const char *path, const void *data, size_t n);
 
 /* Compares a float array with a reference: |a-r| <= atol + rtol*|r| elementwise. Prints the
  * max abs and max rel error with `what`; returns 1 when within tolerance. */

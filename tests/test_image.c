@@ -59,26 +59,7 @@ static int read_u8(const char *path, Npy *a, long h, long w) {
     return 0;
 }
 
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    if (n) fwrite(p, 1, n, f);
-    fclose(f);
-}
-
-static void write_str(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
+static void write_str(const char *path, const char *s) { test_write_file(path, s, strlen(s)); }
 
 // --- synthetic edge cases: modes, shapes, up/down scaling ----------------------------------
 
@@ -321,16 +302,16 @@ TEST(image_cli_preprocess_list_uint8_and_float) {
     const char *d = test_path("rel");
     mkdir(d, 0755);
     size_t n1, n2;
-    uint8_t *b1 = slurp(FIX "syn/rgb420_53x37.jpg", &n1);
-    uint8_t *b2 = slurp(FIX "syn/rgb444_53x37.jpg", &n2);
+    uint8_t *b1 = test_read_file(FIX "syn/rgb420_53x37.jpg", &n1);
+    uint8_t *b2 = test_read_file(FIX "syn/rgb444_53x37.jpg", &n2);
     REQUIRE(b1 && b2, "fixtures missing");
     char p[600];
     snprintf(p, sizeof p, "%s/sub", d);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/sub/a.jpg", d);
-    write_bytes(p, b1, n1);
+    test_write_file(p, b1, n1);
     snprintf(p, sizeof p, "%s/b.jpg", d);
-    write_bytes(p, b2, n2);
+    test_write_file(p, b2, n2);
     free(b1);
     free(b2);
     snprintf(p, sizeof p, "%s/list.txt", d);
@@ -373,7 +354,7 @@ TEST(image_list_dir_recursive_sorted) {
                            "b/img.jpg.bak"};
     for (int i = 0; i < 7; i++) {
         snprintf(p, sizeof p, "%s/%s", d, files[i]);
-        write_bytes(p, "x", 1);
+        test_write_file(p, "x", 1);
     }
     char **paths;
     size_t n;
@@ -442,14 +423,14 @@ TEST(image_bad_inputs) {
     char out[512], trunc[512], corrupt[512], text[512], empty[512], tpng[512], crc[512], e[512];
     snprintf(out, sizeof out, "%s", test_path("bad.npy"));
     size_t n;
-    uint8_t *jpg = slurp(FIX "syn/rgb420_53x37.jpg", &n);
+    uint8_t *jpg = test_read_file(FIX "syn/rgb420_53x37.jpg", &n);
     REQUIRE(jpg && n > 200, "fixture missing");
     const char *one = "preprocess --image '%s' --size 16 --out '%s'";
 
     expect_cli_error(one, test_path("missing.jpg"), "missing.jpg", out);
 
     snprintf(trunc, sizeof trunc, "%s", test_path("truncated.jpg"));
-    write_bytes(trunc, jpg, n / 2);
+    test_write_file(trunc, jpg, n / 2);
     expect_cli_error(one, trunc, "truncated.jpg", out);
 
     // SOI, then garbage where the markers should be.
@@ -457,7 +438,7 @@ TEST(image_bad_inputs) {
     uint8_t junk[300];
     for (int i = 0; i < 300; i++) junk[i] = (uint8_t)(i * 37 + 11);
     junk[0] = 0xff, junk[1] = 0xd8, junk[2] = 0xff, junk[3] = 0x01;
-    write_bytes(corrupt, junk, sizeof junk);
+    test_write_file(corrupt, junk, sizeof junk);
     expect_cli_error(one, corrupt, "corrupt.jpg", out);
 
     // The right extension, but not an image.
@@ -466,19 +447,19 @@ TEST(image_bad_inputs) {
     expect_cli_error(one, text, "not a JPEG or PNG", out);
 
     snprintf(empty, sizeof empty, "%s", test_path("empty.png"));
-    write_bytes(empty, "", 0);
+    test_write_file(empty, "", 0);
     expect_cli_error(one, empty, "empty.png", out);
 
     size_t pn;
-    uint8_t *png = slurp(FIX "syn/rgba_34x29.png", &pn);
+    uint8_t *png = test_read_file(FIX "syn/rgba_34x29.png", &pn);
     REQUIRE(png && pn > 100, "fixture missing");
     snprintf(tpng, sizeof tpng, "%s", test_path("truncated.png"));
-    write_bytes(tpng, png, pn - 40);
+    test_write_file(tpng, png, pn - 40);
     expect_cli_error(one, tpng, "truncated.png", out);
     // A flipped byte inside the IDAT data: CRC mismatch.
     snprintf(crc, sizeof crc, "%s", test_path("badcrc.png"));
     png[pn / 2] ^= 0x55;
-    write_bytes(crc, png, pn);
+    test_write_file(crc, png, pn);
     expect_cli_error(one, crc, "badcrc.png", out);
     free(png);
 

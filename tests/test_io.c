@@ -13,12 +13,6 @@
 #include "io/npy.h"
 #include "test.h"
 
-static void write_raw(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
 TEST(npy_roundtrip_all_dtypes) {
     const NpyDtype types[] = {NPY_F32, NPY_F64, NPY_I32, NPY_I64, NPY_U8};
     for (size_t t = 0; t < 5; t++) {
@@ -88,7 +82,7 @@ TEST(npy_rejects_bad_files) {
          64, "truncated data"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_raw(p, cases[i].bytes, cases[i].n);
+        test_write_file(p, cases[i].bytes, cases[i].n);
         Npy a;
         CHECK(npy_read(p, &a) != 0 && strstr(laic_last_error(), cases[i].msg) &&
                   strstr(laic_last_error(), p),

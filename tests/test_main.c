@@ -80,6 +80,27 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+void *test_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(sz > 0 ? (size_t)sz + 1 : 1);
+    size_t r = sz > 0 ? fread(b, 1, (size_t)sz, f) : 0;
+    b[r] = 0;
+    fclose(f);
+    if (n) *n = r;
+    return b;
+}
+
+void test_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
 int count_lines(const char *s) {
     int n = 0;
     for (const char *p = s; *p; p++)

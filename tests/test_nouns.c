@@ -15,20 +15,6 @@
 
 #define FIX "tests/fixtures/data/"
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    size_t r = fread(b, 1, (size_t)len, f);
-    b[r] = 0;
-    fclose(f);
-    if (n) *n = r;
-    return b;
-}
-
 // "key value" lookup in a small text file; returns 1 when found.
 static int kv(const char *text, const char *key, char *out, size_t n) {
     size_t kl = strlen(key);
@@ -44,7 +30,7 @@ static int kv(const char *text, const char *key, char *out, size_t n) {
 TEST(nouns_tiny_file_matches_python) {
     Nouns n;
     REQUIRE(nouns_load(&n, FIX "nouns_tiny/data.noun") == 0, "%s", laic_last_error());
-    char *counts = slurp(FIX "nouns_tiny.counts.txt", NULL);
+    char *counts = test_read_file(FIX "nouns_tiny.counts.txt", NULL);
     REQUIRE(counts, "missing counts fixture");
     char v[64];
     CHECK(kv(counts, "rows", v, sizeof v) && n.n == (size_t)atol(v), "rows %zu vs %s", n.n, v);
@@ -61,7 +47,7 @@ TEST(nouns_tiny_file_matches_python) {
     int rc = run_laic(args, NULL, err, sizeof err);
     REQUIRE(rc == 0, "exit %d: %s", rc, err);
     size_t a, b;
-    char *got = slurp(out, &a), *want = slurp(FIX "nouns_tiny.expected.tsv", &b);
+    char *got = test_read_file(out, &a), *want = test_read_file(FIX "nouns_tiny.expected.tsv", &b);
     CHECK(got && want && a == b && !memcmp(got, want, a), "TSV differs:\n%s\nexpected:\n%s",
           got ? got : "(none)", want ? want : "(none)");
     free(got);
@@ -71,7 +57,7 @@ TEST(nouns_tiny_file_matches_python) {
 TEST(nouns_wordnet30_counts_and_hash) {
     const char *path = NOUNS_DEFAULT_PATH;
     if (!file_exists(path)) SKIP("%s not installed (apt-get install wordnet-base)", path);
-    char *ref = slurp(FIX "wordnet.txt", NULL);
+    char *ref = test_read_file(FIX "wordnet.txt", NULL);
     REQUIRE(ref, "missing " FIX "wordnet.txt");
     Nouns n;
     if (nouns_load(&n, path)) {
@@ -128,7 +114,7 @@ TEST(nouns_bad_files) {
     CHECK(!file_exists(out), "no output left behind");
     // A corrupted offset (the first digit of the first synset line) and a bad word count.
     size_t n;
-    char *text = slurp(FIX "nouns_tiny/data.noun", &n);
+    char *text = test_read_file(FIX "nouns_tiny/data.noun", &n);
     REQUIRE(text, "fixture");
     const char *bad = test_path("bad.noun");
     char *line = strstr(text, "\n0") + 1;

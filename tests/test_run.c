@@ -54,18 +54,6 @@ static void planted(const char *dir, int K, int E, int N, int M, double sigma) {
     free(y);
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    b[fread(b, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return b;
-}
-
 /* Value of "key": <number> inside the object that follows "section": in report.json text. */
 static double json_num(const char *json, const char *section, const char *key) {
     char pat[128];
@@ -95,7 +83,7 @@ TEST(run_recovers_planted_clusters) {
     REQUIRE(rc == 0, "laic run failed (%d): %s", rc, err);
     char p[600];
     snprintf(p, sizeof p, "%s/run/report.json", dir);
-    char *json = slurp(p);
+    char *json = test_read_file(p, NULL);
     REQUIRE(json, "report.json written");
     const char *methods[] = {"clip-kmeans", "tac", "ours-notrain"};
     for (int i = 0; i < 3; i++) {
@@ -116,7 +104,7 @@ TEST(run_recovers_planted_clusters) {
     }
     // clusters.tsv: each cluster's nearest nouns belong to its own planted class
     snprintf(p, sizeof p, "%s/run/clusters.tsv", dir);
-    char *tsv = slurp(p);
+    char *tsv = test_read_file(p, NULL);
     int good = 0, rows = 0;
     for (char *line = strtok(tsv, "\n"); line; line = strtok(NULL, "\n")) {
         if (!strncmp(line, "cluster", 7)) continue;
@@ -224,7 +212,7 @@ TEST(run_tiny_model_on_cifar_format_images) {
     CHECK(strstr(err, "RANDOM WEIGHTS") != NULL, "random-weights banner printed");
     char p[600];
     snprintf(p, sizeof p, "%s/run/report.json", dir);
-    char *json = slurp(p);
+    char *json = test_read_file(p, NULL);
     REQUIRE(json, "report.json");
     const char *methods[] = {"clip-kmeans", "tac", "zeroshot", "ours-notrain"};
     for (int i = 0; i < 4; i++) {

@@ -85,15 +85,7 @@ static size_t slurp(const char *path, char *buf, size_t cap) {
     return n;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fwrite(data, 1, n, f);
-        fclose(f);
-    }
-}
-
-static void write_str(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
+static void write_str(const char *path, const char *s) { test_write_file(path, s, strlen(s)); }
 
 // --- library tests -----------------------------------------------------------------------------
 TEST(tok_cat_example) {
@@ -404,7 +396,7 @@ TEST(tok_cli_bad_vocab) {
         FILE *f = fopen(v, "rb");
         size_t n = f ? fread(head, 1, sizeof head, f) : 0;
         if (f) fclose(f);
-        write_bytes(junk, head, n);
+        test_write_file(junk, head, n);
         rc = run_laic(args, NULL, err, sizeof err);
         CHECK(rc == 1 && count_lines(err) == 1 && strstr(err, junk) && strstr(err, "corrupt vocabulary"),
               "truncated: rc %d: %s", rc, err);

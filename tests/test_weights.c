@@ -27,18 +27,6 @@
 
 // --- helpers -----------------------------------------------------------------------------------
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static int spit(const char *path, const void *b, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -397,7 +385,7 @@ TEST(weights_info_text_and_json) {
     int rc = run_laic(args, out, err, sizeof err);
     CHECK(rc == 0 && err[0] == 0, "rc %d: %s", rc, err);
     size_t n;
-    char *txt = (char *)slurp(out, &n);
+    char *txt = (char *)test_read_file(out, &n);
     REQUIRE(txt, "stdout");
     txt[n] = 0;
     char want[128];
@@ -411,7 +399,7 @@ TEST(weights_info_text_and_json) {
     snprintf(args, sizeof args, "info --weights '%s' --json", w);
     rc = run_laic(args, out, err, sizeof err);
     CHECK(rc == 0, "json rc %d: %s", rc, err);
-    txt = (char *)slurp(out, &n);
+    txt = (char *)test_read_file(out, &n);
     REQUIRE(txt, "stdout");
     cJSON *j = cJSON_ParseWithLength(txt, n);
     free(txt);
@@ -436,7 +424,7 @@ typedef struct {
 
 static int valid_open(Valid *v) {
     memset(v, 0, sizeof *v);
-    v->file = slurp(FIX "micro_f32.safetensors", &v->size);
+    v->file = test_read_file(FIX "micro_f32.safetensors", &v->size);
     if (!v->file) return -1;
     for (int i = 7; i >= 0; i--) v->hlen = v->hlen << 8 | v->file[i];
     v->hdr = cJSON_ParseWithLength((char *)v->file + 8, v->hlen);
@@ -520,7 +508,7 @@ static void expect_rejected(const char *path, const char *what, const char *labe
     snprintf(args, sizeof args, "info --weights '%s'", path);
     int rc = run_laic(args, out, err, sizeof err);
     size_t n = 0;
-    uint8_t *o = slurp(out, &n);
+    uint8_t *o = test_read_file(out, &n);
     free(o);
     CHECK(rc == 1 && count_lines(err) == 1 && contains(err, path) && contains(err, what) && n == 0,
           "%s: rc %d, stdout %zu bytes, stderr: %s", label, rc, n, err);
