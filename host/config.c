@@ -129,12 +129,28 @@ int config_set(Config *c, const char *section, const char *key, const char *valu
 
 /* libinih (as Debian builds it) does not pass line numbers to the handler, so the file is fed
  * through a line reader that counts: when the handler runs, `line` is the line being parsed. */
-typedef struct { Config *c; const char *path; FILE *f; int line; int failed; } IniCtx;  // failed: line of the first rejected key
+typedef struct {
+    Config *c;
+    const char *path;
+    FILE *f;
+    int line;
+    int failed;     // line of the first rejected key
+    int too_long;   // line that does not fit libinih's buffer (parsing stops there)
+} IniCtx;
 
+/* libinih reads lines into a fixed buffer (INI_MAX_LINE, 200 as Debian builds it) and would
+ * silently parse the rest of a longer line as a new line; such a line is an error instead. */
 static char *counting_reader(char *buf, int n, void *stream) {
     IniCtx *x = stream;
+    if (x->too_long) return NULL;
     char *r = fgets(buf, n, x->f);
-    if (r) x->line++;
+    if (!r) return NULL;
+    x->line++;
+    size_t len = strlen(buf);
+    if ((int)len == n - 1 && buf[len - 1] != '\n' && !feof(x->f)) {
+        x->too_long = x->line;
+        return NULL;
+    }
     return r;
 }
 
@@ -159,6 +175,8 @@ int config_load_ini(Config *c, const char *path) {
     int rc = ini_parse_stream(counting_reader, &x, ini_cb, &x);
     fclose(x.f);
     if (rc < 0) return laic_error("%s: cannot read config", path);
+    if (x.too_long && !(x.failed && x.failed < x.too_long) && !(rc > 0 && rc < x.too_long))
+        return laic_error("%s:%d: line longer than %d characters", path, x.too_long, INI_MAX_LINE - 1);
     // rc is the first error's line: the handler's (message already recorded) or a syntax error.
     if (x.failed && rc == x.failed) return -1;
     if (rc > 0) return laic_error("%s:%d: INI syntax error (expected [section] or key = value)", path, rc);
@@ -203,6 +221,22 @@ int config_bool(const Config *c, const char *s, const char *k) {
     return !strcmp(c->values[must_find(c, s, k)], "true");
 }
 
+/* "; "-prefixed lines of at most `width` bytes, broken at spaces (a longer word stands alone). */
+static void write_wrapped_comment(FILE *f, const char *text, size_t width) {
+    const char *p = text;
+    while (*p) {
+        size_t len = strlen(p);
+        if (len > width) {
+            len = width;
+            while (len > 0 && p[len] != ' ') len--;
+            if (len == 0) len = strcspn(p, " ");
+        }
+        fprintf(f, "; %.*s\n", (int)len, p);
+        p += len;
+        while (*p == ' ') p++;
+    }
+}
+
 void config_write(const Config *c, FILE *f, int annotate) {
     const char *cur = NULL;
     for (int i = 0; i < c->n; i++) {
@@ -211,9 +245,12 @@ void config_write(const Config *c, FILE *f, int annotate) {
             fprintf(f, "%s[%s]\n", cur ? "\n" : "", k->section);
             cur = k->section;
         }
-        if (annotate)
-            fprintf(f, "; %s [%s; default %s; from %s]\n", k->doc, k->tag,
-                    k->def[0] ? k->def : "\"\"", c->origin[i]);
+        if (annotate) {   // wrapped: libinih reads lines of at most INI_MAX_LINE - 1 characters
+            char note[2048];
+            snprintf(note, sizeof note, "%s [%s; default %s; from %s]", k->doc, k->tag,
+                     k->def[0] ? k->def : "\"\"", c->origin[i]);
+            write_wrapped_comment(f, note, 96);
+        }
         fprintf(f, "%s = %s\n", k->key, c->values[i]);
     }
 }

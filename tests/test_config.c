@@ -108,3 +108,16 @@ TEST(config_shipped_configs_load) {
         config_free(&c);
     }
 }
+
+TEST(config_rejects_lines_too_long_for_libinih) {
+    char text[600] = "[run]\nname = ";
+    size_t o = strlen(text);
+    memset(text + o, 'x', 300);
+    strcpy(text + o + 300, "\n");
+    const char *p = write_ini("long.ini", text);
+    Config c;
+    config_init(&c, laic_config_keys, laic_config_nkeys);
+    CHECK(config_load_ini(&c, p) != 0 && strstr(laic_last_error(), ":2: line longer than"),
+          "a 300-character value must not be silently split: %s", laic_last_error());
+    config_free(&c);
+}
