@@ -13,6 +13,12 @@
  *   at a time, so they share it). A call with B > max_batch is rejected, never reallocated.
  * - Text runs only up to the batch's longest EOT position + 1: under the causal mask earlier
  *   positions never see later ones, so the features are exactly those of the full context.
+ * - Training mode (clip_model_create_train): a second backend allocation, carved by
+ *   fill_in_train_sizes / malloc_and_point_train, keeps what the text backward needs from the
+ *   last text forward (per layer: the residual stream in and after attention, LayerNorm mean /
+ *   rstd, qkv, attention probabilities, pre-GELU MLP activations; ln_final's statistics) plus
+ *   the gradient buffers. clip_text_backward then runs the tower backwards without recomputing
+ *   anything. An inference model allocates none of it and runs the very same op sequence.
  *
  * Letters (clip.h): B batch, T tokens in the running sequence, C width, H MLP width,
  * NH heads, S image size, P patch, G = S/P, NP = G*G patches, L context, E embed dim.
@@ -42,6 +48,30 @@ typedef struct {
 } ClipActs;
 _Static_assert(sizeof(ClipActs) == NUM_ACT_TENSORS * sizeof(float *), "ClipActs pointer count");
 
+// Text-tower training state (TrainActs below is per layer l < NL, NL = text_layers; each slot is
+// sized for max_batch rows of the full context L, and a truncated run uses its first B*T rows).
+#define NUM_TRAIN_TENSORS 16
+typedef struct {
+    float *x;          // (NL+1, B, L, C)      residual stream entering layer l; [NL] = output
+    float *xmid;       // (NL, B, L, C)        after the attention residual (ln_2's input)
+    float *mean1;      // (NL, B, L)           ln_1 statistics
+    float *rstd1;      // (NL, B, L)
+    float *mean2;      // (NL, B, L)           ln_2 statistics
+    float *rstd2;      // (NL, B, L)
+    float *qkv;        // (NL, B, L, 3C)
+    float *att;        // (NL, B, NH, L, L)    softmax probabilities
+    float *fch_pre;    // (NL, B, L, H)        MLP hidden before QuickGELU
+    float *stat_f;     // (2, B)               ln_final mean then rstd
+    // gradients (one layer's worth, reused layer after layer)
+    float *dx;         // (B, L, C)            d residual stream
+    float *dln;        // (B, L, C)            d LayerNorm output
+    float *dqkv;       // (B, L, 3C)
+    float *dattn;      // (B, L, C)            d attention output (heads concatenated)
+    float *dfch;       // (B, L, H)
+    float *dsmall;     // (B, E + 2C)          dfeat (B,E), dpooled_ln (B,C), dpooled (B,C)
+} TrainActs;
+_Static_assert(sizeof(TrainActs) == NUM_TRAIN_TENSORS * sizeof(float *), "TrainActs pointer count");
+
 struct ClipModel {
     ClipConfig cfg;
     const OpsBackend *ops;
@@ -52,6 +82,10 @@ struct ClipModel {
     float *act_mem;        // the one activation allocation (backend memory)
     int32_t *dev_ints;     // (B*L + B) tokens then gather indices, in backend memory
     int32_t *host_ints;    // (B*L + B) host staging for dev_ints
+    // training mode (NULL train_mem: inference only)
+    TrainActs t;
+    float *train_mem;      // the one training allocation (backend memory)
+    int bwd_B, bwd_T, bwd_Tr;   // the last text forward: batch, caller's length, truncated length
 };
 
 static int imax(int a, int b) { return a > b ? a : b; }
@@ -86,6 +120,43 @@ static float *malloc_and_point_acts(const OpsBackend *ops, ClipActs *a,
                                      &a->pooled, &a->pooled_ln, &a->feat};
     float *p = mem;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return mem;
+}
+
+static void fill_in_train_sizes(size_t sizes[NUM_TRAIN_TENSORS], const ClipConfig *c, int B) {
+    size_t NL = (size_t)c->text_layers, L = (size_t)c->context_length, C = (size_t)c->text_width;
+    size_t H = (size_t)c->text_mlp, NH = (size_t)c->text_heads, E = (size_t)c->embed_dim;
+    size_t N = (size_t)B * L;   // rows of one layer at the full context
+    sizes[0] = (NL + 1) * N * C;           // x
+    sizes[1] = NL * N * C;                 // xmid
+    sizes[2] = sizes[3] = sizes[4] = sizes[5] = NL * N;   // mean1 rstd1 mean2 rstd2
+    sizes[6] = NL * N * 3 * C;             // qkv
+    sizes[7] = NL * (size_t)B * NH * L * L;   // att
+    sizes[8] = NL * N * H;                 // fch_pre
+    sizes[9] = 2 * (size_t)B;              // stat_f
+    sizes[10] = N * C;                     // dx
+    sizes[11] = N * C;                     // dln
+    sizes[12] = N * 3 * C;                 // dqkv
+    sizes[13] = N * C;                     // dattn
+    sizes[14] = N * H;                     // dfch
+    sizes[15] = (size_t)B * (E + 2 * C);   // dsmall
+}
+
+static float *malloc_and_point_train(const OpsBackend *ops, TrainActs *t,
+                                     const size_t sizes[NUM_TRAIN_TENSORS]) {
+    size_t total = 0;
+    for (int i = 0; i < NUM_TRAIN_TENSORS; i++) total += sizes[i];
+    float *mem = ops->alloc(total * sizeof(float));
+    if (!mem) return NULL;
+    float **ptrs[NUM_TRAIN_TENSORS] = {&t->x,    &t->xmid,   &t->mean1, &t->rstd1,
+                                       &t->mean2, &t->rstd2, &t->qkv,   &t->att,
+                                       &t->fch_pre, &t->stat_f, &t->dx, &t->dln,
+                                       &t->dqkv, &t->dattn, &t->dfch,  &t->dsmall};
+    float *p = mem;
+    for (int i = 0; i < NUM_TRAIN_TENSORS; i++) {
         *ptrs[i] = p;
         p += sizes[i];
     }
@@ -179,8 +250,22 @@ ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int ma
     return m;
 }
 
+ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch) {
+    ClipModel *m = clip_model_create(w, ops, max_batch);
+    if (!m) return NULL;
+    size_t sizes[NUM_TRAIN_TENSORS];
+    fill_in_train_sizes(sizes, &m->cfg, max_batch);
+    m->train_mem = malloc_and_point_train(ops, &m->t, sizes);
+    if (!m->train_mem) {
+        clip_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 void clip_model_free(ClipModel *m) {
     if (!m) return;
+    if (m->train_mem) m->ops->free(m->train_mem);
     if (m->dev_ints) m->ops->free(m->dev_ints);
     if (m->act_mem) m->ops->free(m->act_mem);
     if (m->dev_params) m->ops->free(m->dev_params);
@@ -190,25 +275,62 @@ void clip_model_free(ClipModel *m) {
 
 // --- the transformer ----------------------------------------------------------------------
 
+// What one block saves for the backward (training mode); NULL in inference.
+typedef struct {
+    float *x_out;                       // (B,T,C) the block's output (the next layer's x_in)
+    float *x_mid;                       // (B,T,C)
+    float *mean1, *rstd1, *mean2, *rstd2;   // (B*T)
+    float *qkv;                         // (B,T,3C)
+    float *att;                         // (B,NH,T,T)
+    float *fch_pre;                     // (B,T,H)
+} BlockSave;
+
 // N = B*T rows of width C through one pre-LN residual block, in place on x (B,T,C); ln
-// (B,T,C) is scratch and must not alias x.
+// (B,T,C) is scratch and must not alias x. With s, x is left unchanged and the block writes
+// s->x_mid and s->x_out instead, keeping every activation the backward reads; the op sequence
+// (and so every value) is the same either way.
 static void block_forward(ClipModel *m, const ClipBlockWeights *bw, float *x, float *ln, int B,
-                          int T, int C, int NH, int H, int causal) {
+                          int T, int C, int NH, int H, int causal, const BlockSave *s) {
     const OpsBackend *o = m->ops;
     ClipActs *a = &m->a;
     int N = B * T;
+    float *xmid = s ? s->x_mid : x, *xout = s ? s->x_out : x;
+    float *qkv = s ? s->qkv : a->qkv, *fpre = s ? s->fch_pre : a->fch;
     // x = x + out_proj(attn(ln_1(x)))
-    o->layernorm_forward(ln, NULL, NULL, x, bw->ln_1_w, bw->ln_1_b, N, C);
-    o->matmul_forward(a->qkv, ln, bw->attn_in_w, bw->attn_in_b, N, C, 3 * C);
-    o->attention_forward(a->attn, NULL, a->qkv, B, T, C, NH, causal);
+    o->layernorm_forward(ln, s ? s->mean1 : NULL, s ? s->rstd1 : NULL, x, bw->ln_1_w,
+                         bw->ln_1_b, N, C);
+    o->matmul_forward(qkv, ln, bw->attn_in_w, bw->attn_in_b, N, C, 3 * C);
+    o->attention_forward(a->attn, s ? s->att : NULL, qkv, B, T, C, NH, causal);
     o->matmul_forward(a->tmp, a->attn, bw->attn_out_w, bw->attn_out_b, N, C, C);
-    o->residual_forward(x, x, a->tmp, (size_t)N * C);
+    o->residual_forward(xmid, x, a->tmp, (size_t)N * C);
     // x = x + c_proj(quickgelu(c_fc(ln_2(x))))
-    o->layernorm_forward(ln, NULL, NULL, x, bw->ln_2_w, bw->ln_2_b, N, C);
-    o->matmul_forward(a->fch, ln, bw->fc_w, bw->fc_b, N, C, H);
-    o->quickgelu_forward(a->fch, a->fch, (size_t)N * H);
+    o->layernorm_forward(ln, s ? s->mean2 : NULL, s ? s->rstd2 : NULL, xmid, bw->ln_2_w,
+                         bw->ln_2_b, N, C);
+    o->matmul_forward(fpre, ln, bw->fc_w, bw->fc_b, N, C, H);
+    o->quickgelu_forward(a->fch, fpre, (size_t)N * H);
     o->matmul_forward(a->tmp, a->fch, bw->proj_w, bw->proj_b, N, H, C);
-    o->residual_forward(x, x, a->tmp, (size_t)N * C);
+    o->residual_forward(xout, xmid, a->tmp, (size_t)N * C);
+}
+
+// Layer l's slots of the training arena for a run of B rows of T tokens.
+static BlockSave train_slots(const ClipModel *m, int l, int B, int T) {
+    const ClipConfig *c = &m->cfg;
+    const TrainActs *t = &m->t;
+    size_t L = (size_t)c->context_length, C = (size_t)c->text_width;
+    size_t N = (size_t)m->max_batch * L;   // slot stride in rows
+    size_t NH = (size_t)c->text_heads;
+    (void)B;
+    (void)T;
+    BlockSave s = {
+        .x_out = t->x + (l + 1) * N * C,
+        .x_mid = t->xmid + l * N * C,
+        .mean1 = t->mean1 + l * N, .rstd1 = t->rstd1 + l * N,
+        .mean2 = t->mean2 + l * N, .rstd2 = t->rstd2 + l * N,
+        .qkv = t->qkv + l * N * 3 * C,
+        .att = t->att + l * (size_t)m->max_batch * NH * L * L,
+        .fch_pre = t->fch_pre + l * N * (size_t)c->text_mlp,
+    };
+    return s;
 }
 
 static int check_batch(const ClipModel *m, int B) {
@@ -237,7 +359,9 @@ int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
     o->layernorm_forward(a->ln, NULL, NULL, a->x, w->ln_pre_w, w->ln_pre_b, B * T, C);
     float *x = a->ln;
     for (int l = 0; l < c->vision_layers; l++)
-        block_forward(m, &w->vblocks[l], x, a->x, B, T, C, c->vision_heads, c->vision_mlp, 0);
+        block_forward(m, &w->vblocks[l], x, a->x, B, T, C, c->vision_heads, c->vision_mlp, 0,
+                      NULL);
+    m->bwd_B = 0;   // the shared activations (pooled) no longer hold a text forward
     // class token -> ln_post -> proj
     int32_t *idx = m->dev_ints;   // (B) zeros
     o->memset0(idx, (size_t)B * sizeof(int32_t));
@@ -249,21 +373,31 @@ int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
     return 0;
 }
 
-// Shared tail of both text entry points: x (B,T,Ct) already holds embeddings + positions.
+// Where a text forward starts: (B,T,Ct) embeddings + positions go here (the training arena's
+// layer-0 slot in training mode, so the backward finds every layer's input).
+static float *text_x0(ClipModel *m) { return m->train_mem ? m->t.x : m->a.x; }
+
+// Shared tail of both text entry points: text_x0 (B,T,Ct) already holds embeddings + positions.
 static void text_tail(ClipModel *m, const int32_t *host_eot, int B, int T, float *out) {
     const OpsBackend *o = m->ops;
     const ClipConfig *c = &m->cfg;
     const ClipWeights *w = &m->w;
     ClipActs *a = &m->a;
     int C = c->text_width;
-    for (int l = 0; l < c->text_layers; l++)
-        block_forward(m, &w->tblocks[l], a->x, a->ln, B, T, C, c->text_heads, c->text_mlp, 1);
+    float *x = text_x0(m);
+    for (int l = 0; l < c->text_layers; l++) {
+        BlockSave s;
+        if (m->train_mem) s = train_slots(m, l, B, T);
+        block_forward(m, &w->tblocks[l], x, a->ln, B, T, C, c->text_heads, c->text_mlp, 1,
+                      m->train_mem ? &s : NULL);
+        if (m->train_mem) x = s.x_out;
+    }
     // ln_final is per row, so gathering the EOT rows first gives the same result on B rows
     int32_t *idx = m->dev_ints + (size_t)m->max_batch * c->context_length;   // (B)
     o->to_device(idx, host_eot, (size_t)B * sizeof(int32_t));
-    o->gather_rows_forward(a->pooled, a->x, idx, B, T, C);
-    o->layernorm_forward(a->pooled_ln, NULL, NULL, a->pooled, w->ln_final_w, w->ln_final_b, B,
-                         C);
+    o->gather_rows_forward(a->pooled, x, idx, B, T, C);
+    float *mf = m->train_mem ? m->t.stat_f : NULL, *rf = m->train_mem ? m->t.stat_f + B : NULL;
+    o->layernorm_forward(a->pooled_ln, mf, rf, a->pooled, w->ln_final_w, w->ln_final_b, B, C);
     o->matmul_forward(a->feat, a->pooled_ln, w->text_proj, NULL, B, C, c->embed_dim);
     o->to_host(out, a->feat, (size_t)B * c->embed_dim * sizeof(float));
     o->synchronize();
@@ -296,9 +430,12 @@ int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *o
         memcpy(tok + (size_t)b * T, tokens + (size_t)b * L, (size_t)T * sizeof(int32_t));
     const OpsBackend *o = m->ops;
     o->to_device(m->dev_ints, tok, (size_t)B * T * sizeof(int32_t));
-    o->token_embed_forward(m->a.x, m->dev_ints, m->w.tok_emb, m->w.txt_pos, B, T,
+    o->token_embed_forward(text_x0(m), m->dev_ints, m->w.tok_emb, m->w.txt_pos, B, T,
                            c->text_width);
     text_tail(m, eot, B, T, out);
+    m->bwd_B = B;
+    m->bwd_T = L;
+    m->bwd_Tr = T;
     return 0;
 }
 
@@ -319,9 +456,76 @@ int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eo
     const OpsBackend *o = m->ops;
     int C = c->text_width;
     size_t row = (size_t)Tr * C;
+    float *x0 = text_x0(m);
     for (int b = 0; b < B; b++)
-        o->to_device(m->a.x + b * row, embeds + (size_t)b * T * C, row * sizeof(float));
-    o->pos_add_forward(m->a.x, m->a.x, m->w.txt_pos, B, Tr, C);
+        o->to_device(x0 + b * row, embeds + (size_t)b * T * C, row * sizeof(float));
+    o->pos_add_forward(x0, x0, m->w.txt_pos, B, Tr, C);
     text_tail(m, eot, B, Tr, out);
+    m->bwd_B = B;
+    m->bwd_T = T;
+    m->bwd_Tr = Tr;
+    return 0;
+}
+
+// --- text backward --------------------------------------------------------------------------
+// The forward above, read bottom-up; each step quotes the forward line it differentiates.
+int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
+    if (!m->train_mem)
+        return laic_error("clip: text backward needs a training model ---> HINT: create it "
+                          "with clip_model_create_train");
+    if (m->bwd_B < 1)
+        return laic_error("clip: text backward without a preceding text forward");
+    const OpsBackend *o = m->ops;
+    const ClipConfig *c = &m->cfg;
+    const ClipWeights *w = &m->w;
+    const ClipActs *a = &m->a;
+    TrainActs *t = &m->t;
+    int B = m->bwd_B, T = m->bwd_Tr, Tu = m->bwd_T;
+    int C = c->text_width, E = c->embed_dim, H = c->text_mlp, NH = c->text_heads;
+    int N = B * T;
+    float *dfe = t->dsmall;                         // (B,E)
+    float *dpln = dfe + (size_t)B * E;              // (B,C)
+    float *dpool = dpln + (size_t)B * C;            // (B,C)
+    o->to_device(dfe, dfeat, (size_t)B * E * sizeof(float));
+    // feat = matmul(pooled_ln, text_proj)
+    o->matmul_backward(dpln, dfe, w->text_proj, B, C, E);
+    // pooled_ln = layernorm(pooled, ln_final)   (layernorm_backward accumulates: zero first)
+    o->memset0(dpool, (size_t)B * C * sizeof(float));
+    o->layernorm_backward(dpool, dpln, a->pooled, w->ln_final_w, t->stat_f, t->stat_f + B, B, C);
+    // pooled = gather_rows(x, eot)
+    const int32_t *idx = m->dev_ints + (size_t)m->max_batch * c->context_length;
+    o->gather_rows_backward(t->dx, dpool, idx, B, T, C);
+    for (int l = c->text_layers - 1; l >= 0; l--) {
+        const ClipBlockWeights *bw = &w->tblocks[l];
+        BlockSave s = train_slots(m, l, B, T);
+        const float *x_in = t->x + (size_t)l * m->max_batch * c->context_length * C;
+        // x_out = residual(x_mid, matmul(quickgelu(fch_pre), proj)): d x_mid gets dx as is
+        // (it is already in t->dx) plus the MLP branch below
+        o->matmul_backward(t->dfch, t->dx, bw->proj_w, N, H, C);
+        // fch = quickgelu(fch_pre)
+        o->quickgelu_backward(t->dfch, t->dfch, s.fch_pre, (size_t)N * H);
+        // fch_pre = matmul(ln, fc)
+        o->matmul_backward(t->dln, t->dfch, bw->fc_w, N, C, H);
+        // ln = layernorm(x_mid, ln_2)   (+= onto the residual gradient)
+        o->layernorm_backward(t->dx, t->dln, s.x_mid, bw->ln_2_w, s.mean2, s.rstd2, N, C);
+        // x_mid = residual(x_in, matmul(attn, out_proj))
+        o->matmul_backward(t->dattn, t->dx, bw->attn_out_w, N, C, C);
+        // attn = attention(qkv), causal
+        o->attention_backward(t->dqkv, t->dattn, s.qkv, s.att, B, T, C, NH, 1);
+        // qkv = matmul(ln, in_proj)
+        o->matmul_backward(t->dln, t->dqkv, bw->attn_in_w, N, C, 3 * C);
+        // ln = layernorm(x_in, ln_1)
+        o->layernorm_backward(t->dx, t->dln, x_in, bw->ln_1_w, s.mean1, s.rstd1, N, C);
+    }
+    // x0 = pos_add(embeds, txt_pos): dembeds = dx (the positions are frozen)
+    o->pos_add_backward(t->dx, NULL, t->dx, B, T, C);
+    // positions past the longest EOT were cut off by the exact causal truncation: gradient 0
+    size_t row = (size_t)T * C;
+    for (int b = 0; b < B; b++) {
+        float *dst = dembeds + (size_t)b * Tu * C;
+        o->to_host(dst, t->dx + b * row, row * sizeof(float));
+        memset(dst + row, 0, (size_t)(Tu - T) * C * sizeof(float));
+    }
+    o->synchronize();
     return 0;
 }

@@ -99,6 +99,11 @@ typedef struct ClipModel ClipModel;
 
 ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int max_batch);
 void clip_model_free(ClipModel *m);
+/* Training mode: as clip_model_create, plus the text tower's saved activations and gradient
+ * buffers, about NL * max_batch * L * (5C + H + NH*L + 4) floats (fill_in_train_sizes in
+ * clip.c; ViT-B/32 text tower, max_batch 100: ~1.6 GB), so clip_text_backward can follow a
+ * text forward. Inference models never allocate it. */
+ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch);
 /* pixels (B,3,S,S) float32 normalised; out (B,E). Host pointers. */
 int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out);
 /* tokens (B,L) int32, EOT = argmax id per row; out (B,E). Host pointers.
@@ -108,5 +113,12 @@ int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *o
  * positions of the feature token; out (B,E). Host pointers. */
 int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eot, int B, int T,
                             float *out);
+/* Backward of the last text forward (clip_encode_text_embeds, or clip_encode_text with the
+ * token embeddings as E) on a training model, weights frozen: dembeds (B,T,Ct) = ∂⟨dfeat, F⟩/∂E
+ * for dfeat (B,E), F the unnormalised features that forward returned and B, T its batch and
+ * length. Rows past the batch's longest EOT get 0 (they cannot reach any EOT row under the
+ * causal mask). Host pointers. Returns -1 with an error when the model is not in training mode
+ * or no text forward preceded (an image forward in between invalidates it). */
+int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds);
 
 #endif

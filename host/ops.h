@@ -78,6 +78,30 @@ typedef struct OpsBackend {
     // out (B,C) = inp[b, idx[b], :], inp (B,T,C), idx (B) int32 in [0,T)
     void (*gather_rows_forward)(float *out, const float *inp, const int32_t *idx, int B, int T,
                                 int C);
+    // --- backward (input gradients; the weights are frozen) --------------------------------
+    // Each takes the forward's saved activations; "d" prefixes a gradient of the same shape.
+    // dinp (M,K) = dout (M,N) @ weight (N,K)          [of matmul_forward; overwrites]
+    void (*matmul_backward)(float *dinp, const float *dout, const float *weight, int M, int K,
+                            int N);
+    // dinp (N,C) += LayerNorm input gradient, from inp (N,C) and the forward's mean, rstd (N).
+    // ACCUMULATES (llm.c): the residual stream's gradient arrives in dinp already.
+    void (*layernorm_backward)(float *dinp, const float *dout, const float *inp,
+                               const float *weight, const float *mean, const float *rstd, int N,
+                               int C);
+    // dinp (N,C) from dout and the forward's input inp (N,C) [overwrites; dinp may equal dout]
+    void (*l2norm_backward)(float *dinp, const float *dout, const float *inp, int N, int C);
+    // dinp = dout * QuickGELU'(inp), inp = the pre-activation [overwrites; dinp may equal dout]
+    void (*quickgelu_backward)(float *dinp, const float *dout, const float *inp, size_t N);
+    // da = dout, db = dout (N elements) [overwrites; either may equal dout]
+    void (*residual_backward)(float *da, float *db, const float *dout, size_t N);
+    // dqkv (B,T,3C) from dout (B,T,C), the forward's qkv and att (B,NH,T,T) [overwrites]
+    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att,
+                               int B, int T, int C, int NH, int causal);
+    // dembeds (B,T,C) = dout [overwrites; may equal dout]; dpos (T,C) += Σ_b dout (may be NULL)
+    void (*pos_add_backward)(float *dembeds, float *dpos, const float *dout, int B, int T, int C);
+    // dinp (B,T,C): row idx[b] of batch b = dout (B,C), every other row 0 [overwrites]
+    void (*gather_rows_backward)(float *dinp, const float *dout, const int32_t *idx, int B, int T,
+                                 int C);
 
     // --- clustering (host/cluster.h drivers; CPU in host/cpu/{cholesky,kmeans,knn}.c and
     // host/cluster.c, CUDA in kernels/{cholesky,kmeans,knn}.cu). Letters: N rows, d width,

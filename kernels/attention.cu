@@ -132,3 +132,105 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                                                                              NH, causal);
     launchCheck();
 }
+
+// --- backward ---------------------------------------------------------------------------------
+// dqkv (B,T,3C) from dout (B,T,C), the forward's qkv and att (B,NH,T,T) (overwrites dqkv).
+// Version 1: one block per (batch, head), like the forward; shared memory holds q, k, v, dO
+// (T,hs) and p, dS (T,T) (~126 KiB at T = 77, hs = 64; opt-in). Per query i, key j:
+//   forward  out[i][d] = Σ_j p[i][j] v[j][d]  =>  dP[i][j] = dO_i · v_j,  dv_j = Σ_i p[i][j] dO_i
+//   forward  softmax per row                  =>  dS[i][j] = p[i][j] (dP[i][j] - Σ_k p dP)
+//   forward  s[i][j] = (q_i · k_j) * scale    =>  dq_i = scale Σ_j dS k_j, dk_j = scale Σ_i dS q_i
+// Every output element is one thread's fixed-order loop: no atomics, deterministic.
+static size_t attention_backward_smem_bytes(int T, int hs) {
+    return ((size_t)T * hs * 4 + (size_t)T * T * 2) * sizeof(float);
+}
+
+__global__ static void __launch_bounds__(ATT_THREADS)
+    attention_backward_kernel1(float *dqkv, const float *dout, const float *qkv,
+                               const float *att, int T, int C, int NH, int causal) {
+    extern __shared__ float sm[];
+    const int hs = C / NH;
+    const int b = blockIdx.x / NH, h = blockIdx.x % NH;
+    float *q = sm;                          // (T, hs)
+    float *k = q + (size_t)T * hs;          // (T, hs)
+    float *v = k + (size_t)T * hs;          // (T, hs)
+    float *dO = v + (size_t)T * hs;         // (T, hs)
+    float *p = dO + (size_t)T * hs;         // (T, T)
+    float *dS = p + (size_t)T * T;          // (T, T)
+    const size_t C3 = (size_t)3 * C;
+    for (int e = threadIdx.x; e < T * hs; e += blockDim.x) {
+        const int t = e / hs, d = e % hs;
+        const float *src = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs + d;
+        q[e] = src[0];
+        k[e] = src[C];
+        v[e] = src[2 * (size_t)C];
+        dO[e] = dout[((size_t)b * T + t) * C + (size_t)h * hs + d];
+    }
+    const float *pa = att + ((size_t)b * NH + h) * T * T;
+    for (int e = threadIdx.x; e < T * T; e += blockDim.x) p[e] = pa[e];
+    __syncthreads();
+
+    // dP (masked entries 0, p is 0 there too)
+    for (int e = threadIdx.x; e < T * T; e += blockDim.x) {
+        const int i = e / T, j = e % T;
+        float acc = 0.0f;
+        if (!causal || j <= i)
+            for (int d = 0; d < hs; d++) acc += dO[i * hs + d] * v[j * hs + d];
+        dS[e] = acc;
+    }
+    __syncthreads();
+    // softmax backward, one warp per row
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    const float scale = rsqrtf((float)hs);
+    for (int i = warp; i < T; i += nwarps) {
+        float s = 0.0f;
+        for (int j = lane; j < T; j += 32) s += p[i * T + j] * dS[i * T + j];
+        s = warp_sum(s);
+        for (int j = lane; j < T; j += 32) dS[i * T + j] = p[i * T + j] * (dS[i * T + j] - s) * scale;
+    }
+    __syncthreads();
+    // dq, dk, dv: one thread per (row, d)
+    for (int e = threadIdx.x; e < T * hs; e += blockDim.x) {
+        const int r = e / hs, d = e % hs;
+        float aq = 0.0f, ak = 0.0f, av = 0.0f;
+        const int jn = causal ? r + 1 : T;   // keys query r saw
+        for (int j = 0; j < jn; j++) aq += dS[r * T + j] * k[j * hs + d];
+        for (int i = causal ? r : 0; i < T; i++) {   // queries that saw key r
+            ak += dS[i * T + r] * q[i * hs + d];
+            av += p[i * T + r] * dO[i * hs + d];
+        }
+        float *dst = dqkv + ((size_t)b * T + r) * C3 + (size_t)h * hs + d;
+        dst[0] = aq;
+        dst[C] = ak;
+        dst[2 * (size_t)C] = av;
+    }
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int C, int NH, int causal) {
+    cudaAssert(B >= 0 && T >= 0 && NH > 0 && C > 0 && C % NH == 0, "attention needs C = NH*hs");
+    if (B == 0 || T == 0) return;
+    cudaAssert((size_t)B * NH <= 0x7fffffffu, "too many (batch, head) blocks");
+    const size_t smem = attention_backward_smem_bytes(T, C / NH);
+    int dev = 0, optin = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (smem > (size_t)optin) {
+        fprintf(stderr,
+                "laic: fatal: attention_backward: T=%d, head size %d need %zu bytes of shared "
+                "memory, the device allows %d ---> HINT: this kernel holds a whole head "
+                "(T <= 77 for CLIP)\n",
+                T, C / NH, smem, optin);
+        exit(1);
+    }
+    static int raised;
+    if (!raised) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_kernel1,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+        raised = 1;
+    }
+    attention_backward_kernel1<<<(unsigned int)(B * NH), ATT_THREADS, smem>>>(dqkv, dout, qkv,
+                                                                              att, T, C, NH,
+                                                                              causal);
+    launchCheck();
+}

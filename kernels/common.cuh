@@ -123,5 +123,17 @@ void token_embed_forward(float *out, const int32_t *tokens, const float *tok_emb
                          const float *pos, int B, int T, int C);
 void pos_add_forward(float *out, const float *embeds, const float *pos, int B, int T, int C);
 void gather_rows_forward(float *out, const float *inp, const int32_t *idx, int B, int T, int C);
+// backward launchers (input gradients; semantics as host/ops.h), each in its forward's file
+void matmul_backward(float *dinp, const float *dout, const float *weight, int M, int K, int N);
+void layernorm_backward(float *dinp, const float *dout, const float *inp, const float *weight,
+                        const float *mean, const float *rstd, int N, int C);
+void l2norm_backward(float *dinp, const float *dout, const float *inp, int N, int C);
+void quickgelu_backward(float *dinp, const float *dout, const float *inp, size_t N);
+void residual_backward(float *da, float *db, const float *dout, size_t N);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int C, int NH, int causal);
+void pos_add_backward(float *dembeds, float *dpos, const float *dout, int B, int T, int C);
+void gather_rows_backward(float *dinp, const float *dout, const int32_t *idx, int B, int T,
+                          int C);
 
 #endif

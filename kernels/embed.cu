@@ -144,3 +144,55 @@ void gather_rows_forward(float *out, const float *inp, const int32_t *idx, int B
     gather_rows_forward_kernel1<<<grid_for(total, block), block>>>(out, inp, idx, B, T, C);
     launchCheck();
 }
+
+// --- backward ---------------------------------------------------------------------------------
+// Forward: out = embeds + pos[t]  =>  dembeds = dout (copy unless aliased), and dpos (T,C) +=
+// Σ_b dout[b] (parameter gradient, accumulates): one thread per (t, c) sums b in order, so
+// there are no atomics and the result is deterministic.
+__global__ static void pos_add_backward_dpos_kernel1(float *dpos, const float *dout, int B, int T,
+                                                     int C) {
+    const size_t TC = (size_t)T * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < TC;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int b = 0; b < B; b++) s += dout[b * TC + i];
+        dpos[i] += s;
+    }
+}
+
+void pos_add_backward(float *dembeds, float *dpos, const float *dout, int B, int T, int C) {
+    cudaAssert(B >= 0 && T >= 0 && C >= 0, "negative pos_add_backward size");
+    const size_t total = (size_t)B * T * C;
+    if (total == 0) return;
+    const int block = 256;
+    if (dpos) {
+        pos_add_backward_dpos_kernel1<<<grid_for((size_t)T * C, block), block>>>(dpos, dout, B,
+                                                                                 T, C);
+        launchCheck();
+    }
+    if (dembeds != dout)
+        cudaCheck(cudaMemcpy(dembeds, dout, total * sizeof(float), cudaMemcpyDeviceToDevice));
+}
+
+// Forward: out[b] = inp[b, idx[b]]  =>  dinp[b, t] = t == idx[b] ? dout[b] : 0 (overwrite), one
+// thread per element of dinp (every element is written, so no memset first).
+__global__ static void gather_rows_backward_kernel1(float *dinp, const float *dout,
+                                                    const int32_t *idx, int B, int T, int C) {
+    const size_t total = (size_t)B * T * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = i / C, b = row / T;
+        const int t = (int)(row % T), c = (int)(i % C);
+        dinp[i] = t == idx[b] ? dout[b * C + c] : 0.0f;
+    }
+}
+
+void gather_rows_backward(float *dinp, const float *dout, const int32_t *idx, int B, int T,
+                          int C) {
+    cudaAssert(B >= 0 && T >= 0 && C >= 0, "negative gather_rows_backward size");
+    const size_t total = (size_t)B * T * C;
+    if (total == 0) return;
+    const int block = 256;
+    gather_rows_backward_kernel1<<<grid_for(total, block), block>>>(dinp, dout, idx, B, T, C);
+    launchCheck();
+}

@@ -325,3 +325,20 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
     ops_cuda_f32_to_bf16(s + woff, weight, nw);
     ops_cuda_matmul_bf16(out, s, s + woff, bias, M, K, N, algo, 0);
 }
+
+// --- backward ---------------------------------------------------------------------------------
+// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K); the weights
+// are frozen, so no dweight / dbias. Column-major view (see the top of this file):
+//   dinpᵀ (K,M) = weight_cm (K,N) @ doutᵀ (N,M), both OP_N, lda = K, ldb = N, ldc = K.
+// Always fp32 (TF32 off), whatever the forward's switch: the gradient tests compare with the CPU.
+void matmul_backward(float *dinp, const float *dout, const float *weight, int M, int K, int N) {
+    cudaAssert(M >= 0 && K >= 0 && N >= 0, "negative matmul_backward size");
+    if (M == 0 || K == 0) return;
+    const float one = 1.0f, zero = 0.0f;
+    if (N == 0) {
+        cudaCheck(cudaMemset(dinp, 0, (size_t)M * K * sizeof(float)));
+        return;
+    }
+    cublasCheck(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K,
+                            dout, N, &zero, dinp, K));
+}

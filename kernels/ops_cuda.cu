@@ -64,7 +64,7 @@ static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 19 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 27 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -86,6 +86,14 @@ extern "C" const OpsBackend ops_cuda = {
     token_embed_forward,
     pos_add_forward,
     gather_rows_forward,
+    matmul_backward,
+    layernorm_backward,
+    l2norm_backward,
+    quickgelu_backward,
+    residual_backward,
+    attention_backward,
+    pos_add_backward,
+    gather_rows_backward,
 };
 
 // --- devices -------------------------------------------------------------------------------

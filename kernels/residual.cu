@@ -21,3 +21,22 @@ void residual_forward(float *out, const float *a, const float *b, size_t N) {
     residual_forward_kernel1<<<grid_for(N, block), block>>>(out, a, b, N);
     launchCheck();
 }
+
+// --- backward ---------------------------------------------------------------------------------
+// Forward: out = a + b  =>  da = dout, db = dout (overwrite; either may equal dout).
+__global__ static void residual_backward_kernel1(float *da, float *db, const float *dout,
+                                                 size_t N) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < N;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float g = dout[i];
+        da[i] = g;
+        db[i] = g;
+    }
+}
+
+void residual_backward(float *da, float *db, const float *dout, size_t N) {
+    if (N == 0) return;
+    const int block = 256;
+    residual_backward_kernel1<<<grid_for(N, block), block>>>(da, db, dout, N);
+    launchCheck();
+}

@@ -36,6 +36,21 @@ void pos_add_forward_cpu(float *out, const float *embeds, const float *pos, int 
 void gather_rows_forward_cpu(float *out, const float *inp, const int32_t *idx, int B, int T,
                              int C);
 
+// backward (input gradients, host/ops.h; each next to its forward in the same file)
+void matmul_backward_cpu(float *dinp, const float *dout, const float *weight, int M, int K,
+                         int N);
+void layernorm_backward_cpu(float *dinp, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N,
+                            int C);
+void l2norm_backward_cpu(float *dinp, const float *dout, const float *inp, int N, int C);
+void quickgelu_backward_cpu(float *dinp, const float *dout, const float *inp, size_t N);
+void residual_backward_cpu(float *da, float *db, const float *dout, size_t N);
+void attention_backward_cpu(float *dqkv, const float *dout, const float *qkv, const float *att,
+                            int B, int T, int C, int NH, int causal);
+void pos_add_backward_cpu(float *dembeds, float *dpos, const float *dout, int B, int T, int C);
+void gather_rows_backward_cpu(float *dinp, const float *dout, const int32_t *idx, int B, int T,
+                              int C);
+
 /* Thread count for the CPU backend: sets OpenMP's and OpenBLAS's pools together (n <= 0 keeps
  * the current setting). Returns the count now in effect. */
 int cpu_set_threads(int n);

@@ -68,3 +68,24 @@ void gather_rows_forward_cpu(float *out, const float *inp, const int32_t *idx, i
     for (int b = 0; b < B; b++)
         memcpy(out + (size_t)b * C, inp + ((size_t)b * T + idx[b]) * C, (size_t)C * sizeof(float));
 }
+
+// --- backward -------------------------------------------------------------------------------
+// Forward: out[b,t,:] = embeds[b,t,:] + pos[t,:]  =>  dembeds = dout (overwrite, may alias),
+// dpos[t,:] += Σ_b dout[b,t,:] (a parameter gradient: accumulates; NULL skips it).
+void pos_add_backward_cpu(float *dembeds, float *dpos, const float *dout, int B, int T, int C) {
+    size_t TC = (size_t)T * C;
+    if (dpos)
+        for (int b = 0; b < B; b++)
+            for (size_t i = 0; i < TC; i++) dpos[i] += dout[b * TC + i];
+    if (dembeds != dout) memcpy(dembeds, dout, (size_t)B * TC * sizeof(float));
+}
+
+// Forward: out[b,:] = inp[b, idx[b], :]  =>  dinp[b, idx[b], :] = dout[b,:], every other row 0
+// (overwrite).
+void gather_rows_backward_cpu(float *dinp, const float *dout, const int32_t *idx, int B, int T,
+                              int C) {
+    memset(dinp, 0, (size_t)B * T * C * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(dinp + ((size_t)b * T + idx[b]) * C, dout + (size_t)b * C,
+               (size_t)C * sizeof(float));
+}

@@ -45,3 +45,54 @@ void l2norm_forward_cpu(float *out, const float *inp, int N, int C) {
         for (int i = 0; i < C; i++) o[i] = x[i] * inv;
     }
 }
+
+// --- backward -------------------------------------------------------------------------------
+// dinp (N,C) += ∂⟨dout, out⟩/∂inp for out = (inp - mean) * rstd * weight + bias. With
+// n = (x - mean) * rstd and g = dout * weight, the chain rule through mean and rstd gives
+//   dx = rstd * (g - mean(g) - n * mean(g * n)).
+// The two row means are summed in double (as the forward's statistics).
+void layernorm_backward_cpu(float *dinp, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N,
+                            int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;    // (C)
+        const float *dy = dout + (size_t)n * C;  // (C)
+        float *dx = dinp + (size_t)n * C;        // (C)
+        float m = mean[n], r = rstd[n];
+        double sg = 0, sgn = 0;
+        for (int i = 0; i < C; i++) {
+            // forward: o[i] = (x[i] - mf) * rf * weight[i] + bias[i]
+            float nrm = (x[i] - m) * r;
+            float g = dy[i] * weight[i];
+            sg += g;
+            sgn += (double)g * nrm;
+        }
+        float mg = (float)(sg / C), mgn = (float)(sgn / C);
+        for (int i = 0; i < C; i++) {
+            float nrm = (x[i] - m) * r;
+            dx[i] += r * (dy[i] * weight[i] - mg - nrm * mgn);
+        }
+    }
+}
+
+// Forward: o = x / max(||x||, 1e-12). Above the floor, y = x/||x|| and
+//   dx = (dout - y (y · dout)) / ||x||;
+// at the floor (||x|| <= 1e-12) the divisor is a constant, so dx = dout / 1e-12 (as autograd).
+void l2norm_backward_cpu(float *dinp, const float *dout, const float *inp, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        double s = 0;
+        for (int i = 0; i < C; i++) s += (double)x[i] * x[i];
+        double nrm = sqrt(s);
+        if (nrm > 1e-12) {
+            double yd = 0;   // y · dout, y = x / nrm
+            for (int i = 0; i < C; i++) yd += (double)x[i] / nrm * dy[i];
+            for (int i = 0; i < C; i++)
+                dx[i] = (float)((dy[i] - x[i] / nrm * yd) / nrm);
+        } else {
+            for (int i = 0; i < C; i++) dx[i] = (float)(dy[i] / 1e-12);
+        }
+    }
+}

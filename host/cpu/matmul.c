@@ -24,3 +24,12 @@ void matmul_forward_cpu(float *out, const float *inp, const float *weight, const
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, weight, K, beta,
                 out, N);
 }
+
+// --- backward -------------------------------------------------------------------------------
+// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K). The weights
+// are frozen (prompt learning trains only the inputs), so no dweight / dbias.
+void matmul_backward_cpu(float *dinp, const float *dout, const float *weight, int M, int K,
+                         int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, weight, K,
+                0.0f, dinp, K);
+}
