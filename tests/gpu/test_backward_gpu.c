@@ -1,0 +1,194 @@
+/*
+ * test_backward_gpu.c — the CUDA backward ops (kernels/) against the CPU reference (host/cpu/),
+ * op by op on random inputs at CLIP text shapes, plus clip_text_backward end to end on the tiny
+ * model. Built into build/test_gpu by `make test-gpu`; exits 77 ("waived") without a device.
+ *
+ * Tolerances, and why: fp32 ops ≤ 1e-4 scale-aware (max |gpu-cpu| / max |cpu|): different
+ * summation orders (warp trees vs loops, cuBLAS vs OpenBLAS) and --use_fast_math (a few ulp);
+ * copies (gather, pos_add's dembeds, residual) bitwise; the whole tiny text backward ≤ 1e-4.
+ * Status: compiled, never run (no GPU where it was written).
+ */
+#include "../test.h"
+
+#ifdef LAIC_CUDA
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clip.h"
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+#include "../../kernels/ops_cuda.h"
+
+static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
+
+static void need_gpu(void) {
+    if (ops_cuda_device_count() == 0) {
+        printf("no CUDA device: GPU tests waived\n");
+        fflush(stdout);
+        exit(77);
+    }
+}
+
+static float *rnd(Rng *r, size_t n, float scale) {
+    float *x = mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
+    return x;
+}
+
+static void *up(const void *h, size_t bytes) {
+    void *d = G->alloc(bytes);
+    if (!d) {
+        fprintf(stderr, "alloc: %s\n", laic_last_error());
+        exit(1);
+    }
+    G->to_device(d, h, bytes);
+    return d;
+}
+
+static float *down(const float *d, size_t n) {
+    float *h = mallocCheck(n * sizeof(float));
+    G->synchronize();
+    G->to_host(h, d, n * sizeof(float));
+    return h;
+}
+
+static int near(const float *gpu, const float *cpu, size_t n, const char *what) {
+    double rel = max_rel_err(gpu, cpu, n);
+    printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
+    return CHECK(rel <= 1e-4, "%s: %.3g > 1e-4", what, rel);
+}
+
+TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 7, 0);
+    int M = 77 * 3, K = 512, N = 2048;
+    float *dout = rnd(&r, (size_t)M * N, 1), *w = rnd(&r, (size_t)N * K, 0.02f);
+    float *ref = mallocCheck((size_t)M * K * 4);
+    REF->matmul_backward(ref, dout, w, M, K, N);
+    float *dd = up(dout, (size_t)M * N * 4), *dw = up(w, (size_t)N * K * 4);
+    float *dr = up(ref, (size_t)M * K * 4);   // overwritten: checks "=" not "+="
+    G->matmul_backward(dr, dd, dw, M, K, N);
+    float *got = down(dr, (size_t)M * K);
+    near(got, ref, (size_t)M * K, "matmul_backward");
+    free(got); G->free(dr); G->free(dw); G->free(dd); free(ref); free(w); free(dout);
+
+    int R = 200, C = 512;
+    size_t n = (size_t)R * C;
+    float *x = rnd(&r, n, 2), *lw = rnd(&r, C, 1), *lb = rnd(&r, C, 1), *dy = rnd(&r, n, 1);
+    float *base = rnd(&r, n, 1), *y = mallocCheck(n * 4), *mean = mallocCheck(R * 4),
+          *rstd = mallocCheck(R * 4), *dx = mallocCheck(n * 4);
+    REF->layernorm_forward(y, mean, rstd, x, lw, lb, R, C);
+    memcpy(dx, base, n * 4);
+    REF->layernorm_backward(dx, dy, x, lw, mean, rstd, R, C);
+    float *gx = up(x, n * 4), *gw = up(lw, C * 4), *gdy = up(dy, n * 4), *gdx = up(base, n * 4),
+          *gm = up(mean, R * 4), *gr = up(rstd, R * 4);
+    G->layernorm_backward(gdx, gdy, gx, gw, gm, gr, R, C);
+    got = down(gdx, n);
+    near(got, dx, n, "layernorm_backward (+=)");
+    free(got);
+    REF->l2norm_backward(dx, dy, x, R, C);
+    G->l2norm_backward(gdx, gdy, gx, R, C);
+    got = down(gdx, n);
+    near(got, dx, n, "l2norm_backward");
+    free(got);
+    REF->quickgelu_backward(dx, dy, x, n);
+    G->quickgelu_backward(gdy, gdy, gx, n);   // in place
+    got = down(gdy, n);
+    near(got, dx, n, "quickgelu_backward (in place)");
+    free(got);
+    G->free(gx); G->free(gw); G->free(gdy); G->free(gdx); G->free(gm); G->free(gr);
+    free(x); free(lw); free(lb); free(dy); free(base); free(y); free(mean); free(rstd); free(dx);
+}
+
+TEST(gpu_backward_attention) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 8, 0);
+    int B = 3, T = 77, C = 512, NH = 8;
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+    float *qkv = rnd(&r, nq, 1), *dout = rnd(&r, no, 1);
+    float *out = mallocCheck(no * 4), *att = mallocCheck(na * 4), *ref = mallocCheck(nq * 4);
+    float *gq = up(qkv, nq * 4), *gd = up(dout, no * 4), *ga = G->alloc(na * 4),
+          *go = G->alloc(no * 4), *gdq = G->alloc(nq * 4);
+    for (int causal = 1; causal >= 0; causal--) {
+        REF->attention_forward(out, att, qkv, B, T, C, NH, causal);
+        REF->attention_backward(ref, dout, qkv, att, B, T, C, NH, causal);
+        G->attention_forward(go, ga, gq, B, T, C, NH, causal);
+        G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
+        float *got = down(gdq, nq);
+        near(got, ref, nq, causal ? "attention_backward causal" : "attention_backward");
+        // deterministic: a second run is bitwise identical
+        G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
+        float *again = down(gdq, nq);
+        CHECK(!memcmp(got, again, nq * 4), "attention_backward run-to-run bitwise");
+        free(got); free(again);
+    }
+    G->free(gq); G->free(gd); G->free(ga); G->free(go); G->free(gdq);
+    free(qkv); free(dout); free(out); free(att); free(ref);
+}
+
+TEST(gpu_backward_copies) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 9, 0);
+    int B = 4, T = 20, C = 64;
+    size_t n = (size_t)B * T * C;
+    float *dout = rnd(&r, n, 1), *dpos = calloc((size_t)T * C, 4), *de = mallocCheck(n * 4);
+    REF->pos_add_backward(de, dpos, dout, B, T, C);
+    float *gd = up(dout, n * 4), *gde = G->alloc(n * 4), *gp = G->alloc((size_t)T * C * 4);
+    G->memset0(gp, (size_t)T * C * 4);
+    G->pos_add_backward(gde, gp, gd, B, T, C);
+    float *got = down(gde, n), *gotp = down(gp, (size_t)T * C);
+    CHECK(!memcmp(got, de, n * 4), "pos_add dembeds bitwise");
+    near(gotp, dpos, (size_t)T * C, "pos_add dpos");
+    free(got); free(gotp);
+    int32_t idx[4] = {19, 0, 7, 3};
+    float *g4 = rnd(&r, (size_t)B * C, 1);
+    REF->gather_rows_backward(de, g4, idx, B, T, C);
+    int32_t *gi = up(idx, sizeof idx);
+    float *gg = up(g4, (size_t)B * C * 4);
+    G->gather_rows_backward(gde, gg, gi, B, T, C);
+    got = down(gde, n);
+    CHECK(!memcmp(got, de, n * 4), "gather_rows_backward bitwise");
+    free(got);
+    G->residual_backward(gde, gp, gd, (size_t)T * C);
+    got = down(gde, (size_t)T * C);
+    CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward bitwise");
+    free(got);
+    G->free(gd); G->free(gde); G->free(gp); G->free(gi); G->free(gg);
+    free(dout); free(dpos); free(de); free(g4);
+}
+
+TEST(gpu_backward_tiny_text_model) {
+    need_gpu();
+    ClipWeights w;
+    memset(&w, 0, sizeof w);
+    REQUIRE(clip_weights_load(&w, "tests/fixtures/clip/tiny_f16.safetensors") == 0, "load: %s",
+            laic_last_error());
+    Rng r;
+    rng_init(&r, 10, 0);
+    int B = 3, T = 12, C = w.cfg.text_width, E = w.cfg.embed_dim;
+    int32_t eot[3] = {11, 4, 8};
+    float *e = rnd(&r, (size_t)B * T * C, 0.05f), *g = rnd(&r, (size_t)B * E, 1);
+    float *f1 = mallocCheck((size_t)B * E * 4), *f2 = mallocCheck((size_t)B * E * 4);
+    float *d1 = mallocCheck((size_t)B * T * C * 4), *d2 = mallocCheck((size_t)B * T * C * 4);
+    ClipModel *mc = clip_model_create_train(&w, REF, B), *mg = clip_model_create_train(&w, G, B);
+    REQUIRE(mc && mg, "create: %s", laic_last_error());
+    CHECK(clip_encode_text_embeds(mc, e, eot, B, T, f1) == 0, "cpu fwd");
+    CHECK(clip_text_backward(mc, g, d1) == 0, "cpu bwd");
+    CHECK(clip_encode_text_embeds(mg, e, eot, B, T, f2) == 0, "gpu fwd");
+    CHECK(clip_text_backward(mg, g, d2) == 0, "gpu bwd");
+    near(f2, f1, (size_t)B * E, "tiny text features");
+    near(d2, d1, (size_t)B * T * C, "tiny text dE");
+    clip_model_free(mc);
+    clip_model_free(mg);
+    clip_weights_free(&w);
+    free(e); free(g); free(f1); free(f2); free(d1); free(d2);
+}
+
+#endif
