@@ -155,8 +155,89 @@ def make_sgd():
     save("sgd_p", np.stack(ps))   # (steps, 3, 2, 8) after each step
 
 
+# --- augmentations ---------------------------------------------------------------------------
+
+RA_ORDER = ["Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
+            "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize"]
+
+
+def test_image(h, w, seed):
+    """Smooth colour ramps, a few flat rectangles and noise: exercises every op's rounding."""
+    g = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([40 + 150 * x / w, 30 + 180 * y / h, 128 + 60 * np.sin(x / 5.0 + y / 7.0)], -1)
+    for _ in range(4):
+        t, l = g.integers(0, h - 8), g.integers(0, w - 8)
+        img[t:t + g.integers(4, 16), l:l + g.integers(4, 16)] = g.integers(0, 256, 3)
+    img += g.normal(0, 12, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def make_aug():
+    from PIL import Image
+    import torchvision
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.autoaugment import _apply_op
+    print("torchvision", torchvision.__version__)
+
+    # RandAugment ops at M = 10 of 31 bins, both signs, on a 48x64 image
+    h, w = 48, 64
+    img = test_image(h, w, 3)
+    save("aug_img", img)
+    space = T.RandAugment(num_ops=2, magnitude=10)._augmentation_space(31, (h, w))
+    assert list(space.keys()) == RA_ORDER
+    mags, outs = [], []
+    for name in RA_ORDER:
+        m, signed = space[name]
+        mag = float(m[10].item()) if m.ndim > 0 else 0.0
+        mags.append([mag, float(signed)])
+        for sgn in (1.0, -1.0):
+            sgn = sgn if signed else 1.0   # unsigned ops: the "-" slot repeats the "+" one
+            o = _apply_op(Image.fromarray(img), name, sgn * mag, InterpolationMode.NEAREST, None)
+            outs.append(np.asarray(o))
+    save("aug_ra_mag", np.array(mags, np.float64))     # (14, 2) magnitude, signed
+    save("aug_ra_out", np.stack(outs))                 # (28, h, w, 3) op-major, + then -
+    # a second image with a narrow histogram (AutoContrast / Equalize / Contrast stretch it)
+    img2 = (test_image(h, w, 4) // 4 + 90).astype(np.uint8)
+    save("aug_img2", img2)
+    outs2 = [np.asarray(_apply_op(Image.fromarray(img2), n, 0.0 if n in ("AutoContrast",
+             "Equalize") else float(space[n][0][10].item()), InterpolationMode.NEAREST, None))
+             for n in ("AutoContrast", "Equalize", "Contrast", "Sharpness", "Color")]
+    save("aug_ra_out2", np.stack(outs2))
+
+    # resized crops (bicubic), including upscaling and the vertical-first pass order
+    src = test_image(60, 80, 5)
+    save("aug_src", src)
+    boxes = [(0, 0, 60, 80, 32, 32), (5, 7, 20, 30, 32, 32), (10, 3, 50, 12, 24, 24),
+             (2, 4, 55, 40, 16, 30), (0, 0, 60, 80, 60, 80), (13, 21, 7, 9, 40, 40),
+             (1, 2, 59, 77, 59, 20), (3, 1, 40, 70, 10, 70)]
+    crops = []
+    for (t, l, ch, cw, oh, ow) in boxes:
+        o = TF.resized_crop(Image.fromarray(src), t, l, ch, cw, [oh, ow],
+                            InterpolationMode.BICUBIC)
+        crops.append(np.asarray(o).reshape(-1))
+    save("aug_boxes", np.array(boxes, np.int32))
+    save("aug_crops", np.concatenate(crops))
+
+    # RandomResizedCrop parameter statistics: quantiles of area fraction and log aspect ratio
+    torch.manual_seed(123)
+    qs = np.linspace(0.05, 0.95, 19)
+    stats = []
+    for (H, W) in ((224, 224), (300, 200), (100, 400)):
+        d = [T.RandomResizedCrop.get_params(torch.empty(1, H, W), (0.08, 1.0), (3 / 4, 4 / 3))
+             for _ in range(20000)]
+        d = np.array(d, np.float64)
+        scale = d[:, 2] * d[:, 3] / (H * W)
+        logr = np.log(d[:, 3] / d[:, 2])
+        stats.append(np.concatenate([[H, W], np.quantile(scale, qs), np.quantile(logr, qs)]))
+    save("aug_rrc_q", np.array(stats))   # (3, 2 + 19 + 19)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     make_loss()
     make_sgd()
+    make_aug()
