@@ -14,7 +14,7 @@
  *
  * Status: compiled for sm_90, unverified on hardware.
  */
-#include "common.cuh"
+#include "cluster.cuh"   // includes common.cuh
 
 // --- memory ---------------------------------------------------------------------------------
 static void *cuda_alloc(size_t bytes) {
@@ -64,7 +64,7 @@ static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 27 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 44 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -94,6 +94,24 @@ extern "C" const OpsBackend ops_cuda = {
     attention_backward,
     pos_add_backward,
     gather_rows_backward,
+    // clustering (kernels/cholesky.cu, kmeans.cu, knn.cu)
+    f32_to_f64,
+    f64_to_f32,
+    transpose_f64,
+    gram_f64_forward,
+    dgemm_nt_forward,
+    sgemm_nn_forward,
+    cholesky_forward,
+    cholesky_solve_right,
+    cholesky_solve_left,
+    rownorm2_forward,
+    l2normalize_rows,
+    sqdist_forward,
+    kmeans_assign_forward,
+    kmeans_update_forward,
+    kmeans_rowdist_forward,
+    knn_topk_forward,
+    knn_filter_forward,
 };
 
 // --- devices -------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+/*
+ * cluster.cuh — launchers of the clustering ops (kernels/cholesky.cu, kmeans.cu, knn.cu) and
+ * the helpers they share. Included by those files and by ops_cuda.cu only.
+ *
+ * Promises: each launcher has exactly the semantics of its OpsBackend entry in host/ops.h
+ * (row-major, device pointers, default stream). cuBLAS is used through cluster_cublas(), a
+ * handle of its own in the default (non-TF32) math mode, so the precision switch of
+ * matmul.cu never reaches the solvers. Scratch that the ops need call after call (GEMM tiles,
+ * member lists) lives in buffers that only grow (ScratchBuf), so steady state allocates nothing.
+ *
+ * Status: compiled for sm_90, unverified on hardware.
+ */
+#ifndef LAIC_KERNELS_CLUSTER_CUH
+#define LAIC_KERNELS_CLUSTER_CUH
+
+#include <climits>
+
+#include "common.cuh"
+
+// The cuBLAS handle of the clustering ops (created on first use, never destroyed).
+cublasHandle_t cluster_cublas(void);
+
+// Device scratch that grows to the largest request and is kept for the process lifetime.
+struct ScratchBuf {
+    void *p;
+    size_t cap;
+};
+static inline void *scratch_get(ScratchBuf *s, size_t bytes) {
+    if (bytes > s->cap) {
+        if (s->p) cudaCheck(cudaFree(s->p));
+        s->p = NULL;
+        cudaCheck(cudaMalloc(&s->p, bytes));
+        s->cap = bytes;
+    }
+    return s->p;
+}
+
+// Row-major C (M,N) = alpha·op(A)·op(B) + beta·C through column-major cuBLAS: a row-major X
+// with leading dimension ld is the column-major Xᵀ, so C = op(A) op(B) is Cᵀ = op(B)ᵀ op(A)ᵀ.
+void dgemm_rm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+              const double *B, int ldb, double beta, double *C, int ldc);
+// Row-major lower triangle of C (n,n) = alpha·A Aᵀ + beta·C for A (n,k) (trans 0), or
+// alpha·AᵀA + beta·C for A (k,n) (trans 1); the row-major strict upper triangle is untouched.
+void dsyrk_rm_lower(int trans, int n, int k, double alpha, const double *A, int lda, double beta,
+                    double *C, int ldc);
+
+// --- launchers (host/ops.h entries) ----------------------------------------------------------
+// cholesky.cu
+void f32_to_f64(double *out, const float *inp, size_t n);
+void f64_to_f32(float *out, const double *inp, size_t n);
+void transpose_f64(double *out, const double *inp, int r, int c);
+void gram_f64_forward(double *G, const double *A, double lambda, int n, int k, int trans);
+void dgemm_nt_forward(double *C, const double *A, const double *B, int M, int K, int N);
+void sgemm_nn_forward(float *C, const float *A, const float *B, int M, int K, int N);
+int cholesky_forward(double *A, int n, const char *what);
+void cholesky_solve_right(double *B, const double *L, int R, int n);
+void cholesky_solve_left(double *B, const double *L, int n, int R);
+// kmeans.cu
+void rownorm2_forward(float *out, const float *X, int N, int d);
+void l2normalize_rows(float *out, const float *X, int N, int d);
+void sqdist_forward(float *D, const float *X, const float *xx, const float *C, const float *cc,
+                    int N, int d, int K);
+void kmeans_assign_forward(int64_t *labels, float *mind, const float *X, const float *xx,
+                           const float *C, const float *cc, int N, int d, int K);
+void kmeans_update_forward(float *C, int64_t *counts, const float *X, const int64_t *labels,
+                           int N, int d, int K);
+void kmeans_rowdist_forward(double *out, const float *X, const float *C, const int64_t *labels,
+                            int N, int d);
+// knn.cu
+void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+void knn_filter_forward(float *scores, uint8_t *mask, const int64_t *idx, const int64_t *labels,
+                        int N, int k);
+
+#endif
