@@ -101,7 +101,7 @@ ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int ma
 void clip_model_free(ClipModel *m);
 /* Training mode: as clip_model_create, plus the text tower's saved activations and gradient
  * buffers, about NL * max_batch * L * (5C + H + NH*L + 4) floats (fill_in_train_sizes in
- * clip.c; ViT-B/32 text tower, max_batch 100: ~1.6 GB), so clip_text_backward can follow a
+ * clip.c; ViT-B/32 text tower, max_batch 100: ~2 GB), so clip_text_backward can follow a
  * text forward. Inference models never allocate it. */
 ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch);
 /* pixels (B,3,S,S) float32 normalised; out (B,E). Host pointers. */
