@@ -199,6 +199,14 @@ def make_aug():
             outs.append(np.asarray(o))
     save("aug_ra_mag", np.array(mags, np.float64))     # (14, 2) magnitude, signed
     save("aug_ra_out", np.stack(outs))                 # (28, h, w, 3) op-major, + then -
+    # the magnitude table at other sizes and levels: rows (h, w, M, 14 magnitudes)
+    tab = []
+    for (th, tw) in ((224, 224), (224, 301), (37, 19)):
+        sp = T.RandAugment()._augmentation_space(31, (th, tw))
+        for M in (0, 1, 5, 9, 10, 15, 29, 30):
+            tab.append([th, tw, M] + [float(sp[n][0][M].item()) if sp[n][0].ndim > 0 else 0.0
+                                      for n in RA_ORDER])
+    save("aug_ra_mag_table", np.array(tab, np.float64))
     # a second image with a narrow histogram (AutoContrast / Equalize / Contrast stretch it)
     img2 = (test_image(h, w, 4) // 4 + 90).astype(np.uint8)
     save("aug_img2", img2)

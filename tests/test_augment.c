@@ -46,6 +46,28 @@ TEST(augment_ra_magnitudes_vs_torchvision) {
     npy_free(&m);
 }
 
+TEST(augment_ra_magnitude_table_vs_torchvision) {
+    // Other image sizes and levels, so the float32 linspace rule is checked away from M = 10.
+    Npy t;
+    REQUIRE(!npy_read(FX "aug_ra_mag_table.npy", &t) && t.dtype == NPY_F64 && t.shape[1] == 17,
+            "aug_ra_mag_table");
+    int bad = 0;
+    for (size_t i = 0; i < t.shape[0]; i++) {
+        const double *row = (const double *)t.data + i * 17;
+        for (int op = 0; op < RA_NUM_OPS; op++) {
+            int sg;
+            double v = augment_ra_magnitude((RaOp)op, (int)row[2], 31, (int)row[0], (int)row[1], &sg);
+            if (v != row[3 + op]) {
+                bad++;
+                CHECK(0, "%gx%g M=%g %s: %.17g vs torchvision %.17g", row[0], row[1], row[2],
+                      augment_ra_name((RaOp)op), v, row[3 + op]);
+            }
+        }
+    }
+    printf("    %zu magnitudes checked, %d differ\n", t.shape[0] * RA_NUM_OPS, bad);
+    npy_free(&t);
+}
+
 TEST(augment_ra_ops_vs_torchvision) {
     Npy img, out, mag, img2, out2;
     REQUIRE(!npy_read(FX "aug_img.npy", &img) && img.dtype == NPY_U8 && img.ndim == 3, "aug_img");
