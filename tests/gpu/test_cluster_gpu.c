@@ -1,0 +1,505 @@
+/*
+ * test_cluster_gpu.c — the CUDA clustering ops (kernels/cholesky.cu, kmeans.cu, knn.cu) and the
+ * drivers on the CUDA backend, against their CPU twins (ops_cpu, host/cluster.c).
+ *
+ * Built into test_gpu by `make test-gpu` (CUDA builds only); without a device every test exits
+ * 77 ("waived") at its first line. Inputs come from laic's seeded RNG.
+ *
+ * Tolerances, and why:
+ * - conversions, transpose, knn_filter: exact (no arithmetic, or integer counts / one IEEE
+ *   division).
+ * - double ops (Gram, DGEMM, Cholesky, solves): ≤ 1e-10 scale-aware (max |gpu−cpu| / max |cpu|)
+ *   on systems with condition number ~1e2–1e3: both sides are double with different summation
+ *   orders (cuBLAS vs OpenBLAS, right- vs left-looking diagonal block), errors ~1e-14·cond.
+ *   The Cholesky residual ‖L Lᵀ − A‖/‖A‖ ≤ 1e-12 on the GPU alone. The failing pivot of a
+ *   non-PD matrix must be the same index and message as the CPU's.
+ * - float GEMM outputs (sgemm, sqdist, similarities): ≤ 1e-5 scale-aware (fp32, TF32 off,
+ *   d ≤ 96 terms, different orders).
+ * - rownorm2 / l2normalize_rows: ≤ 1 ulp-ish (1e-6 relative): double sums in different order,
+ *   then rounded to float.
+ * - labels, indices: exact except where the CPU's own distances say the choice is a float tie:
+ *   an assignment may differ only if the two centres' CPU distances are within 1e-4·(1+d);
+ *   a neighbour list may differ only in entries whose similarity is within 1e-5 of the k-th.
+ * - kmeans_update_forward with the same labels: bitwise (same double additions, same order).
+ * - drivers end to end (ridge both forms + reduce, k-means on separated blobs, kNN): C within
+ *   1e-4 scale-aware; k-means labels equal (blobs far apart make ties impossible), objective
+ *   within 1e-6 relative; same seed twice on the GPU → bitwise identical.
+ */
+#include "../test.h"
+
+#ifdef LAIC_CUDA
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+
+static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
+
+static void need_gpu(void) {
+    if (ops_cuda_device_count() == 0) {
+        printf("no CUDA device: GPU tests waived\n");
+        fflush(stdout);
+        exit(77);
+    }
+}
+
+// --- helpers -------------------------------------------------------------------------------
+static void *up(const void *host, size_t bytes) {
+    void *d = G->alloc(bytes);
+    if (!d) {
+        fprintf(stderr, "upload: %s\n", laic_last_error());
+        exit(1);
+    }
+    G->to_device(d, host, bytes);
+    return d;
+}
+
+static void *dev(size_t bytes) {
+    void *d = G->alloc(bytes);
+    if (!d) {
+        fprintf(stderr, "alloc: %s\n", laic_last_error());
+        exit(1);
+    }
+    return d;
+}
+
+static void *down(const void *d, size_t bytes) {
+    void *h = mallocCheck(bytes ? bytes : 1);
+    G->synchronize();
+    G->to_host(h, d, bytes);
+    return h;
+}
+
+static float *randf(Rng *r, size_t n, float scale) {
+    float *x = mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
+    return x;
+}
+
+static double rel_err_f64(const double *a, const double *ref, size_t n) {
+    double m = 0, e = 0;
+    for (size_t i = 0; i < n; i++) {
+        m = fmax(m, fabs(ref[i]));
+        e = fmax(e, fabs(a[i] - ref[i]));
+    }
+    return m > 0 ? e / m : e;
+}
+
+// Lower-triangle-only comparison of two (n,n) doubles.
+static double rel_err_lower(const double *a, const double *ref, int n) {
+    double m = 0, e = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            m = fmax(m, fabs(ref[(size_t)i * n + j]));
+            e = fmax(e, fabs(a[(size_t)i * n + j] - ref[(size_t)i * n + j]));
+        }
+    return m > 0 ? e / m : e;
+}
+
+// SPD matrix (n,n) = B Bᵀ/n + I for a random B (n,n): condition number ~1e2.
+static double *spd(Rng *r, int n) {
+    double *B = mallocCheck(sizeof(double) * (size_t)n * n), *A = mallocCheck(sizeof(double) * (size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) B[i] = rng_normal(r);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < n; p++) s += B[(size_t)i * n + p] * B[(size_t)j * n + p];
+            A[(size_t)i * n + j] = s / n + (i == j);
+        }
+    free(B);
+    return A;
+}
+
+static void report(const char *what, double e, double tol) {
+    printf("    %s %s: %.3g (tol %.0e)\n", e <= tol ? "OK" : "NOT OK", what, e, tol);
+    CHECK(e <= tol, "%s: %.3g > %.0e", what, e, tol);
+}
+
+// --- dense helpers -------------------------------------------------------------------------
+TEST(gpu_cluster_dense_helpers) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 11, 0);
+    const int M = 70, K = 45, N = 33;
+    float *a = randf(&r, (size_t)M * K, 1), *b = randf(&r, (size_t)K * N, 1);
+    double *ad = mallocCheck(sizeof(double) * M * K), *bd = mallocCheck(sizeof(double) * N * K);
+    for (int i = 0; i < M * K; i++) ad[i] = a[i];
+    for (int i = 0; i < N * K; i++) bd[i] = b[i];   // (N,K) view for the NT product
+
+    // f32 → f64 → f32 round trip and transpose: exact
+    float *da = up(a, 4 * (size_t)M * K);
+    double *dd = dev(8 * (size_t)M * K), *dt = dev(8 * (size_t)M * K);
+    G->f32_to_f64(dd, da, (size_t)M * K);
+    double *gd = down(dd, 8 * (size_t)M * K);
+    CHECK(!memcmp(gd, ad, 8 * (size_t)M * K), "f32_to_f64 exact");
+    G->transpose_f64(dt, dd, M, K);
+    double *gt = down(dt, 8 * (size_t)M * K), *rt = mallocCheck(8 * (size_t)M * K);
+    REF->transpose_f64(rt, ad, M, K);
+    CHECK(!memcmp(gt, rt, 8 * (size_t)M * K), "transpose_f64 exact (M=70, K=45: tile tails)");
+    float *df = dev(4 * (size_t)M * K);
+    G->f64_to_f32(df, dd, (size_t)M * K);
+    float *gf = down(df, 4 * (size_t)M * K);
+    CHECK(!memcmp(gf, a, 4 * (size_t)M * K), "f64_to_f32 exact");
+
+    // gram, both forms, with λ
+    for (int trans = 0; trans < 2; trans++) {
+        int n = trans ? K : M, k = trans ? M : K;
+        double *rg = mallocCheck(8 * (size_t)n * n), *dg = dev(8 * (size_t)n * n);
+        REF->gram_f64_forward(rg, ad, 0.5, n, k, trans);
+        G->gram_f64_forward(dg, dd, 0.5, n, k, trans);
+        double *gg = down(dg, 8 * (size_t)n * n);
+        report(trans ? "gram AᵀA+λI (lower)" : "gram AAᵀ+λI (lower)", rel_err_lower(gg, rg, n), 1e-12);
+        free(rg), free(gg), G->free(dg);
+    }
+    // dgemm_nt: C (M,N) = A (M,K) B (N,K)ᵀ
+    double *rc = mallocCheck(8 * (size_t)M * N), *dbd = up(bd, 8 * (size_t)N * K), *dc = dev(8 * (size_t)M * N);
+    REF->dgemm_nt_forward(rc, ad, bd, M, K, N);
+    G->dgemm_nt_forward(dc, dd, dbd, M, K, N);
+    double *gc = down(dc, 8 * (size_t)M * N);
+    report("dgemm_nt", rel_err_f64(gc, rc, (size_t)M * N), 1e-13);
+    // sgemm_nn: C (M,N) = A (M,K) B (K,N)
+    float *rs = mallocCheck(4 * (size_t)M * N), *db = up(b, 4 * (size_t)K * N), *ds = dev(4 * (size_t)M * N);
+    REF->sgemm_nn_forward(rs, a, b, M, K, N);
+    G->sgemm_nn_forward(ds, da, db, M, K, N);
+    float *gs = down(ds, 4 * (size_t)M * N);
+    report("sgemm_nn", max_rel_err(gs, rs, (size_t)M * N), 1e-5);
+    free(a), free(b), free(ad), free(bd), free(gd), free(gt), free(rt), free(gf), free(rc), free(gc);
+    free(rs), free(gs);
+    G->free(da), G->free(dd), G->free(dt), G->free(df), G->free(dbd), G->free(dc), G->free(db);
+    G->free(ds);
+}
+
+// --- Cholesky and solves ---------------------------------------------------------------------
+TEST(gpu_cluster_cholesky_and_solves) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 12, 0);
+    // n: below one block, exactly one, tails, several blocks (NB = 64 on the GPU, 96 on the CPU)
+    const int ns[] = {1, 5, 64, 65, 200, 513};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int n = ns[t], R = 37;
+        size_t nn = (size_t)n * n;
+        double *A = spd(&r, n), *Lc = mallocCheck(8 * nn);
+        memcpy(Lc, A, 8 * nn);
+        REQUIRE(REF->cholesky_forward(Lc, n, "cpu") == 0, "%s", laic_last_error());
+        double *dA = up(A, 8 * nn);
+        REQUIRE(G->cholesky_forward(dA, n, "gpu") == 0, "%s", laic_last_error());
+        double *Lg = down(dA, 8 * nn);
+        char what[64];
+        snprintf(what, sizeof what, "cholesky n=%d vs cpu", n);
+        report(what, rel_err_f64(Lg, Lc, nn), 1e-10);
+        int upper_zero = 1;
+        double res = 0, am = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                if (j > i) upper_zero &= Lg[(size_t)i * n + j] == 0.0;
+                double s = 0;
+                for (int p = 0; p <= (i < j ? i : j); p++) s += Lg[(size_t)i * n + p] * Lg[(size_t)j * n + p];
+                res = fmax(res, fabs(s - A[(size_t)i * n + j]));
+                am = fmax(am, fabs(A[(size_t)i * n + j]));
+            }
+        CHECK(upper_zero, "n=%d: strict upper triangle zeroed", n);
+        snprintf(what, sizeof what, "cholesky n=%d residual |LLt-A|/|A|", n);
+        report(what, res / am, 1e-12);
+        // right solve B (R,n) and left solve B (n,R)
+        double *B = mallocCheck(8 * (size_t)R * n), *Bc = mallocCheck(8 * (size_t)R * n);
+        for (size_t i = 0; i < (size_t)R * n; i++) B[i] = rng_normal(&r);
+        memcpy(Bc, B, 8 * (size_t)R * n);
+        REF->cholesky_solve_right(Bc, Lc, R, n);
+        double *dB = up(B, 8 * (size_t)R * n);
+        G->cholesky_solve_right(dB, dA, R, n);
+        double *Bg = down(dB, 8 * (size_t)R * n);
+        snprintf(what, sizeof what, "solve_right n=%d R=%d", n, R);
+        report(what, rel_err_f64(Bg, Bc, (size_t)R * n), 1e-10);
+        memcpy(Bc, B, 8 * (size_t)R * n);
+        REF->cholesky_solve_left(Bc, Lc, n, R);
+        G->to_device(dB, B, 8 * (size_t)R * n);
+        G->cholesky_solve_left(dB, dA, n, R);
+        free(Bg);
+        Bg = down(dB, 8 * (size_t)R * n);
+        snprintf(what, sizeof what, "solve_left n=%d R=%d", n, R);
+        report(what, rel_err_f64(Bg, Bc, (size_t)R * n), 1e-10);
+        free(A), free(Lc), free(Lg), free(B), free(Bc), free(Bg);
+        G->free(dA), G->free(dB);
+    }
+}
+
+TEST(gpu_cluster_cholesky_not_pd_names_the_pivot) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 13, 0);
+    // Pivot 70 (second GPU block, first CPU block) and pivot 3 made negative.
+    const int n = 100, bad[] = {3, 70};
+    for (int t = 0; t < 2; t++) {
+        double *A = spd(&r, n);
+        A[(size_t)bad[t] * n + bad[t]] = -5.0;
+        double *dA = up(A, 8 * (size_t)n * n);
+        char ec[256], eg[256];
+        laic_clear_error();
+        CHECK(REF->cholesky_forward(A, n, "m") != 0, "cpu accepts non-PD");
+        snprintf(ec, sizeof ec, "%s", laic_last_error());
+        laic_clear_error();
+        CHECK(G->cholesky_forward(dA, n, "m") != 0, "gpu accepts non-PD");
+        snprintf(eg, sizeof eg, "%s", laic_last_error());
+        printf("    cpu: %s\n    gpu: %s\n", ec, eg);
+        char want[64];
+        snprintf(want, sizeof want, "m: matrix is not positive definite (pivot %d = ", bad[t]);
+        CHECK(strstr(eg, want) == eg && count_lines(eg) == 1, "gpu message: '%s'", eg);
+        CHECK(strstr(ec, want) == ec, "cpu message: '%s'", ec);
+        free(A);
+        G->free(dA);
+    }
+}
+
+// --- k-means ops ---------------------------------------------------------------------------
+TEST(gpu_cluster_kmeans_ops) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 14, 0);
+    const int N = 3001, d = 96, K = 37;
+    float *X = randf(&r, (size_t)N * d, 1), *C = randf(&r, (size_t)K * d, 1);
+    // Exact ties: centre 20 duplicates centre 5, so every row preferring 5 ties with 20.
+    memcpy(C + 20 * d, C + 5 * d, 4 * (size_t)d);
+    float *xx = mallocCheck(4 * (size_t)N), *cc = mallocCheck(4 * (size_t)K);
+    REF->rownorm2_forward(xx, X, N, d);
+    REF->rownorm2_forward(cc, C, K, d);
+    float *dX = up(X, 4 * (size_t)N * d), *dC = up(C, 4 * (size_t)K * d);
+    float *dxx = dev(4 * (size_t)N), *dcc = dev(4 * (size_t)K);
+    G->rownorm2_forward(dxx, dX, N, d);
+    G->rownorm2_forward(dcc, dC, K, d);
+    float *gxx = down(dxx, 4 * (size_t)N);
+    report("rownorm2", max_rel_err(gxx, xx, N), 1e-6);
+    // use the CPU norms on both sides from here, so the checks below isolate each op
+    G->to_device(dxx, xx, 4 * (size_t)N);
+    G->to_device(dcc, cc, 4 * (size_t)K);
+
+    float *Xn = mallocCheck(4 * (size_t)N * d), *dXn = dev(4 * (size_t)N * d);
+    REF->l2normalize_rows(Xn, X, N, d);
+    G->l2normalize_rows(dXn, dX, N, d);
+    float *gXn = down(dXn, 4 * (size_t)N * d);
+    report("l2normalize_rows", max_rel_err(gXn, Xn, (size_t)N * d), 1e-6);
+    G->copy(dXn, dX, 4 * (size_t)N * d);
+    G->l2normalize_rows(dXn, dXn, N, d);   // in place
+    free(gXn);
+    gXn = down(dXn, 4 * (size_t)N * d);
+    report("l2normalize_rows in place", max_rel_err(gXn, Xn, (size_t)N * d), 1e-6);
+
+    float *D = mallocCheck(4 * (size_t)N * K), *dD = dev(4 * (size_t)N * K);
+    REF->sqdist_forward(D, X, xx, C, cc, N, d, K);
+    G->sqdist_forward(dD, dX, dxx, dC, dcc, N, d, K);
+    float *gD = down(dD, 4 * (size_t)N * K);
+    report("sqdist", max_rel_err(gD, D, (size_t)N * K), 1e-5);
+
+    int64_t *lab = mallocCheck(8 * (size_t)N), *dlab = dev(8 * (size_t)N);
+    float *mind = mallocCheck(4 * (size_t)N), *dmind = dev(4 * (size_t)N);
+    REF->kmeans_assign_forward(lab, mind, X, xx, C, cc, N, d, K);
+    G->kmeans_assign_forward(dlab, dmind, dX, dxx, dC, dcc, N, d, K);
+    int64_t *glab = down(dlab, 8 * (size_t)N);
+    float *gmind = down(dmind, 4 * (size_t)N);
+    int unexplained = 0, differ = 0, tied5 = 0;
+    for (int i = 0; i < N; i++) {
+        tied5 += lab[i] == 5;
+        CHECK(glab[i] != 20, "row %d: the duplicate centre 20 must lose its tie to 5", i);
+        if (glab[i] == lab[i]) continue;
+        differ++;
+        // allowed only for a float near-tie by the CPU's own distances
+        double a = D[(size_t)i * K + lab[i]], b = D[(size_t)i * K + glab[i]];
+        if (fabs(a - b) > 1e-4 * (1 + d)) unexplained++;
+    }
+    printf("    %s assign: %d labels differ, %d beyond near-ties; %d rows took tied centre 5\n",
+           unexplained ? "NOT OK" : "OK", differ, unexplained, tied5);
+    CHECK(unexplained == 0, "%d labels differ beyond float ties", unexplained);
+    CHECK(tied5 > 0, "the tie case was exercised");
+    report("assign mind", max_rel_err(gmind, mind, N), 1e-5);
+
+    // update from the CPU labels on both sides: bitwise (same additions, same order); an
+    // empty cluster (none has label 20) keeps its previous row.
+    float *Cu = mallocCheck(4 * (size_t)K * d);
+    memcpy(Cu, C, 4 * (size_t)K * d);
+    int64_t *cnt = mallocCheck(8 * (size_t)K), *dcnt = dev(8 * (size_t)K);
+    REF->kmeans_update_forward(Cu, cnt, X, lab, N, d, K);
+    G->to_device(dlab, lab, 8 * (size_t)N);
+    G->kmeans_update_forward(dC, dcnt, dX, dlab, N, d, K);
+    float *gC = down(dC, 4 * (size_t)K * d);
+    int64_t *gcnt = down(dcnt, 8 * (size_t)K);
+    CHECK(cnt[20] == 0, "cluster 20 is empty in this case");
+    CHECK(!memcmp(gcnt, cnt, 8 * (size_t)K), "counts equal");
+    CHECK(!memcmp(gC, Cu, 4 * (size_t)K * d), "update bitwise equal to the CPU (incl. the empty row)");
+
+    double *rd = mallocCheck(8 * (size_t)N), *drd = dev(8 * (size_t)N);
+    REF->kmeans_rowdist_forward(rd, X, Cu, lab, N, d);
+    G->kmeans_rowdist_forward(drd, dX, dC, dlab, N, d);
+    double *grd = down(drd, 8 * (size_t)N);
+    report("rowdist (double)", rel_err_f64(grd, rd, N), 1e-12);
+
+    free(X), free(C), free(xx), free(cc), free(gxx), free(Xn), free(gXn), free(D), free(gD);
+    free(lab), free(mind), free(glab), free(gmind), free(Cu), free(cnt), free(gC), free(gcnt);
+    free(rd), free(grd);
+    void *bufs[] = {dX, dC, dxx, dcc, dXn, dD, dlab, dmind, dcnt, drd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) G->free(bufs[i]);
+}
+
+// --- kNN ops -------------------------------------------------------------------------------
+// Entries of the GPU list that are not in the CPU list must be near-ties with the CPU's k-th.
+static int knn_unexplained(const int64_t *gi, const float *gs, const int64_t *ci, const float *cs,
+                           int N, int k) {
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        const int64_t *g = gi + (size_t)i * k, *c = ci + (size_t)i * k;
+        float kth = cs[(size_t)i * k + k - 1];
+        for (int p = 0; p < k; p++) {
+            int found = 0;
+            for (int q = 0; q < k; q++) found |= g[p] == c[q];
+            if (g[p] == i) bad++;   // self never
+            if (!found && fabsf(gs[(size_t)i * k + p] - kth) > 1e-5f) bad++;
+        }
+    }
+    return bad;
+}
+
+TEST(gpu_cluster_knn_ops) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 15, 0);
+    const int N = 2500, d = 64;
+    const int ks[] = {1, 10, 33, 200, 256};
+    float *F = randf(&r, (size_t)N * d, 1);
+    memcpy(F + 7 * d, F + 3 * d, 4 * (size_t)d);      // exact duplicate rows: a tie at 1.0
+    memcpy(F + 1200 * d, F + 3 * d, 4 * (size_t)d);
+    float *Fn = mallocCheck(4 * (size_t)N * d);
+    REF->l2normalize_rows(Fn, F, N, d);
+    float *dF = up(Fn, 4 * (size_t)N * d);
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        size_t nk = (size_t)N * k;
+        int64_t *ci = mallocCheck(8 * nk), *di = dev(8 * nk);
+        float *cs = mallocCheck(4 * nk), *ds = dev(4 * nk);
+        REF->knn_topk_forward(ci, cs, Fn, N, d, k);
+        G->knn_topk_forward(di, ds, dF, N, d, k);
+        int64_t *gi = down(di, 8 * nk);
+        float *gs = down(ds, 4 * nk);
+        int sorted = 1, same = 0;
+        for (int i = 0; i < N; i++)
+            for (int p = 1; p < k; p++) sorted &= gs[(size_t)i * k + p - 1] >= gs[(size_t)i * k + p];
+        for (size_t e = 0; e < nk; e++) same += gi[e] == ci[e];
+        int bad = knn_unexplained(gi, gs, ci, cs, N, k);
+        printf("    %s knn k=%d: %zu/%zu ids in the same place, %d beyond near-ties\n",
+               bad ? "NOT OK" : "OK", k, (size_t)same, nk, bad);
+        CHECK(bad == 0 && sorted, "knn k=%d: %d unexplained, sorted=%d", k, bad, sorted);
+        char what[48];
+        snprintf(what, sizeof what, "knn k=%d similarities", k);
+        // compare by position only where the ids agree
+        double e = 0;
+        for (size_t q = 0; q < nk; q++)
+            if (gi[q] == ci[q]) e = fmax(e, fabs(gs[q] - cs[q]));
+        report(what, e, 1e-5);
+        if (k == 10) {
+            // rows 3, 7, 1200 are identical: their top neighbours are each other, lower first
+            CHECK(gi[3 * k] == 7 && gi[3 * k + 1] == 1200, "row 3: %lld %lld", (long long)gi[3 * k],
+                  (long long)gi[3 * k + 1]);
+            // filter on the CPU's ids: exact
+            int64_t *y = mallocCheck(8 * (size_t)N);
+            for (int i = 0; i < N; i++) y[i] = i % 3;
+            float *sc = mallocCheck(4 * (size_t)N);
+            uint8_t *mk = mallocCheck((size_t)N);
+            REF->knn_filter_forward(sc, mk, ci, y, N, k);
+            int64_t *dy = up(y, 8 * (size_t)N);
+            float *dsc = dev(4 * (size_t)N);
+            uint8_t *dmk = dev((size_t)N);
+            G->to_device(di, ci, 8 * nk);
+            G->knn_filter_forward(dsc, dmk, di, dy, N, k);
+            float *gsc = down(dsc, 4 * (size_t)N);
+            uint8_t *gmk = down(dmk, (size_t)N);
+            CHECK(!memcmp(gsc, sc, 4 * (size_t)N) && !memcmp(gmk, mk, (size_t)N), "filter exact");
+            free(y), free(sc), free(mk), free(gsc), free(gmk);
+            G->free(dy), G->free(dsc), G->free(dmk);
+        }
+        free(ci), free(cs), free(gi), free(gs);
+        G->free(di), G->free(ds);
+    }
+    free(F), free(Fn);
+    G->free(dF);
+}
+
+// --- drivers on the CUDA backend -------------------------------------------------------------
+TEST(gpu_cluster_drivers_match_cpu) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 16, 0);
+    const int N = 4000, d = 48, M1 = 20, M2 = 150;
+    float *X = randf(&r, (size_t)N * d, 1), *T1 = randf(&r, (size_t)M1 * d, 1);
+    float *T2 = randf(&r, (size_t)M2 * d, 1);
+    // ridge: primal (M <= d), dual (forced), reduce (M >= d)
+    struct { const float *T; int M; RidgeForm f; const char *name; } cases[] = {
+        {T1, M1, RIDGE_PRIMAL, "ridge primal"}, {T1, M1, RIDGE_DUAL, "ridge dual"},
+        {T2, M2, RIDGE_AUTO, "ridge auto (dual)"}, {T2, M2, RIDGE_PRIMAL, "ridge primal M=150"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t nc = (size_t)N * cases[c].M;
+        float *Cc = mallocCheck(4 * nc), *Cg = mallocCheck(4 * nc);
+        cluster_set_backend(REF);
+        REQUIRE(ridge_solve(Cc, X, cases[c].T, 2.0, N, cases[c].M, d, cases[c].f) == 0, "cpu");
+        cluster_set_backend(G);
+        REQUIRE(ridge_solve(Cg, X, cases[c].T, 2.0, N, cases[c].M, d, cases[c].f) == 0, "%s",
+                laic_last_error());
+        report(cases[c].name, max_rel_err(Cg, Cc, nc), 1e-4);
+        free(Cc), free(Cg);
+    }
+    float *Zc = mallocCheck(4 * (size_t)N * d), *Zg = mallocCheck(4 * (size_t)N * d);
+    cluster_set_backend(REF);
+    REQUIRE(ridge_reduce(Zc, X, T2, 2.0, N, M2, d) == 0, "cpu reduce");
+    cluster_set_backend(G);
+    REQUIRE(ridge_reduce(Zg, X, T2, 2.0, N, M2, d) == 0, "%s", laic_last_error());
+    report("ridge reduce Z", max_rel_err(Zg, Zc, (size_t)N * d), 1e-4);
+    // a rank-deficient reduction fails with the same one-line message on both backends
+    laic_clear_error();
+    CHECK(ridge_reduce(Zg, X, T1, 2.0, N, M1, d) != 0 &&
+              strstr(laic_last_error(), "not positive definite (pivot ") && count_lines(laic_last_error()) == 1,
+          "gpu rank-deficient reduce: %s", laic_last_error());
+
+    // k-means on well-separated blobs (no near-ties): same labels, same objective
+    const int K = 6;
+    float *B = mallocCheck(4 * (size_t)N * d);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < d; j++)
+            B[(size_t)i * d + j] = (float)rng_normal(&r) * 0.1f + (j == i % K ? 10.0f : 0.0f);
+    KMeansOpts o = {.K = K, .iters = 50, .restarts = 3, .seed = 7};
+    int64_t *lc = mallocCheck(8 * (size_t)N), *lg = mallocCheck(8 * (size_t)N), *lg2 = mallocCheck(8 * (size_t)N);
+    float *cc = mallocCheck(4 * (size_t)K * d), *cg = mallocCheck(4 * (size_t)K * d);
+    double oc, og, og2;
+    for (int sph = 0; sph < 2; sph++) {
+        o.spherical = sph;
+        o.sample = sph ? 1500 : 0;
+        cluster_set_backend(REF);
+        REQUIRE(kmeans_fit(lc, cc, &oc, B, N, d, &o) == 0, "cpu kmeans");
+        cluster_set_backend(G);
+        REQUIRE(kmeans_fit(lg, cg, &og, B, N, d, &o) == 0, "%s", laic_last_error());
+        REQUIRE(kmeans_fit(lg2, NULL, &og2, B, N, d, &o) == 0, "%s", laic_last_error());
+        CHECK(!memcmp(lg, lc, 8 * (size_t)N), "kmeans spherical=%d: labels equal the CPU's", sph);
+        CHECK(!memcmp(lg, lg2, 8 * (size_t)N) && og == og2, "kmeans spherical=%d: GPU rerun bitwise", sph);
+        report(sph ? "kmeans spherical+sample objective" : "kmeans objective", fabs(og - oc) / oc, 1e-6);
+        report("kmeans centres", max_rel_err(cg, cc, (size_t)K * d), 1e-5);
+    }
+    // kNN driver; k above the CUDA limit is a one-line error
+    int64_t *ic = mallocCheck(8 * (size_t)N * 5), *ig = mallocCheck(8 * (size_t)N * 5);
+    float *sc = mallocCheck(4 * (size_t)N * 5), *sg = mallocCheck(4 * (size_t)N * 5);
+    cluster_set_backend(REF);
+    REQUIRE(knn_topk(ic, sc, X, N, d, 5) == 0, "cpu knn");
+    cluster_set_backend(G);
+    REQUIRE(knn_topk(ig, sg, X, N, d, 5) == 0, "%s", laic_last_error());
+    CHECK(knn_unexplained(ig, sg, ic, sc, N, 5) == 0, "knn driver ids beyond near-ties");
+    int64_t *big = mallocCheck(8 * (size_t)N * 300);
+    laic_clear_error();
+    CHECK(knn_topk(big, NULL, X, N, d, 300) != 0 && strstr(laic_last_error(), "limit of 256"),
+          "k = 300 on cuda: %s", laic_last_error());
+    cluster_set_backend(NULL);
+    free(X), free(T1), free(T2), free(Zc), free(Zg), free(B), free(lc), free(lg), free(lg2);
+    free(cc), free(cg), free(ic), free(ig), free(sc), free(sg), free(big);
+}
+
+#endif
