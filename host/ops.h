@@ -78,6 +78,7 @@ typedef struct OpsBackend {
     // out (B,C) = inp[b, idx[b], :], inp (B,T,C), idx (B) int32 in [0,T)
     void (*gather_rows_forward)(float *out, const float *inp, const int32_t *idx, int B, int T,
                                 int C);
+
     // --- backward (input gradients; the weights are frozen) --------------------------------
     // Each takes the forward's saved activations; "d" prefixes a gradient of the same shape.
     // dinp (M,K) = dout (M,N) @ weight (N,K)          [of matmul_forward; overwrites]
