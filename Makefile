@@ -131,9 +131,11 @@ endif
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# Benches may call CUDA libraries directly (cuSOLVER/cuBLAS baselines): CUDA headers on the path.
+BENCH_CFLAGS := $(if $(filter 1,$(USE_CUDA)),-I$(CUDA_HOME)/include)
 $(BUILD)/bench/%: bench/%.c $(HOST_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $< $(HOST_OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
+	$(CC) $(CFLAGS_BASE) $(BENCH_CFLAGS) $(CFLAGS) $< $(HOST_OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
 bench: all $(BENCH_BIN)
 
 setup:
