@@ -15,6 +15,8 @@
  * fit features and the noun bank plus every centre setting, seed and γ, so runs that differ
  * only downstream (λ, K, kNN k: `laic sweep`) skip it. report.json's "cache" object says, per
  * upstream stage, whether it was a cache "hit", a "miss" (computed), or "precomputed" input.
+ * The baselines that do not depend on the ridge/kNN settings (clip-kmeans, tac) cache their
+ * eval predictions the same way, so a λ or kNN-k sweep reruns only ridge, k-means, the filter.
  *
  * Dimension letters: N images (Nf fit split, Ne eval split), E embed dim, Mn nouns in the bank,
  * M candidate nouns, K clusters, kc image centres.
@@ -85,6 +87,14 @@ void run_free(Run *r);        // removes <dir>.partial if the run did not comple
 
 /* 64-bit content hash of a buffer (cache keys; not cryptographic, fast enough for 10^8 bytes). */
 uint64_t run_hash64(const void *data, size_t n, uint64_t seed);
+
+/* Records a stage's cache status in report.cache ("hit" | "miss" | "precomputed"; a "miss"
+ * overrides an earlier "hit" of the same stage). */
+void run_cache_status(Run *r, const char *stage, const char *status);
+/* "<run.cache_dir>/<kind>-<first 16 hex of sha256(key)><suffix>.npy". */
+void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n);
+/* Creates run.cache_dir if missing. */
+int run_cache_dir(Run *r);
 
 /* Log a line to stderr and log.txt (printf-style). */
 void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

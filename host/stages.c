@@ -29,8 +29,7 @@ static void normalize_rows(float *X, size_t N, int D) {
 }
 
 /* Cache path "<cache_dir>/<kind>-<first 16 hex of sha256(key)>.npy". */
-static void cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out,
-                       size_t n) {
+void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n) {
     char hex[65];
     sha256_hex(key, strlen(key), hex);
     hex[16] = 0;
@@ -46,12 +45,14 @@ static int ensure_dir(const char *path) {
 
 /* Records a stage's cache status in report.cache; "miss" wins over "hit" when a stage has
  * several parts (fit and eval splits), so "hit" means nothing was recomputed. */
-static void cache_status(Run *r, const char *stage, const char *status) {
+void run_cache_status(Run *r, const char *stage, const char *status) {
     if (!r->cache) return;
     cJSON *o = cJSON_GetObjectItemCaseSensitive(r->cache, stage);
     if (!o) cJSON_AddStringToObject(r->cache, stage, status);
     else if (!strcmp(status, "miss")) cJSON_ReplaceItemInObjectCaseSensitive(r->cache, stage, cJSON_CreateString(status));
 }
+
+int run_cache_dir(Run *r) { return ensure_dir(config_str(&r->cfg, "run", "cache_dir")); }
 
 /* A seeded, sorted selection of `want` of n indices (want == 0 or >= n: all → NULL). */
 static size_t *select_subset(size_t n, size_t want, uint64_t seed, uint64_t stream) {
@@ -258,8 +259,8 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
              r->w.sha256, dataset_kind_name(d->kind), real, split, fs->N,
              config_int(&r->cfg, "data", "subsample"), config_int(&r->cfg, "run", "seed"), S,
              config_str(&r->cfg, "model", "precision"), r->ops->name);
-    cache_path(r, "img", key, "", path, sizeof path);
-    cache_path(r, "img", key, "-keep", keep_path, sizeof keep_path);
+    run_cache_path(r, "img", key, "", path, sizeof path);
+    run_cache_path(r, "img", key, "-keep", keep_path, sizeof keep_path);
     struct stat st;
     if (!stat(path, &st) && !stat(keep_path, &st)) {
         Npy x, k;
@@ -272,7 +273,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
             fs->N = k.shape[0];
             fs->X = x.data;
             npy_free(&k);
-            cache_status(r, "image_features", "hit");
+            run_cache_status(r, "image_features", "hit");
             run_log(r, "images (%s): %zu features from cache %s", split, fs->N, path);
             return 0;
         }
@@ -348,7 +349,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         return laic_error("%s: no readable images in split %s", d->root, split);
     }
     normalize_rows(X, nkeep, E);
-    cache_status(r, "image_features", "miss");
+    run_cache_status(r, "image_features", "miss");
     for (size_t i = 0; i < nkeep; i++) fs->y[i] = fs->y[keep[i]];
     fs->N = nkeep;
     fs->X = X;
@@ -363,7 +364,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
 
 int stage_images(Run *r) {
     if (r->fit.X) {   // precomputed
-        cache_status(r, "image_features", "precomputed");
+        run_cache_status(r, "image_features", "precomputed");
         return 0;
     }
     double t = now_seconds();
@@ -483,7 +484,7 @@ int stage_nouns(Run *r) {
                 r->noun_names[i] = strdup(b);
             }
         }
-        cache_status(r, "noun_features", "precomputed");
+        run_cache_status(r, "noun_features", "precomputed");
         run_log(r, "nouns: %zu precomputed features from %s", r->Mn, fp);
         return 0;
     }
@@ -504,12 +505,12 @@ int stage_nouns(Run *r) {
     snprintf(key, sizeof key, "nouns v1|w=%s|wordnet=%s|size=%lld|subset=%zu|seed=%llu|templates=%d|dev=%s|prec=%s",
              r->w.sha256, real, (long long)st.st_size, sub, (unsigned long long)seed,
              NOUNS_N_TEMPLATES, r->ops->name, config_str(&r->cfg, "model", "precision"));
-    cache_path(r, "nouns", key, "", path, sizeof path);
+    run_cache_path(r, "nouns", key, "", path, sizeof path);
     long shape[2] = {(long)r->Mn, E};
     Npy x;
     if (!stat(path, &st) && !npy_read_f32(path, &x, 2, shape)) {
         r->T_all = x.data;
-        cache_status(r, "noun_features", "hit");
+        run_cache_status(r, "noun_features", "hit");
         run_log(r, "nouns: %zu noun features from cache %s", r->Mn, path);
         free(sel);
         return 0;
@@ -533,7 +534,7 @@ int stage_nouns(Run *r) {
         free(pf);
         return -1;
     }
-    cache_status(r, "noun_features", "miss");
+    run_cache_status(r, "noun_features", "miss");
     r->T_all = callocCheck(r->Mn * (size_t)E, sizeof *r->T_all);
     for (size_t i = 0; i < r->Mn; i++)
         for (int t = 0; t < NOUNS_N_TEMPLATES; t++)
@@ -608,14 +609,14 @@ int stage_candidates(Run *r) {
     const int kc = r->kc;
     char key[512], cpath[2200];
     candidates_key(r, key, sizeof key);
-    cache_path(r, "cand", key, "", cpath, sizeof cpath);
+    run_cache_path(r, "cand", key, "", cpath, sizeof cpath);
     if (candidates_from_cache(r, cpath)) {
-        cache_status(r, "candidates", "hit");
+        run_cache_status(r, "candidates", "hit");
         run_log(r, "candidates: %zu nouns from cache %s", r->M, cpath);
         run_time(r, "centres_and_candidates", now_seconds() - t);
         return 0;
     }
-    cache_status(r, "candidates", "miss");
+    run_cache_status(r, "candidates", "miss");
     float *centres = mallocCheck((size_t)kc * D * sizeof *centres);
     int64_t *lab = mallocCheck(Nf * sizeof *lab);
     KMeansOpts o = {0};

@@ -6,30 +6,74 @@
  *                candidate nouns T, τ = eval.tac_tau (0.005) [TAC]; X_text L2-normalised
  *   zeroshot     argmax_c cos(x, w_c), w_c = text feature of "a photo of a {class}." [CLIP]
  *                with '_' in class names read as spaces; needs class names
+ * clip-kmeans and tac cache their eval predictions in run.cache_dir under a key of every input
+ * (content hashes of the features and candidates, K, [kmeans] settings, seed, τ), so sweeps over
+ * ridge or kNN settings do not redo them (report.json "cache" says hit or miss).
  */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cluster.h"
 #include "io/err.h"
+#include "io/npy.h"
 #include "progress.h"
 #include "run.h"
 
-/* Clusters F_fit (and assigns F_eval) into K and reports the eval predictions as `name`. */
-static int cluster_and_report(Run *r, const char *name, const float *F_fit, const float *F_eval, int D) {
+/* Cache key of a baseline's eval predictions: the method, content hashes of its inputs, K and
+ * every [kmeans] setting and the seed (what stage_cluster reads). */
+static void baseline_key(Run *r, const char *name, const char *extra, char *key, size_t n) {
+    const int E = r->E;
+    uint64_t hf = run_hash64(r->fit.X, r->fit.N * (size_t)E * sizeof(float), 1);
+    uint64_t he = r->eval_is_fit ? hf : run_hash64(r->eval.X, r->eval.N * (size_t)E * sizeof(float), 3);
+    snprintf(key, n, "%s v1|Xf=%016llx|Nf=%zu|Xe=%016llx|Ne=%zu|fit_is_eval=%d|E=%d|K=%d|iters=%ld|"
+             "restarts=%ld|init=%s|spherical=%d|seed=%ld|%s", name, (unsigned long long)hf, r->fit.N,
+             (unsigned long long)he, r->eval.N, r->eval_is_fit, E, r->K, config_int(&r->cfg, "kmeans", "iters"),
+             config_int(&r->cfg, "kmeans", "restarts"), config_str(&r->cfg, "kmeans", "init"),
+             config_bool(&r->cfg, "kmeans", "spherical"), config_int(&r->cfg, "run", "seed"), extra);
+}
+
+/* Cached eval predictions of `name` (1 = hit, reported); 0 = compute them. */
+static int report_cached(Run *r, const char *name, const char *key, char *path, size_t n, int *rc) {
+    run_cache_path(r, name, key, "", path, n);
+    Npy c;
+    long shape[1] = {(long)r->eval.N};
+    struct stat st;
+    if (stat(path, &st) || npy_read_i64(path, &c, 1, shape)) return 0;
+    run_cache_status(r, name, "hit");
+    run_log(r, "%s: eval predictions from cache %s", name, path);
+    *rc = run_report_method(r, name, c.data);
+    npy_free(&c);
+    return 1;
+}
+
+/* Clusters F_fit (and assigns F_eval) into K and reports the eval predictions as `name`;
+ * with a cache key, the predictions are cached (they do not depend on ridge or kNN settings). */
+static int cluster_and_report(Run *r, const char *name, const float *F_fit, const float *F_eval, int D,
+                              const char *key, const char *path) {
     int64_t *yf = mallocCheck(r->fit.N * sizeof *yf), *ye = mallocCheck(r->eval.N * sizeof *ye);
     int rc = stage_cluster(r, F_fit, r->fit.N, r->eval_is_fit ? F_fit : F_eval, r->eval.N, D, r->K,
                            yf, ye, NULL);
     if (!rc) rc = run_report_method(r, name, ye);
+    if (!rc && key) {
+        size_t shape[1] = {r->eval.N};
+        run_cache_status(r, name, "miss");
+        if (run_cache_dir(r) || npy_write(path, NPY_I64, 1, shape, ye))
+            run_log(r, "warning: %s cache not written: %s", name, laic_last_error());
+    }
     free(yf);
     free(ye);
     return rc;
 }
 
 int method_clip_kmeans(Run *r) {
-    return cluster_and_report(r, "clip-kmeans", r->fit.X, r->eval.X, r->E);
+    char key[1024], path[2200];
+    int rc = 0;
+    baseline_key(r, "clip-kmeans", "", key, sizeof key);
+    if (report_cached(r, "clip-kmeans", key, path, sizeof path, &rc)) return rc;
+    return cluster_and_report(r, "clip-kmeans", r->fit.X, r->eval.X, r->E, key, path);
 }
 
 /* out (N, 2E) = [X | normalise(softmax(X Tᵀ/τ) T)], softmax over the M candidates. */
@@ -64,9 +108,16 @@ static float *tac_features(Run *r, const float *X, size_t N) {
 
 int method_tac_notrain(Run *r) {
     double t = now_seconds();
+    char extra[256], key[1024], path[2200];
+    int rc0 = 0;
+    snprintf(extra, sizeof extra, "T=%016llx|M=%zu|tau=%.17g",
+             (unsigned long long)run_hash64(r->T, r->M * (size_t)r->E * sizeof(float), 4), r->M,
+             config_float(&r->cfg, "eval", "tac_tau"));
+    baseline_key(r, "tac", extra, key, sizeof key);
+    if (report_cached(r, "tac", key, path, sizeof path, &rc0)) return rc0;
     float *ff = tac_features(r, r->fit.X, r->fit.N);
     float *fe = r->eval_is_fit ? ff : tac_features(r, r->eval.X, r->eval.N);
-    int rc = cluster_and_report(r, "tac", ff, fe, 2 * r->E);
+    int rc = cluster_and_report(r, "tac", ff, fe, 2 * r->E, key, path);
     if (fe != ff) free(fe);
     free(ff);
     run_time(r, "tac", now_seconds() - t);
