@@ -490,8 +490,8 @@ static void csv_field(FILE *f, const char *s, int first) {
     fputc('"', f);
 }
 
-static const char *k_cache_stages[] = {"image_features", "noun_features", "candidates"};
-#define N_CACHE_STAGES 3
+static const char *k_cache_stages[] = {"image_features", "noun_features", "candidates", "clip-kmeans", "tac"};
+#define N_CACHE_STAGES 5
 
 typedef struct {
     char status[2048];   // "ok" or "failed: …"

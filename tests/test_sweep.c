@@ -169,16 +169,17 @@ TEST(sweep_reuses_upstream_and_rows_match_single_runs) {
     REQUIRE(csv, "sweep.csv written");
     CHECK(count_lines(csv) == 5, "header + 4 rows, got %d lines", count_lines(csv));
     const int c_cand = col_of(csv, "cache.candidates"), c_img = col_of(csv, "cache.image_features");
+    const int c_ck = col_of(csv, "cache.clip-kmeans"), c_cka = col_of(csv, "clip-kmeans.acc");
     const int c_acc = col_of(csv, "ours-notrain.acc"), c_nmi = col_of(csv, "ours-notrain.nmi");
     const int c_hq = col_of(csv, "pseudo_labels.high_quality_fraction"), c_dir = col_of(csv, "run_dir");
     const int c_status = col_of(csv, "status"), c_lam = col_of(csv, "ridge.lambda"), c_seed = col_of(csv, "run.seed");
     REQUIRE(c_cand > 0 && c_img > 0 && c_acc > 0 && c_nmi > 0 && c_hq > 0 && c_dir > 0 && c_status > 0 &&
-            c_lam == 1 && c_seed == 2, "sweep.csv columns");
+            c_lam == 1 && c_seed == 2 && c_ck > 0 && c_cka > 0, "sweep.csv columns");
     // grid order λ-major; the candidate stage depends on the seed, not on λ: it runs once per seed
     static char f[64][512];
     const char *want_cache[4] = {"miss", "miss", "hit", "hit"};
     const char *want_lam[4] = {"0.01", "0.01", "10", "10"}, *want_seed[4] = {"1", "2", "1", "2"};
-    double acc[4], hq[4];
+    double acc[4], hq[4], ck_acc[4];
     for (int r = 0; r < 4; r++) {
         csv_row(csv, r + 1, f, 64);
         CHECK(!strcmp(f[c_status], "ok"), "row %d ok: %s", r, f[c_status]);
@@ -186,12 +187,16 @@ TEST(sweep_reuses_upstream_and_rows_match_single_runs) {
               want_lam[r], want_seed[r]);
         CHECK(!strcmp(f[c_cand], want_cache[r]), "row %d: candidates %s, want %s", r, f[c_cand], want_cache[r]);
         CHECK(!strcmp(f[c_img], "precomputed"), "row %d: image features precomputed", r);
+        CHECK(!strcmp(f[c_ck], want_cache[r]), "row %d: clip-kmeans %s, want %s (λ-independent)", r, f[c_ck],
+              want_cache[r]);
+        ck_acc[r] = strtod(f[c_cka], NULL);
         acc[r] = strtod(f[c_acc], NULL);
         hq[r] = strtod(f[c_hq], NULL);
         // λ = 10 (the paper's value) recovers the planted classes; λ = 0.01 over-fits the nouns
         CHECK(acc[r] >= 0.25 && acc[r] <= 1 && (r < 2 || acc[r] > 0.8), "row %d: ACC %.3f", r, acc[r]);
     }
     CHECK(hq[0] != hq[2] || acc[0] != acc[2], "λ changes the result (else the sweep proves nothing)");
+    CHECK(ck_acc[0] == ck_acc[2] && ck_acc[1] == ck_acc[3], "cached clip-kmeans rows equal the computed ones");
     // a point equals a lone laic run with a cold cache: same metrics to the last bit, same labels
     snprintf(args, sizeof args, "run /dev/null ridge.lambda=10 run.seed=2 %s run.dir=%s/single",
              data_args(dargs, sizeof dargs, dir, test_path("cold-cache")), dir);
@@ -247,7 +252,7 @@ TEST(sweep_reuses_upstream_and_rows_match_single_runs) {
         int n1 = csv_row(csv, r, f, 64), n2 = csv_row(csv2, r, g2, 64), same = n1 == n2;
         for (int c = 0; c < n1 && same; c++)
             same = c == c_dir || c == col_of(csv, "time_s") || !strcmp(f[c], g2[c]) ||
-                   (c == c_cand && !strcmp(g2[c], "hit"));   // warm cache from the first sweep
+                   (c >= c_img && c < c_img + 5 && !strcmp(g2[c], "hit"));   // cache.*: warm from the first sweep
         CHECK(same, "row %d equal with --jobs 2", r);
     }
     free(csv2);
