@@ -328,6 +328,28 @@ TEST(sweep_bad_inputs_fail_before_anything_runs) {
               cases[i].msg, err);
         CHECK(!file_exists(sd) && !file_exists(test_path("bad-cache")), "case %zu: nothing created", i);
     }
+    // a point that fails at run time (K > N is only known once the data is read): the others run,
+    // its row says why, no run directory for it, exit status non-zero
+    {
+        char fd[700], p[1400];
+        snprintf(fd, sizeof fd, "%s/partial", dir);
+        snprintf(args, sizeof args, "sweep /dev/null sweep.kmeans.k=3,100 %s --dir %s",
+                 data_args(dargs, sizeof dargs, dir, test_path("fail-cache")), fd);
+        int rc = run_laic(args, NULL, err, sizeof err);
+        CHECK(rc == 1 && strstr(err, "1 of 2 sweep points failed"), "failing point: rc %d, %s", rc, err);
+        snprintf(p, sizeof p, "%s/sweep.csv", fd);
+        char *csv = test_read_file(p, NULL);
+        REQUIRE(csv, "sweep.csv still written");
+        static char f[64][512];
+        int c_status = col_of(csv, "status"), c_dir = col_of(csv, "run_dir");
+        csv_row(csv, 1, f, 64);
+        CHECK(!strcmp(f[c_status], "ok"), "point 0 ok: %s", f[c_status]);
+        csv_row(csv, 2, f, 64);
+        CHECK(strstr(f[c_status], "failed: kmeans.k = 100 exceeds the 60 fit images") != NULL, "point 1: %s",
+              f[c_status]);
+        CHECK(!file_exists(f[c_dir]), "no run directory for the failed point");
+        free(csv);
+    }
     // --plot with a missing plot script fails before any point runs
     setenv("LAIC_PLOT_SCRIPT", "/nonexistent/plot.py", 1);
     snprintf(args, sizeof args, "sweep /dev/null sweep.knn.k=3 %s --dir %s --plot",
