@@ -151,7 +151,11 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
 }
 
 void run_free(Run *r) {
-    if (r->partial[0]) rm_rf(r->partial);
+    if (r->partial[0] && !r->keep_partial) rm_rf(r->partial);
+    free(r->pl_y);
+    free(r->pl_hq);
+    if (r->resume) train_state_free(r->resume);
+    free(r->resume);
     clip_model_free(r->model);
     if (r->have_weights) clip_weights_free(&r->w);
     if (r->have_dfit) dataset_free(&r->dfit);
@@ -224,9 +228,13 @@ int run_execute(Run *r) {
                               "zeroshot, ours-notrain, ours)", (int)n, p);
         p = c ? c + 1 : p + n;
     }
-    if (list_has(methods, "ours") && !config_bool(&r->cfg, "train", "enabled"))
-        run_log(r, "note: method 'ours' needs train.enabled=true (prompt learning, not in this "
-                   "build yet); reporting the no-train methods");
+    const int train = list_has(methods, "ours") && config_bool(&r->cfg, "train", "enabled");
+    if (list_has(methods, "ours") && !train)
+        run_log(r, "note: method 'ours' needs train.enabled=true (prompt learning); reporting "
+                   "the no-train methods");
+    // a resumed run may reuse the stopped run's directory: read its checkpoint before .partial
+    // is cleared (and before any work, so a bad run.resume fails at once)
+    if (train && train_resume_load(r)) return -1;
 
     if (stage_data(r)) return -1;
     if (r->dry_run) {
@@ -247,6 +255,7 @@ int run_execute(Run *r) {
     if (list_has(methods, "zeroshot") && method_zeroshot(r)) return -1;
     if ((list_has(methods, "ours-notrain") || list_has(methods, "ours")) && method_rsc_notrain(r))
         return -1;
+    if (train && method_rsc_train(r)) return -1;
 
     // --- report ---------------------------------------------------------------------------
     cJSON *rep = r->report;

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "data.h"
 #include "nouns.h"
+#include "train.h"
 
 typedef struct cJSON cJSON;
 
@@ -78,6 +79,11 @@ typedef struct Run {
     int64_t *cand;         // (M) candidate noun indices into T_all (sorted)
     size_t M;
     float *T;              // (M,E) candidate features
+    // prompt learning (methods/rsc_train.c)
+    int64_t *pl_y;         // (Nf) pseudo-labels ŷ of the fit split, left by ours-notrain
+    uint8_t *pl_hq;        // (Nf) high-quality mask of the kNN filter, left by ours-notrain
+    TrainState *resume;    // run.resume's checkpoint, read before .partial is cleared
+    int keep_partial;      // 1: run_free keeps <dir>.partial (train.stop_after)
 } Run;
 
 /* `laic run` (host/cmd_run.c) drives these. */
@@ -123,5 +129,7 @@ int method_clip_kmeans(Run *r);
 int method_tac_notrain(Run *r);
 int method_zeroshot(Run *r);
 int method_rsc_notrain(Run *r);
+int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq
+int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
 
 #endif

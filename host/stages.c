@@ -87,7 +87,8 @@ int stage_weights(Run *r) {
     const int need_images = !config_str(&r->cfg, "data", "image_features")[0];
     const int need_nouns = !config_str(&r->cfg, "nouns", "features")[0];
     const int need_zs = r->class_names != NULL;
-    if (!need_images && !need_nouns && !need_zs) {
+    const int need_train = config_bool(&r->cfg, "train", "enabled");   // the text encoder
+    if (!need_images && !need_nouns && !need_zs && !need_train) {
         run_log(r, "weights: not needed (precomputed image and noun features)");
         return 0;
     }

@@ -162,6 +162,13 @@ int method_rsc_notrain(Run *r) {
         rc = knn_topk(idx, NULL, Cf, (int)r->fit.N, D, k);
         if (!rc) {
             knn_filter_forward_cpu(score, mask, idx, yf, (int)r->fit.N, k);
+            // kept for the prompt-learning stage (methods/rsc_train.c), which trains on them
+            free(r->pl_y);
+            free(r->pl_hq);
+            r->pl_y = mallocCheck(r->fit.N * sizeof *r->pl_y);
+            r->pl_hq = mallocCheck(r->fit.N);
+            memcpy(r->pl_y, yf, r->fit.N * sizeof *r->pl_y);
+            memcpy(r->pl_hq, mask, r->fit.N);
             size_t nhq = 0, used_all, used_hq;
             for (size_t i = 0; i < r->fit.N; i++) nhq += mask[i];
             double before = masked_acc(yf, r->fit.y, NULL, r->fit.N, &used_all);
