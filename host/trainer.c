@@ -397,7 +397,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
         if (rc) break;
         st->epoch++;
         res->epoch_loss[ep] = loss_sum / steps_per_epoch;
-        tlog(o, "train: epoch %d/%d  lr %.3g  loss %.5f  (%d steps, %.1fs)", ep + 1, o->epochs,
+        tlog(o, "train: epoch %d/%d  lr %.3g  loss %.5f  (%d steps, %.3fs)", ep + 1, o->epochs,
              lr, res->epoch_loss[ep], steps_per_epoch, now_seconds() - t_ep);
         if (o->ckpt_path && (rc = ckpt_save(o->ckpt_path, st))) break;
     }
