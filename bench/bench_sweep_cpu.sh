@@ -36,4 +36,4 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
            if (NR > 2) { s += t; n++ } }
          END { if (n) printf "mean over points 2-%d (candidate cache hit): %.2f s per point\n", n + 1, s / n }' \
     "$DATA/sweep/sweep.csv"
-grep -h "timings_s" -A12 "$DATA"/sweep/p001*/report.json | tr -d '\t\n' | sed 's/^/point 1 stage timings: /; s/$/\n/'
+grep -h "timings_s" -A12 "$DATA"/sweep/p001*/report.json | tr -d '\t\n' | sed 's/^/p001 (first cache-hit point) stage timings: /; s/$/\n/'
