@@ -182,8 +182,11 @@ int method_rsc_notrain(Run *r) {
             if (after >= 0) cJSON_AddNumberToObject(pl, "acc_after_filter", after);
             cJSON_AddStringToObject(pl, "note", "ACC on the fit split with the best one-to-one map, "
                                                 "computed separately on all rows and on the kept rows");
-            run_log(r, "kNN filter (k = %d): %zu of %zu pseudo-labels kept (%.1f%%); ACC %.1f%% -> %.1f%%",
-                    k, nhq, r->fit.N, 100.0 * (double)nhq / (double)r->fit.N, 100 * before, 100 * after);
+            char sb[32] = "n/a", sa[32] = "n/a";   // -1: no labelled rows (none kept, or no labels)
+            if (before >= 0) snprintf(sb, sizeof sb, "%.1f%%", 100 * before);
+            if (after >= 0) snprintf(sa, sizeof sa, "%.1f%%", 100 * after);
+            run_log(r, "kNN filter (k = %d): %zu of %zu pseudo-labels kept (%.1f%%); ACC %s -> %s",
+                    k, nhq, r->fit.N, 100.0 * (double)nhq / (double)r->fit.N, sb, sa);
             rc = write_clusters_tsv(r, yf);
         }
         free(idx);
