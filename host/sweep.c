@@ -178,6 +178,11 @@ int sweep_spec_load(SweepSpec *s, const char *path) {
             break;
         }
         *eq = 0;
+        for (char *c = eq + 1; *c; c++)   // inline comment after whitespace, as libinih reads them
+            if ((*c == ';' || *c == '#') && isspace((unsigned char)c[-1])) {
+                *c = 0;
+                break;
+            }
         char *name = trim(p), *value = trim(eq + 1);
         if (!section[0]) {
             rc = laic_error("%s: key '%s' outside any [section]", where, name);

@@ -268,7 +268,7 @@ TEST(sweep_train_loss_values_and_saved_c) {
     snprintf(cache, sizeof cache, "%s/cache", dir);
     snprintf(p, sizeof p, "%s/loss.ini", dir);
     const char *ini = "; loss ablation (two of the seven)\n[sweep]\nname = loss\n"
-                      "train.loss = gce | gce,mse,entropy\n[ridge]\nsave_c = true\n";
+                      "train.loss = gce | gce,mse,entropy   ; inline comment\n[ridge]\nsave_c = true\n";
     test_write_file(p, ini, strlen(ini));
     snprintf(args, sizeof args, "sweep /dev/null %s %s --dir %s/s", p, data_args(dargs, sizeof dargs, dir, cache), dir);
     int rc = run_laic(args, NULL, err, sizeof err);
