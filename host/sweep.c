@@ -512,8 +512,9 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
     cJSON **reps = calloc(np, sizeof *reps);
     int train_axis = 0;
     for (int i = 0; i < s->naxes; i++) train_axis |= !strcmp(s->axes[i].section, "train");
-    const char *note = train_axis ? "training not run: prompt learning is not in this build, train.* "
-                                    "values are recorded only" : "";
+    // a train.* axis means nothing when the point did not train (train.enabled=false or no 'ours')
+    const char *train_note = "training not run (needs train.enabled=true and method 'ours'): train.* "
+                             "values are recorded only";
     // columns: methods in first-seen order, then pseudo-label quality, sizes and time
     for (size_t p = 0; p < np; p++) {
         char path[2400];
@@ -573,6 +574,11 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
     AtomicFile af;
     int rc = atomic_open(&af, path);
+    const char **notes = calloc(np ? np : 1, sizeof *notes);
+    for (size_t p = 0; p < np; p++) {
+        const cJSON *ours = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(reps[p], "methods"), "ours");
+        notes[p] = train_axis && reps[p] && !ours ? train_note : "";
+    }
     int *idx = malloc((size_t)(s->naxes ? s->naxes : 1) * sizeof *idx);
     if (!rc) {
         FILE *f = af.fp;
@@ -603,7 +609,7 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
                 csv_field(f, num, 0);
             }
             for (int k = 0; k < N_CACHE_STAGES; k++) csv_field(f, rows[p].cache[k], 0);
-            csv_field(f, note, 0);
+            csv_field(f, notes[p], 0);
             fputc('\n', f);
         }
         rc = atomic_commit(&af);
@@ -639,7 +645,7 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
         cJSON *ca = cJSON_AddObjectToObject(o, "cache");
         for (int k = 0; k < N_CACHE_STAGES; k++)
             if (rows[p].cache[k][0]) cJSON_AddStringToObject(ca, k_cache_stages[k], rows[p].cache[k]);
-        if (note[0]) cJSON_AddStringToObject(o, "note", note);
+        if (notes[p][0]) cJSON_AddStringToObject(o, "note", notes[p]);
         cJSON_AddItemToArray(jpts, o);
     }
     cJSON *jsum = cJSON_AddArrayToObject(json, "summary");
@@ -728,6 +734,7 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
     free(text);
     cJSON_Delete(json);
     free(done);
+    free(notes);
     free(jdx);
     free(idx);
     for (size_t p = 0; p < np; p++) {
