@@ -46,7 +46,7 @@ ifeq ($(USE_CUDA),1)
 endif
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-CFLAGS_BASE := -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
                -Ihost $(PKG_CFLAGS) -MMD -MP
 CFLAGS  ?= $(OPT) -g -march=x86-64-v2
 LDLIBS  := $(PKG_LIBS) -lm -fopenmp
@@ -85,15 +85,21 @@ deps:
 cpu:
 	$(MAKE) CUDA=0 all
 
+# Objects depend on a stamp of the flags they were built with, so switching CUDA=0/1 or CFLAGS
+# in the same BUILD directory rebuilds everything instead of linking a mix.
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS_BASE) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) | cuda=$(USE_CUDA)
+$(shell mkdir -p $(BUILD) && (echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP)))
+
 # V=1 prints the full command lines.
 Q := $(if $(V),,@)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC  $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
@@ -147,6 +153,7 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # report.json records the commit the binary was built from: rebuild run.o on every make.
+$(BUILD)/host/run.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
 $(BUILD)/host/run.o: FORCE
 .PHONY: FORCE
 FORCE:

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "io/atomic.h"
 #include "io/err.h"
 #include "io/npy.h"
@@ -237,6 +238,9 @@ int run_execute(Run *r) {
     if (train && train_resume_load(r)) return -1;
 
     if (stage_data(r)) return -1;
+    // one backend for the whole run: the encoders (stage_weights) and the clustering drivers
+    if (!(r->ops = ops_get(config_str(&r->cfg, "model", "device")))) return -1;
+    cluster_set_backend(r->ops);
     if (r->dry_run) {
         config_write(&r->cfg, stdout, 0);
         printf("\n; plan: %zu fit images, %zu eval images, K = %d; stages: weights, encode images,"
