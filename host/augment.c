@@ -95,6 +95,21 @@ static void taps_build(Taps *t, int in, int out) {
     free(w);
 }
 
+int augment_bicubic_taps(int n_in, int n_out, int **first, int **count, int32_t **k) {
+    Taps t;
+    taps_build(&t, n_in, n_out);
+    *first = t.first;
+    *count = t.count;
+    *k = t.k;
+    return t.ksize;
+}
+
+int augment_resize_vertical_first(int h, int w, int oh, int ow) {
+    // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+    // much as the width; the 8-bit intermediate makes the order visible.
+    return (h - oh) > 0 && (h - oh) > 2 * (w - ow);
+}
+
 static void taps_free(Taps *t) {
     free(t->first);
     free(t->count);
@@ -148,9 +163,7 @@ void augment_resized_crop(uint8_t *out, const uint8_t *in, int H, int W, const C
     const uint8_t *src = in + (size_t)b->top * stride + (size_t)b->left * 3;
     int h = b->h, w = b->w, need_h = ow != w, need_v = oh != h;
     if (need_h && need_v) {
-        // Pillow 13 runs the vertical pass first when the height shrinks by more than twice
-        // as much as the width; the 8-bit intermediate makes the order visible.
-        if ((h - oh) > 0 && (h - oh) > 2 * (w - ow)) {
+        if (augment_resize_vertical_first(h, w, oh, ow)) {
             uint8_t *tmp = mallocCheck((size_t)oh * w * 3);
             vpass(tmp, src, stride, h, w, oh);
             hpass(out, tmp, (size_t)w * 3, oh, w, ow);
@@ -239,10 +252,19 @@ static inline int64_t floor_shift16(int64_t v) {   // floor(v / 65536) without r
     return v >= 0 ? v / 65536 : -((-v + 65535) / 65536);
 }
 
+// The 16.16 coefficients {a0, a1, x at pixel (0,0), a3, a4, y at (0,0)}; 0 if they do not fit.
+static int affine_fixed(int64_t f[6], const double a[6], int h, int w) {
+    if (!(fits_fixed(a, 0, 0) && fits_fixed(a, w, h) && fits_fixed(a, 0, h) && fits_fixed(a, w, 0)))
+        return 0;
+    f[0] = fix16(a[0]), f[1] = fix16(a[1]), f[2] = fix16(a[2] + a[0] * 0.5 + a[1] * 0.5);
+    f[3] = fix16(a[3]), f[4] = fix16(a[4]), f[5] = fix16(a[5] + a[3] * 0.5 + a[4] * 0.5);
+    return 1;
+}
+
 static void affine_nearest(uint8_t *out, const uint8_t *in, int h, int w, const double a[6]) {
-    if (fits_fixed(a, 0, 0) && fits_fixed(a, w, h) && fits_fixed(a, 0, h) && fits_fixed(a, w, 0)) {
-        int64_t a0 = fix16(a[0]), a1 = fix16(a[1]), a3 = fix16(a[3]), a4 = fix16(a[4]);
-        int64_t xo = fix16(a[2] + a[0] * 0.5 + a[1] * 0.5), yo = fix16(a[5] + a[3] * 0.5 + a[4] * 0.5);
+    int64_t f[6];
+    if (affine_fixed(f, a, h, w)) {
+        int64_t a0 = f[0], a1 = f[1], a3 = f[3], a4 = f[4], xo = f[2], yo = f[5];
         for (int y = 0; y < h; y++) {
             int64_t xx = xo, yy = yo;
             for (int x = 0; x < w; x++) {
@@ -300,22 +322,57 @@ static double round15(double x) {   // Python round(x, 15): correctly rounded vi
     return strtod(buf, NULL);
 }
 
-/* PIL Image.rotate(angle, NEAREST, expand=False, centre (w/2, h/2)). */
-static void rotate_nearest(uint8_t *out, const uint8_t *in, int h, int w, double angle) {
+/* PIL Image.rotate(angle, NEAREST, expand=False, centre (w/2, h/2)): the inverse map m;
+ * returns 0 for a multiple of 360 degrees (PIL copies the image). */
+static int rotate_matrix(double m[6], int h, int w, double angle) {
     angle = fmod(angle, 360.0);
     if (angle < 0) angle += 360.0;   // Python's % keeps the divisor's sign
-    if (angle == 0.0) {
-        memcpy(out, in, (size_t)h * w * 3);
-        return;
-    }
+    if (angle == 0.0) return 0;
     double t = -(angle * (M_PI / 180.0)), cx = w / 2.0, cy = h / 2.0;
-    double m[6] = {round15(cos(t)), round15(sin(t)), 0.0, round15(-sin(t)), round15(cos(t)), 0.0};
+    m[0] = round15(cos(t)), m[1] = round15(sin(t)), m[2] = 0.0;
+    m[3] = round15(-sin(t)), m[4] = round15(cos(t)), m[5] = 0.0;
     double x = -cx, y = -cy;
     m[2] = m[0] * x + m[1] * y + m[2];
     m[5] = m[3] * x + m[4] * y + m[5];
     m[2] += cx;
     m[5] += cy;
+    return 1;
+}
+
+static void rotate_nearest(uint8_t *out, const uint8_t *in, int h, int w, double angle) {
+    double m[6];
+    if (!rotate_matrix(m, h, w, angle)) {
+        memcpy(out, in, (size_t)h * w * 3);
+        return;
+    }
     affine_nearest(out, in, h, w, m);
+}
+
+/* The inverse affine map of a geometric op (shear, translate, rotate); 0 for other ops and
+ * for a rotation by a multiple of 360 degrees (an exact copy). */
+static int ra_matrix(double m[6], RaOp op, double mag, int h, int w) {
+    switch (op) {
+    case RA_SHEAR_X: inverse_affine(m, 0, 0, 0.0, 0, 0, atan(mag) * (180.0 / M_PI), 0.0); return 1;
+    case RA_SHEAR_Y: inverse_affine(m, 0, 0, 0.0, 0, 0, 0.0, atan(mag) * (180.0 / M_PI)); return 1;
+    case RA_TRANSLATE_X:
+    case RA_TRANSLATE_Y: {
+        double t = (double)(int)mag;   // Python int(): toward zero
+        inverse_affine(m, w * 0.5, h * 0.5, 0.0, op == RA_TRANSLATE_X ? t : 0.0,
+                       op == RA_TRANSLATE_Y ? t : 0.0, 0.0, 0.0);
+        return 1;
+    }
+    case RA_ROTATE: return rotate_matrix(m, h, w, mag);
+    default: return 0;
+    }
+}
+
+int augment_ra_affine_fixed(int64_t f[6], RaOp op, double mag, int h, int w) {
+    double m[6];
+    if (!ra_matrix(m, op, mag, h, w)) {
+        if (op != RA_ROTATE) return 0;
+        m[0] = 1.0, m[1] = 0.0, m[2] = 0.0, m[3] = 0.0, m[4] = 1.0, m[5] = 0.0;   // identity
+    }
+    return affine_fixed(f, m, h, w) ? 1 : -1;
 }
 
 /* Image.blend(degenerate, img, factor): float arithmetic, truncation, clamped when
@@ -376,21 +433,12 @@ void augment_ra_apply(uint8_t *out, const uint8_t *in, int h, int w, RaOp op, do
     double m[6];
     switch (op) {
     case RA_SHEAR_X:
-        inverse_affine(m, 0, 0, 0.0, 0, 0, atan(mag) * (180.0 / M_PI), 0.0);
-        affine_nearest(out, in, h, w, m);
-        return;
     case RA_SHEAR_Y:
-        inverse_affine(m, 0, 0, 0.0, 0, 0, 0.0, atan(mag) * (180.0 / M_PI));
-        affine_nearest(out, in, h, w, m);
-        return;
     case RA_TRANSLATE_X:
-    case RA_TRANSLATE_Y: {
-        double t = (double)(int)mag;   // Python int(): toward zero
-        inverse_affine(m, w * 0.5, h * 0.5, 0.0, op == RA_TRANSLATE_X ? t : 0.0,
-                       op == RA_TRANSLATE_Y ? t : 0.0, 0.0, 0.0);
+    case RA_TRANSLATE_Y:
+        ra_matrix(m, op, mag, h, w);
         affine_nearest(out, in, h, w, m);
         return;
-    }
     case RA_ROTATE: rotate_nearest(out, in, h, w, mag); return;
     case RA_BRIGHTNESS: {
         uint8_t *deg = callocCheck(n, 1);
@@ -479,13 +527,20 @@ void augment_ra_apply(uint8_t *out, const uint8_t *in, int h, int w, RaOp op, do
     }
 }
 
+// One RandAugment draw: the op index, then a sign only for signed ops (torchvision's order).
+static RaOp ra_draw(Rng *r, int M, int h, int w, double *mag) {
+    RaOp op = (RaOp)rng_below(r, RA_NUM_OPS);
+    int sgn;
+    *mag = augment_ra_magnitude(op, M, 31, h, w, &sgn);
+    if (sgn && rng_below(r, 2)) *mag = -*mag;
+    return op;
+}
+
 void augment_randaugment(uint8_t *img, int h, int w, int N, int M, Rng *r) {
     uint8_t *tmp = mallocCheck((size_t)h * w * 3);
     for (int k = 0; k < N; k++) {
-        RaOp op = (RaOp)rng_below(r, RA_NUM_OPS);
-        int sgn;
-        double mag = augment_ra_magnitude(op, M, 31, h, w, &sgn);
-        if (sgn && rng_below(r, 2)) mag = -mag;
+        double mag;
+        RaOp op = ra_draw(r, M, h, w, &mag);
         augment_ra_apply(tmp, img, h, w, op, mag);
         memcpy(img, tmp, (size_t)h * w * 3);
     }
@@ -504,12 +559,30 @@ Rng augment_rng(uint64_t seed, uint64_t epoch, uint64_t index, int view) {
     return r;
 }
 
+void augment_view_params(AugmentParams *p, int H, int W, int S, int strong, uint64_t seed,
+                         uint64_t epoch, uint64_t index) {
+    Rng r = augment_rng(seed, epoch, index, strong ? 1 : 0);
+    memset(p, 0, sizeof *p);
+    augment_rrc_params(&p->crop, &r, H, W, 0.08, 1.0, 3.0 / 4.0, 4.0 / 3.0);
+    p->flip = (int)rng_below(&r, 2);
+    p->n_ops = strong ? AUGMENT_MAX_OPS : 0;   // RandAugment N = 2, M = 10
+    for (int k = 0; k < p->n_ops; k++) p->op[k] = ra_draw(&r, 10, S, S, &p->mag[k]);
+}
+
 void augment_view(uint8_t *out, const uint8_t *img, int H, int W, int S, int strong, uint64_t seed,
                   uint64_t epoch, uint64_t index) {
-    Rng r = augment_rng(seed, epoch, index, strong ? 1 : 0);
-    CropBox b;
-    augment_rrc_params(&b, &r, H, W, 0.08, 1.0, 3.0 / 4.0, 4.0 / 3.0);
-    augment_resized_crop(out, img, H, W, &b, S, S);
-    if (rng_below(&r, 2)) augment_hflip(out, S, S);
-    if (strong) augment_randaugment(out, S, S, 2, 10, &r);
+    // The draws of augment_view_params (crop, flip, then the N ops) interleave with nothing
+    // else, so drawing them all first and applying after gives the same view.
+    AugmentParams p;
+    augment_view_params(&p, H, W, S, strong, seed, epoch, index);
+    augment_resized_crop(out, img, H, W, &p.crop, S, S);
+    if (p.flip) augment_hflip(out, S, S);
+    if (p.n_ops) {
+        uint8_t *tmp = mallocCheck((size_t)S * S * 3);
+        for (int k = 0; k < p.n_ops; k++) {
+            augment_ra_apply(tmp, out, S, S, p.op[k], p.mag[k]);
+            memcpy(out, tmp, (size_t)S * S * 3);
+        }
+        free(tmp);
+    }
 }

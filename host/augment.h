@@ -73,4 +73,36 @@ Rng augment_rng(uint64_t seed, uint64_t epoch, uint64_t index, int view);
 void augment_view(uint8_t *out /*(S,S,3)*/, const uint8_t *img, int H, int W, int S, int strong,
                   uint64_t seed, uint64_t epoch, uint64_t index);
 
+/* --- the same views on another backend (kernels/augment.cu) ------------------------------
+ * augment_view is exactly: augment_view_params, augment_resized_crop(p.crop) to (S,S),
+ * augment_hflip when p.flip, then augment_ra_apply(p.op[k], p.mag[k]) for k < p.n_ops in
+ * order. The helpers below expose the fixed-point tables those steps use, so a GPU version can
+ * reproduce them bit for bit from the same numbers. */
+#define AUGMENT_MAX_OPS 2   // RandAugment N of the strong view
+typedef struct {
+    CropBox crop;
+    int flip;                        // 1 = mirror after the resize
+    int n_ops;                       // 0 (weak) or AUGMENT_MAX_OPS (strong)
+    RaOp op[AUGMENT_MAX_OPS];
+    double mag[AUGMENT_MAX_OPS];     // signed magnitude, as augment_ra_apply takes it
+} AugmentParams;
+void augment_view_params(AugmentParams *p, int H, int W, int S, int strong, uint64_t seed,
+                         uint64_t epoch, uint64_t index);
+
+/* PIL's bicubic taps for resampling n_in samples to n_out: output o reads inputs first[o] ..
+ * first[o]+count[o]-1 with int32 weights k[o*ksize + j] (AUGMENT_BICUBIC_PREC fraction bits;
+ * sum = 1 << (PREC-1) + Σ in·k, then <0 → 0, else >> PREC clamped to 255). Returns ksize; the
+ * three arrays are malloc'd (free() each). */
+#define AUGMENT_BICUBIC_PREC 22
+int augment_bicubic_taps(int n_in, int n_out, int **first, int **count, int32_t **k);
+/* 1 when a (h,w) -> (oh,ow) resize with both passes runs the vertical one first (Pillow 13). */
+int augment_resize_vertical_first(int h, int w, int oh, int ow);
+
+/* The geometric ops (ShearX/Y, TranslateX/Y, Rotate) in PIL's 16.16 fixed point: output pixel
+ * (x, y) copies input pixel (floor((f[2] + x f[0] + y f[1]) / 65536), floor((f[5] + x f[3] +
+ * y f[4]) / 65536)), black when outside. Returns 1 for those ops, 0 for the others, -1 when
+ * PIL would use its double-precision path instead (coordinates beyond ±32768: images over
+ * 32k pixels wide or high). */
+int augment_ra_affine_fixed(int64_t f[6], RaOp op, double mag, int h, int w);
+
 #endif
