@@ -560,6 +560,50 @@ int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *
     b->rownorm2_forward(xx, Xt, Nt, d);
     int restarts = o->init == KMEANS_INIT_GIVEN ? 1 : o->restarts;
     double best_obj = INFINITY;
+#ifdef LAIC_CUDA
+    if (b == &ops_cuda) {
+        // All restarts at once on the device (kernels/kmeans.cu): the inits are drawn here,
+        // restart by restart, exactly as below; then one batched Lloyd run; then the same
+        // best-restart choice as the loop below.
+        const size_t kd = (size_t)K * d;
+        float *Call = b_alloc(b, csz * (size_t)restarts, &fail);   // (R,K,d)
+        if (fail) goto done;
+        for (int r = 0; r < restarts; r++) {
+            Rng rng;
+            rng_init(&rng, o->seed, (uint64_t)r);
+            float *Cr = Call + (size_t)r * kd;
+            if (o->init == KMEANS_INIT_GIVEN) b->to_device(Cr, o->init_centers, csz);
+            else if (o->init == KMEANS_INIT_RANDOM) kmeans_random_init(b, Cr, Xt, Nt, d, K, &rng);
+            else kmeans_pp_init(&w, Cr, Xt, xx, Nt, d, K, &rng);
+        }
+        const size_t stride = (size_t)o->iters + 1;
+        double *objs = mallocCheck(sizeof(double) * (size_t)restarts);
+        int *nit = mallocCheck(sizeof(int) * (size_t)restarts);
+        int *tls = o->trace ? mallocCheck(sizeof(int) * (size_t)restarts) : NULL;
+        double *traces = o->trace ? mallocCheck(sizeof(double) * stride * restarts) : NULL;
+        if (kmeans_lloyd_batched_cuda(Call, objs, nit, traces, tls, Xt, xx, Nt, d, K, restarts,
+                                      o->iters, o->tol, o->spherical))
+            fail = 1;
+        for (int r = 0; r < restarts && !fail; r++) {
+            if (o->verbose)
+                fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n",
+                        r + 1, restarts, objs[r], nit[r]);
+            if (objs[r] < best_obj || r == 0) {
+                best_obj = objs[r];
+                b->copy(best, Call + (size_t)r * kd, csz);
+                if (o->trace) memcpy(o->trace, traces + stride * r, sizeof(double) * tls[r]);
+                if (o->trace_len) *o->trace_len = o->trace ? tls[r] : 0;
+            }
+        }
+        free(objs);
+        free(nit);
+        free(tls);
+        free(traces);
+        b->free(Call);
+        if (fail) goto done;
+        restarts = 0;   // the sequential loop below has nothing left to do
+    }
+#endif
     for (int r = 0; r < restarts; r++) {
         Rng rng;
         rng_init(&rng, o->seed, (uint64_t)r);
@@ -612,10 +656,37 @@ done:
 // The CUDA top-k keeps k candidates per lane in shared memory (kernels/knn.cu).
 #define KNN_DEVICE_MAX_K 256
 
+static const char *const knn_precisions[] = {"fp32", "tf32", "bf16"};
+static int g_knn_precision = -2;   // -2: not set, read LAIC_KNN_PRECISION
+
+static int knn_precision_of(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, knn_precisions[i])) return i;
+    return -1;
+}
+
+int knn_set_precision(const char *name) {
+    int p = name ? knn_precision_of(name) : -1;
+    if (p < 0)
+        return laic_error("knn: unknown precision '%s' (expected fp32, tf32 or bf16)",
+                          name ? name : "(null)");
+    g_knn_precision = p;
+    return 0;
+}
+
+int knn_precision(void) {
+    if (g_knn_precision != -2) return g_knn_precision;
+    const char *e = getenv("LAIC_KNN_PRECISION");
+    return e && *e ? knn_precision_of(e) : 0;
+}
+
 int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
     if (k < 1 || k >= N)
         return laic_error("knn: k = %d must be in [1, N-1] = [1, %d]", k, N - 1);
     const OpsBackend *o = g_ops;
+    if (knn_precision() < 0)
+        return laic_error("knn: LAIC_KNN_PRECISION='%s' is not fp32, tf32 or bf16",
+                          getenv("LAIC_KNN_PRECISION"));
     if (!on_host(o) && k > KNN_DEVICE_MAX_K)
         return laic_error("knn: k = %d exceeds the %s limit of %d ---> HINT: use --device cpu",
                           k, o->name, KNN_DEVICE_MAX_K);

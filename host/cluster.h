@@ -151,6 +151,19 @@ typedef struct {
 int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *X, int N, int d,
                const KMeansOpts *o);
 
+/* Similarity precision of knn_topk on CUDA (the CPU backend always computes fp32):
+ *   "fp32"  cuBLAS SGEMM, TF32 off (default): the parity path.
+ *   "tf32"  TF32 tensor-core GEMM picks the best k+32 candidates (at most 256), which are then
+ *           re-ranked by exact dot products (double sums rounded to float); neighbours and
+ *           similarities are the exact ones unless a true neighbour's TF32 similarity fell
+ *           below the candidate cut (TF32 error ≈ 1e-3 on unit rows, so only near-ties there).
+ *   "bf16"  the same with bf16 operands (error ≈ 1e-2 on unit rows: a looser candidate cut).
+ * knn_set_precision returns -1 with an error for an unknown name. Without a call the value of
+ * the environment variable LAIC_KNN_PRECISION is used (an unknown value makes knn_topk fail). */
+int knn_set_precision(const char *name);
+/* 0 fp32, 1 tf32, 2 bf16; -1 when LAIC_KNN_PRECISION holds an unknown name. */
+int knn_precision(void);
+
 /* Cosine kNN of F (N,d) (rows normalised internally, F untouched): idx (N,k), sims (N,k) or
  * NULL. Errors: k < 1 or k >= N; on CUDA also k > 256. */
 int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k);
@@ -166,6 +179,19 @@ int cluster_check_finite(const float *x, size_t n, const char *path);
 int cluster_read_matrix(const char *path, Npy *a);
 /* Sets OpenMP's and OpenBLAS's thread counts together (n <= 0: leave as they are). */
 void cluster_set_threads(int n);
+
+#ifdef LAIC_CUDA
+/* CUDA only (kernels/kmeans.cu), used by kmeans_fit on the CUDA backend: R Lloyd runs at once.
+ * C (R,K,d) device: the R initial centre sets in, the final ones out; X (N,d) and xx (N)
+ * device (training rows and their squared norms). Host outputs: obj (R) final objectives,
+ * n_iter (R) centre updates done; trace (R,iters+1) and trace_len (R) when trace != NULL (the
+ * per-iteration objective costs a pass over X per restart, so it is skipped without a trace).
+ * Per restart the steps, tie rules and stopping tests are kmeans_lloyd's (host/cluster.c).
+ * Returns -1 with an error recorded when device memory runs out. */
+int kmeans_lloyd_batched_cuda(float *C, double *obj, int *n_iter, double *trace, int *trace_len,
+                              const float *X, const float *xx, int N, int d, int K, int R,
+                              int iters, double tol, int spherical);
+#endif
 
 /*
  * The ops above are OpsBackend entries (host/ops.h) with CUDA twins in kernels/cholesky.cu,

@@ -235,3 +235,449 @@ void kmeans_rowdist_forward(double *out, const float *X, const float *C, const i
     kmeans_rowdist_kernel1<<<ceil_div_u((size_t)N, 8), 256>>>(out, X, C, labels, N, d);
     launchCheck();
 }
+
+// --- batched Lloyd: all restarts at once ----------------------------------------------------
+// kmeans_lloyd_batched_cuda (host/cluster.h). R restarts share one (R·K, d) centre matrix, so
+// each assignment is ONE SGEMM X (tile,d) · C[active range]ᵀ for all restarts; every other
+// step is a kernel over (restart, ·) that returns at once for a restart whose flag active[r]
+// is 0. Convergence (label changes, centre shift, iteration count) is decided on the device;
+// the host reads the R flags back every KMB_CHECK iterations only to stop early and to narrow
+// the GEMM to the range of restarts still running (a stale range is a superset: safe).
+// Per restart the arithmetic is the sequential driver's: same update order (bitwise centres for
+// equal labels), same empty-cluster rule, same tie rules. Differences, all documented:
+// the objective and the centre shift are double sums in a fixed tree order instead of the
+// CPU's row order (equal within double rounding); the SGEMM has R·K columns instead of K, so
+// cuBLAS may round dots differently from the per-restart call (labels equal up to GEMM ties).
+#define KMB_CHECK 4
+#define KMB_THREADS 256
+
+extern "C" {
+#include "cluster.h"
+}
+
+// Fixed-order block sum of one double per thread (blockDim.x == KMB_THREADS); result in thread 0.
+__device__ static double block_sum_f64(double v, double *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = KMB_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    return sh[0];
+}
+
+// Iteration start: it[r]++, changed[r] = 0 for running restarts.
+__global__ static void kmb_begin_kernel1(int *it, unsigned long long *changed, const int *active,
+                                         int R) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= R || !active[r]) return;
+    it[r]++;
+    changed[r] = 0;
+}
+
+// Iteration end (the sequential driver's `if (changed == 0 || shift <= tol) break` and its
+// `while (it < iters)`); init != 0 only after the first assignment: active[r] = iters > 0.
+__global__ static void kmb_flags_kernel1(int *active, const int *it,
+                                         const unsigned long long *changed, const double *shift,
+                                         int R, int iters, double tol, int init) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= R || !active[r]) return;
+    if (init) active[r] = iters > 0;
+    else active[r] = !(changed[r] == 0 || shift[r] <= tol) && it[r] < iters;
+}
+
+// l2normalize_rows_kernel1 on the rows (R·K) of running restarts only (a converged restart's
+// centres must not be normalised again: that could move their last bits).
+__global__ static void kmb_l2normalize_kernel1(float *C, const int *active, int RK, int K, int d) {
+    const int lane = threadIdx.x % 32, row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= RK || !active[row / K]) return;
+    float *x = C + (size_t)row * d;
+    double s = 0.0;
+    for (int j = lane; j < d; j += 32) s += (double)x[j] * x[j];
+    const double nrm = sqrt(warp_sum_f64(s));
+    const double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
+    for (int j = lane; j < d; j += 32) x[j] = __double2float_rn((double)x[j] * inv);
+}
+
+// kmeans_argmin_kernel1 for a tile of R rows (from row r0) × the restarts r_lo .. r_lo+Rn-1 of
+// dots (R, Rn·K): one warp per (row, restart). count != 0 adds label changes to changed[r]
+// (an integer atomic: the count is exact whatever the order).
+__global__ static void kmb_assign_kernel1(int64_t *labels, float *mind, unsigned long long *changed,
+                                          const float *dots, const float *xx, const float *cc,
+                                          const int *active, int R, int r0, int r_lo, int Rn,
+                                          int N, int K, int count) {
+    const int lane = threadIdx.x % 32;
+    const size_t w = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    if (w >= (size_t)R * Rn) return;
+    const int row = (int)(w / Rn), rl = (int)(w % Rn), r = r_lo + rl;
+    if (!active[r]) return;
+    const float *di = dots + (size_t)row * Rn * K + (size_t)rl * K;
+    const float *cr = cc + (size_t)r * K;
+    const float x2 = xx[r0 + row];
+    float best = INFINITY;
+    int bj = INT_MAX;
+    for (int j = lane; j < K; j += 32) {
+        const float t = sqdist_of(x2, di[j], cr[j]);
+        if (t < best) {
+            best = t;
+            bj = j;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+        if (ob < best || (ob == best && oj < bj)) {
+            best = ob;
+            bj = oj;
+        }
+    }
+    if (lane == 0) {
+        const size_t e = (size_t)r * N + r0 + row;
+        const int64_t lab = bj == INT_MAX ? 0 : bj;
+        if (count && labels[e] != lab) atomicAdd(changed + r, 1ULL);
+        labels[e] = lab;
+        mind[e] = best > 0.0f ? best : 0.0f;
+    }
+}
+
+// kmeans_count_kernel1 and kmeans_members_kernel1 per (restart, cluster), one warp each; two
+// launches because a cluster's member offset needs the counts of the clusters before it.
+__global__ static void kmb_count_kernel1(int64_t *counts, const int64_t *labels,
+                                         const int *active, int N, int K, int R) {
+    const int lane = threadIdx.x % 32, g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (g >= R * K || !active[g / K]) return;
+    const int r = g / K, c = g % K;
+    const int64_t *lab = labels + (size_t)r * N;
+    long long n = 0;
+    for (int i0 = 0; i0 < N; i0 += 32) {
+        const int i = i0 + lane;
+        n += __popc(__ballot_sync(0xffffffffu, i < N && lab[i] == c));
+    }
+    if (lane == 0) counts[g] = n;
+}
+
+__global__ static void kmb_members_kernel1(int *members, const int64_t *counts,
+                                           const int64_t *labels, const int *active, int N, int K,
+                                           int R) {
+    const int lane = threadIdx.x % 32, g = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (g >= R * K || !active[g / K]) return;
+    const int r = g / K, c = g % K;
+    const int64_t *lab = labels + (size_t)r * N;
+    int *mem = members + (size_t)r * N;
+    long long off = 0;
+    for (int q = 0; q < c; q++) off += counts[(size_t)r * K + q];
+    for (int i0 = 0; i0 < N; i0 += 32) {
+        const int i = i0 + lane;
+        const bool mine = i < N && lab[i] == c;
+        const unsigned m = __ballot_sync(0xffffffffu, mine);
+        if (mine) mem[off + __popc(m & ((1u << lane) - 1u))] = i;
+        off += __popc(m);
+    }
+}
+
+// Centre means, one block per (restart, cluster, 128-column chunk), one thread per column:
+// `acc += x` over the members in increasing row order (the CPU's order, so bitwise the CPU's
+// centres for equal labels). Member indices are staged in shared memory and 8 row loads are
+// issued before the 8 ordered additions, so each thread keeps several loads in flight.
+#define KMB_MEAN_COLS 128
+#define KMB_MEAN_STAGE 512
+__global__ static void kmb_mean_kernel1(float *C, const int64_t *counts, const int *members,
+                                        const float *X, const int *active, int N, int d, int K) {
+    __shared__ int sm[KMB_MEAN_STAGE];
+    const int chunks = (d + KMB_MEAN_COLS - 1) / KMB_MEAN_COLS;
+    const int g = blockIdx.x / chunks, r = g / K;
+    if (!active[r]) return;   // block-uniform
+    const long long n = counts[g];
+    if (n == 0) return;       // block-uniform; empty clusters are re-seeded later
+    const int c = g % K, j = (blockIdx.x % chunks) * KMB_MEAN_COLS + threadIdx.x;
+    long long off = 0;
+    for (int q = 0; q < c; q++) off += counts[(size_t)r * K + q];
+    const int *mem = members + (size_t)r * N + off;
+    double acc = 0.0;
+    for (long long p0 = 0; p0 < n; p0 += KMB_MEAN_STAGE) {
+        const int m = n - p0 < KMB_MEAN_STAGE ? (int)(n - p0) : KMB_MEAN_STAGE;
+        __syncthreads();   // the previous stage is consumed
+        for (int q = threadIdx.x; q < m; q += blockDim.x) sm[q] = mem[p0 + q];
+        __syncthreads();
+        if (j < d) {
+            int q = 0;
+            for (; q + 8 <= m; q += 8) {
+                float v[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) v[u] = X[(size_t)sm[q + u] * d + j];
+#pragma unroll
+                for (int u = 0; u < 8; u++) acc += (double)v[u];
+            }
+            for (; q < m; q++) acc += (double)X[(size_t)sm[q] * d + j];
+        }
+    }
+    if (j < d) C[(size_t)g * d + j] = __double2float_rn(acc / (double)n);
+}
+
+// Empty clusters, one block per running restart with any: in cluster order, the unused row with
+// the largest mind (ties to the lowest row) becomes the centre — the sequential driver's rule.
+__global__ static void kmb_reseed_kernel1(float *C, uint8_t *used, const int64_t *counts,
+                                          const float *mind, const float *X, const int *active,
+                                          int N, int d, int K) {
+    __shared__ float sv[KMB_THREADS];
+    __shared__ int si[KMB_THREADS];
+    const int r = blockIdx.x, t = threadIdx.x;
+    if (!active[r]) return;
+    const int64_t *cnt = counts + (size_t)r * K;
+    bool any = false;
+    for (int c = 0; c < K && !any; c++) any = cnt[c] == 0;
+    if (!any) return;   // block-uniform (every thread read the same counts)
+    uint8_t *u = used + (size_t)r * N;
+    const float *md = mind + (size_t)r * N;
+    for (int i = t; i < N; i += blockDim.x) u[i] = 0;
+    __syncthreads();
+    for (int c = 0; c < K; c++) {
+        if (cnt[c] != 0) continue;
+        float bv = -INFINITY;
+        int bi = INT_MAX;   // none
+        for (int i = t; i < N; i += blockDim.x)
+            if (!u[i] && (bi == INT_MAX || md[i] > bv)) {
+                bv = md[i];
+                bi = i;
+            }
+        sv[t] = bv;
+        si[t] = bi;
+        __syncthreads();
+        for (int s = KMB_THREADS / 2; s > 0; s >>= 1) {
+            if (t < s) {
+                const float ov = sv[t + s];
+                const int oi = si[t + s];
+                if (oi != INT_MAX &&
+                    (si[t] == INT_MAX || ov > sv[t] || (ov == sv[t] && oi < si[t]))) {
+                    sv[t] = ov;
+                    si[t] = oi;
+                }
+            }
+            __syncthreads();
+        }
+        const int far = si[0];   // N >= K guarantees a row is left
+        if (t == 0) u[far] = 1;
+        float *dst = C + ((size_t)r * K + c) * d;
+        for (int j = t; j < d; j += blockDim.x) dst[j] = X[(size_t)far * d + j];
+        __syncthreads();   // sv/si and u are reused by the next empty cluster
+    }
+}
+
+// shift[r] = Σ (C − Cold)² over the restart's K·d entries, double, fixed tree order.
+__global__ static void kmb_shift_kernel1(double *shift, const float *C, const float *Cold,
+                                         const int *active, int K, int d) {
+    __shared__ double sh[KMB_THREADS];
+    const int r = blockIdx.x;
+    if (!active[r]) return;
+    const size_t n = (size_t)K * d, base = (size_t)r * n;
+    double s = 0.0;
+    for (size_t e = threadIdx.x; e < n; e += blockDim.x) {
+        const double t = (double)C[base + e] - (double)Cold[base + e];
+        s += t * t;
+    }
+    s = block_sum_f64(s, sh);
+    if (threadIdx.x == 0) shift[r] = s;
+}
+
+// Per-row objective terms of running restarts: one warp per (restart, row), as
+// kmeans_rowdist_kernel1.
+__global__ static void kmb_rowdist_kernel1(double *out, const float *X, const float *C,
+                                           const int64_t *labels, const int *active, int N, int d,
+                                           int K, int R) {
+    const int lane = threadIdx.x % 32;
+    const size_t w = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    if (w >= (size_t)R * N) return;
+    const int r = (int)(w / N), row = (int)(w % N);
+    if (!active[r]) return;
+    const float *x = X + (size_t)row * d, *c = C + ((size_t)r * K + labels[w]) * d;
+    double s = 0.0;
+    for (int j = lane; j < d; j += 32) {
+        const double t = (double)x[j] - (double)c[j];
+        s += t * t;
+    }
+    s = warp_sum_f64(s);
+    if (lane == 0) out[w] = s;
+}
+
+// obj[r] = Σ_rows rowd (fixed tree order), appended to the restart's trace row.
+__global__ static void kmb_objective_kernel1(double *obj, double *trace, int *tl,
+                                             const double *rowd, const int *active, int N,
+                                             int stride) {
+    __shared__ double sh[KMB_THREADS];
+    const int r = blockIdx.x;
+    if (!active[r]) return;
+    const double *v = rowd + (size_t)r * N;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < N; i += blockDim.x) s += v[i];
+    s = block_sum_f64(s, sh);
+    if (threadIdx.x == 0) {
+        obj[r] = s;
+        if (tl[r] < stride) trace[(size_t)r * stride + tl[r]] = s;
+        tl[r]++;
+    }
+}
+
+namespace {
+struct KmbState {
+    float *Cold, *cc, *mind, *dots;
+    int64_t *counts, *labels;
+    int *members, *active, *it, *tl;
+    uint8_t *used;
+    double *rowd, *shift, *obj, *trace;
+    unsigned long long *changed;
+};
+}   // namespace
+
+// cudaMalloc that records "kmeans: out of device memory ..." instead of exiting.
+static void *kmb_alloc(size_t bytes, int *fail) {
+    if (*fail) return NULL;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();   // clear the sticky-free allocation error
+        laic_error("kmeans: out of device memory allocating %zu bytes for the batched restarts",
+                   bytes);
+        *fail = 1;
+        return NULL;
+    }
+    return p;
+}
+
+// One assignment of rows 0..N-1 for restarts r_lo..r_hi (the GEMM) gated by active.
+static void kmb_assign(KmbState *s, const float *C, const float *X, const float *xx, int N,
+                       int d, int K, int r_lo, int r_hi, int T, int count) {
+    const int Rn = r_hi - r_lo + 1, cols = Rn * K;
+    const float one = 1.0f, zero = 0.0f;
+    for (int r0 = 0; r0 < N; r0 += T) {
+        const int R = N - r0 < T ? N - r0 : T;
+        // dots (R, cols) = X[r0:r0+R] · C[r_lo·K : (r_hi+1)·K]ᵀ
+        cublasCheck(cublasSgemm(cluster_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, cols, R, d, &one,
+                                C + (size_t)r_lo * K * d, d, X + (size_t)r0 * d, d, &zero,
+                                s->dots, cols));
+        kmb_assign_kernel1<<<ceil_div_u((size_t)R * Rn, 8), 256>>>(
+            s->labels, s->mind, s->changed, s->dots, xx, s->cc, s->active, R, r0, r_lo, Rn, N,
+            K, count);
+        launchCheck();
+    }
+}
+
+static void kmb_objective(KmbState *s, const float *C, const float *X, int N, int d, int K,
+                          int R, int stride) {
+    kmb_rowdist_kernel1<<<ceil_div_u((size_t)R * N, 8), 256>>>(s->rowd, X, C, s->labels,
+                                                                 s->active, N, d, K, R);
+    launchCheck();
+    kmb_objective_kernel1<<<R, KMB_THREADS>>>(s->obj, s->trace, s->tl, s->rowd, s->active, N,
+                                              stride);
+    launchCheck();
+}
+
+extern "C" int kmeans_lloyd_batched_cuda(float *C, double *obj, int *n_iter, double *trace,
+                                         int *trace_len, const float *X, const float *xx, int N,
+                                         int d, int K, int R, int iters, double tol,
+                                         int spherical) {
+    if (N < 1 || d < 1 || K < 1 || R < 1 || iters < 0)
+        return laic_error("kmeans: bad batched sizes N=%d d=%d K=%d R=%d", N, d, K, R);
+    const int RK = R * K, stride = trace ? iters + 1 : 1;
+    // Rows per GEMM tile: at most 2^24 dots for all restarts together, at least one row.
+    size_t tr = ((size_t)1 << 24) / (size_t)RK;
+    const int T = tr < 1 ? 1 : tr > (size_t)N ? N : (int)tr;
+    int fail = 0;
+    KmbState s;
+    memset(&s, 0, sizeof s);
+    s.Cold = (float *)kmb_alloc(sizeof(float) * (size_t)RK * d, &fail);
+    s.cc = (float *)kmb_alloc(sizeof(float) * (size_t)RK, &fail);
+    s.mind = (float *)kmb_alloc(sizeof(float) * (size_t)R * N, &fail);
+    s.dots = (float *)kmb_alloc(sizeof(float) * (size_t)T * RK, &fail);
+    s.counts = (int64_t *)kmb_alloc(sizeof(int64_t) * (size_t)RK, &fail);
+    s.labels = (int64_t *)kmb_alloc(sizeof(int64_t) * (size_t)R * N, &fail);
+    s.members = (int *)kmb_alloc(sizeof(int) * (size_t)R * N, &fail);
+    s.active = (int *)kmb_alloc(sizeof(int) * (size_t)R, &fail);
+    s.it = (int *)kmb_alloc(sizeof(int) * (size_t)R, &fail);
+    s.tl = (int *)kmb_alloc(sizeof(int) * (size_t)R, &fail);
+    s.used = (uint8_t *)kmb_alloc((size_t)R * N, &fail);
+    s.rowd = (double *)kmb_alloc(sizeof(double) * (size_t)R * N, &fail);
+    s.shift = (double *)kmb_alloc(sizeof(double) * (size_t)R, &fail);
+    s.obj = (double *)kmb_alloc(sizeof(double) * (size_t)R, &fail);
+    s.trace = (double *)kmb_alloc(sizeof(double) * (size_t)R * stride, &fail);
+    s.changed = (unsigned long long *)kmb_alloc(sizeof(unsigned long long) * (size_t)R, &fail);
+    int *act_h = (int *)calloc((size_t)R, sizeof(int));
+    if (!fail && !act_h) {
+        laic_error("kmeans: out of host memory for the batched restarts");
+        fail = 1;
+    }
+    if (!fail) {
+        for (int r = 0; r < R; r++) act_h[r] = 1;
+        cudaCheck(cudaMemcpy(s.active, act_h, sizeof(int) * (size_t)R, cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemset(s.it, 0, sizeof(int) * (size_t)R));
+        cudaCheck(cudaMemset(s.tl, 0, sizeof(int) * (size_t)R));
+        cudaCheck(cudaMemset(s.labels, 0, sizeof(int64_t) * (size_t)R * N));
+        cudaCheck(cudaMemset(s.changed, 0, sizeof(unsigned long long) * (size_t)R));
+        const unsigned gr = ceil_div_u((size_t)R, 128), grk = ceil_div_u((size_t)RK, 8);
+        const unsigned gmean = (unsigned)RK * ceil_div_u((size_t)d, KMB_MEAN_COLS);
+        // First assignment of every restart (trace[0]).
+        if (spherical) {
+            kmb_l2normalize_kernel1<<<grk, 256>>>(C, s.active, RK, K, d);
+            launchCheck();
+        }
+        rownorm2_forward(s.cc, C, RK, d);
+        kmb_assign(&s, C, X, xx, N, d, K, 0, R - 1, T, 0);
+        if (trace) kmb_objective(&s, C, X, N, d, K, R, stride);
+        kmb_flags_kernel1<<<gr, 128>>>(s.active, s.it, s.changed, s.shift, R, iters, tol, 1);
+        launchCheck();
+        int r_lo = 0, r_hi = R - 1;
+        for (int step = 0; step < iters && r_lo <= r_hi; step++) {
+            kmb_begin_kernel1<<<gr, 128>>>(s.it, s.changed, s.active, R);
+            launchCheck();
+            cudaCheck(cudaMemcpyAsync(s.Cold, C, sizeof(float) * (size_t)RK * d,
+                                      cudaMemcpyDeviceToDevice, 0));
+            kmb_count_kernel1<<<grk, 256>>>(s.counts, s.labels, s.active, N, K, R);
+            launchCheck();
+            kmb_members_kernel1<<<grk, 256>>>(s.members, s.counts, s.labels, s.active, N, K, R);
+            launchCheck();
+            kmb_mean_kernel1<<<gmean, KMB_MEAN_COLS>>>(C, s.counts, s.members, X, s.active, N,
+                                                       d, K);
+            launchCheck();
+            kmb_reseed_kernel1<<<R, KMB_THREADS>>>(C, s.used, s.counts, s.mind, X, s.active, N,
+                                                   d, K);
+            launchCheck();
+            if (spherical) {
+                kmb_l2normalize_kernel1<<<grk, 256>>>(C, s.active, RK, K, d);
+                launchCheck();
+            }
+            kmb_shift_kernel1<<<R, KMB_THREADS>>>(s.shift, C, s.Cold, s.active, K, d);
+            launchCheck();
+            rownorm2_forward(s.cc, C, RK, d);
+            kmb_assign(&s, C, X, xx, N, d, K, r_lo, r_hi, T, 1);
+            // The exact objective rereads X once per restart: only when a trace is wanted.
+            if (trace) kmb_objective(&s, C, X, N, d, K, R, stride);
+            kmb_flags_kernel1<<<gr, 128>>>(s.active, s.it, s.changed, s.shift, R, iters, tol, 0);
+            launchCheck();
+            if ((step + 1) % KMB_CHECK == 0) {   // R ints back: stop early, narrow the GEMM
+                cudaCheck(cudaMemcpy(act_h, s.active, sizeof(int) * (size_t)R,
+                                     cudaMemcpyDeviceToHost));
+                while (r_lo <= r_hi && !act_h[r_lo]) r_lo++;
+                while (r_hi >= r_lo && !act_h[r_hi]) r_hi--;
+            }
+        }
+        if (!trace) {   // final objective of every restart (its last assignment's labels)
+            for (int r = 0; r < R; r++) act_h[r] = 1;
+            cudaCheck(cudaMemcpy(s.active, act_h, sizeof(int) * (size_t)R,
+                                 cudaMemcpyHostToDevice));
+            kmb_objective(&s, C, X, N, d, K, R, stride);
+        }
+        cudaCheck(cudaMemcpy(obj, s.obj, sizeof(double) * (size_t)R, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(n_iter, s.it, sizeof(int) * (size_t)R, cudaMemcpyDeviceToHost));
+        if (trace) {
+            cudaCheck(cudaMemcpy(trace_len, s.tl, sizeof(int) * (size_t)R,
+                                 cudaMemcpyDeviceToHost));
+            cudaCheck(cudaMemcpy(trace, s.trace, sizeof(double) * (size_t)R * stride,
+                                 cudaMemcpyDeviceToHost));
+        }
+    }
+    free(act_h);
+    void *bufs[] = {s.Cold, s.cc, s.mind, s.dots, s.counts, s.labels, s.members, s.active,
+                    s.it, s.tl, s.used, s.rowd, s.shift, s.obj, s.trace, s.changed};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) cudaCheck(cudaFree(bufs[i]));
+    return fail ? -1 : 0;
+}

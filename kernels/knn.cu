@@ -19,9 +19,21 @@
  * - Against the CPU: the similarities come from a different GEMM (summation order), so
  *   neighbours whose similarities are within rounding of each other may swap or differ.
  *
+ * - Precision (knn_set_precision, host/cluster.h): fp32 (default) is the path above. tf32 and
+ *   bf16 run the same tiled selection on TF32 / bf16 tensor-core similarities but keep
+ *   kc = min(k+32, 256, N-1) candidates per row, then knn_rerank_kernel1 recomputes the kc
+ *   similarities exactly (double sums of fp32 products) and keeps the k best: the result is
+ *   exact unless a true neighbour's reduced-precision similarity fell below the kc-th
+ *   candidate's (possible only for near-ties at the cut: TF32 errors ≈ 1e-3, bf16 ≈ 1e-2 on
+ *   unit rows). Re-ranked similarities differ from SGEMM's by float rounding (~1e-7).
+ *
  * Status: compiled for sm_90, unverified on hardware.
  */
 #include "cluster.cuh"
+
+extern "C" {
+#include "cluster.h"   // knn_precision
+}
 
 #define KNN_MAX_K 256
 
@@ -76,9 +88,10 @@ __global__ static void knn_topk_kernel1(int64_t *idx, float *sims, const float *
     }
 }
 
-void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
-    cudaAssert(k >= 1 && k <= N - 1, "knn_topk_forward needs 1 <= k <= N-1");
-    cudaAssert(k <= KNN_MAX_K, "knn_topk_forward on CUDA needs k <= 256");
+// Tiled similarity GEMM + per-row top-kk selection: idx (N,kk), sims (N,kk) or NULL. prec 0:
+// SGEMM (TF32 off); 1: TF32 tensor cores; 2: bf16 operands Fb (N,d), fp32 accumulate.
+static void knn_candidates(int64_t *idx, float *sims, const float *F, const uint16_t *Fb, int N,
+                           int d, int k, int prec) {
     static ScratchBuf scratch = {NULL, 0};
     size_t tr = ((size_t)1 << 26) / (size_t)N;
     const int T = tr < 1 ? 1 : tr > (size_t)N ? N : (int)tr;
@@ -95,11 +108,91 @@ void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, i
     for (int r0 = 0; r0 < N; r0 += T) {
         const int R = N - r0 < T ? N - r0 : T;
         // S (R,N) = F[r0:r0+R] Fᵀ: column-major Sᵀ (N,R) = F · F[r0:]ᵀ.
-        cublasCheck(cublasSgemm(cluster_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, N, R, d, &one, F, d,
-                                F + (size_t)r0 * d, d, &zero, S, N));
+        if (prec == 0)
+            cublasCheck(cublasSgemm(cluster_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, N, R, d, &one, F,
+                                    d, F + (size_t)r0 * d, d, &zero, S, N));
+        else if (prec == 1)   // TF32 tensor cores on the fp32 operands, fp32 accumulate
+            cublasCheck(cublasGemmEx(cluster_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, N, R, d, &one, F,
+                                     CUDA_R_32F, d, F + (size_t)r0 * d, CUDA_R_32F, d, &zero, S,
+                                     CUDA_R_32F, N, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                     CUBLAS_GEMM_DEFAULT));
+        else   // bf16 operands, fp32 accumulate and output
+            cublasCheck(cublasGemmEx(cluster_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, N, R, d, &one, Fb,
+                                     CUDA_R_16BF, d, Fb + (size_t)r0 * d, CUDA_R_16BF, d, &zero,
+                                     S, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         knn_topk_kernel1<<<ceil_div_u((size_t)R, W), 32 * W, smem>>>(idx, sims, S, R, r0, N, k);
         launchCheck();
     }
+}
+
+// Re-ranking of the reduced-precision candidates (tf32/bf16 modes, see knn_set_precision in
+// host/cluster.h): one warp per row i recomputes ⟨F_i, F_j⟩ of its kc candidates exactly (fp32
+// products summed in double, fixed butterfly order, rounded once), then lane 0 writes the k
+// best under (similarity desc, index asc) — the fp32 path's order.
+__device__ __forceinline__ double knn_warp_sum_f64(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ static void knn_rerank_kernel1(int64_t *idx, float *sims, const int64_t *cand,
+                                          const float *F, int N, int d, int kc, int k) {
+    extern __shared__ unsigned char knn_rr_smem[];
+    const int W = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int i = blockIdx.x * W + warp;
+    if (i >= N) return;
+    float *vs = (float *)knn_rr_smem + (size_t)warp * kc;                 // (kc)
+    int *is = (int *)((float *)knn_rr_smem + (size_t)W * kc) + (size_t)warp * kc;   // (kc)
+    const float *fi = F + (size_t)i * d;
+    for (int t = 0; t < kc; t++) {
+        const int j = (int)cand[(size_t)i * kc + t];
+        const float *fj = F + (size_t)j * d;
+        double s = 0.0;
+        for (int q = lane; q < d; q += 32) s += (double)fi[q] * (double)fj[q];
+        s = knn_warp_sum_f64(s);
+        if (lane == 0) {
+            vs[t] = __double2float_rn(s);
+            is[t] = j;
+        }
+    }
+    __syncwarp();
+    if (lane != 0) return;
+    for (int t = 0; t < k; t++) {
+        int b = -1;
+        for (int u = 0; u < kc; u++)
+            if (is[u] != INT_MAX &&
+                (b < 0 || vs[u] > vs[b] || (vs[u] == vs[b] && is[u] < is[b])))
+                b = u;
+        idx[(size_t)i * k + t] = is[b];
+        if (sims) sims[(size_t)i * k + t] = vs[b];
+        is[b] = INT_MAX;   // taken
+    }
+}
+
+void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
+    cudaAssert(k >= 1 && k <= N - 1, "knn_topk_forward needs 1 <= k <= N-1");
+    cudaAssert(k <= KNN_MAX_K, "knn_topk_forward on CUDA needs k <= 256");
+    const int prec = knn_precision();   // 0 fp32, 1 tf32, 2 bf16 (the driver rejected -1)
+    if (prec == 1 || prec == 2) {
+        // Candidates: the kc best under the reduced-precision similarities, then exact re-rank.
+        int kc = k + 32 < KNN_MAX_K ? k + 32 : KNN_MAX_K;
+        if (kc > N - 1) kc = N - 1;
+        static ScratchBuf cand_buf = {NULL, 0}, bf_buf = {NULL, 0};
+        int64_t *cand = (int64_t *)scratch_get(&cand_buf, sizeof(int64_t) * (size_t)N * kc);
+        const uint16_t *Fb = NULL;   // (N,d) bf16 bit patterns
+        if (prec == 2) {
+            uint16_t *b = (uint16_t *)scratch_get(&bf_buf, sizeof(uint16_t) * (size_t)N * d);
+            ops_cuda_f32_to_bf16(b, F, (size_t)N * d);
+            Fb = b;
+        }
+        knn_candidates(cand, NULL, F, Fb, N, d, kc, prec);
+        const int W = 8;
+        const size_t smem = (size_t)W * kc * (sizeof(float) + sizeof(int));
+        knn_rerank_kernel1<<<ceil_div_u((size_t)N, W), 32 * W, smem>>>(idx, sims, cand, F, N, d,
+                                                                        kc, k);
+        launchCheck();
+        return;
+    }
+    knn_candidates(idx, sims, F, NULL, N, d, k, 0);   // fp32: the parity path, unchanged
 }
 
 __global__ static void knn_filter_kernel1(float *scores, uint8_t *mask, const int64_t *idx,
