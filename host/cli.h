@@ -69,5 +69,6 @@ int cmd_nouns(int argc, char **argv);
 int cmd_dataset_info(int argc, char **argv);
 int cmd_text_backward(int argc, char **argv);
 int cmd_train_centers(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -13,6 +13,9 @@
  *   at a time, so they share it). A call with B > max_batch is rejected, never reallocated.
  * - Text runs only up to the batch's longest EOT position + 1: under the causal mask earlier
  *   positions never see later ones, so the features are exactly those of the full context.
+ * - Device memory is planned up front (clip_model_bytes); when a backend allocation fails the
+ *   error names the largest max_batch that would have fitted (clip_oom_error). In a bf16 matmul
+ *   mode on CUDA the model also keeps a bf16 copy of the parameter arena, converted once here.
  * - Training mode (clip_model_create_train): a second backend allocation, carved by
  *   fill_in_train_sizes / malloc_and_point_train, keeps what the text backward needs from the
  *   last text forward (per layer: the residual stream in and after attention, LayerNorm mean /
@@ -29,6 +32,9 @@
 
 #include "clip.h"
 #include "io/err.h"
+#ifdef LAIC_CUDA
+#include "../kernels/ops_cuda.h"
+#endif
 
 // --- activations ------------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ struct ClipModel {
     const OpsBackend *ops;
     ClipWeights w;         // pointers into the backend's parameters
     float *dev_params;     // the backend copy of the arena; NULL when aliasing host weights
+    uint16_t *dev_bf16;    // (n_params) bf16 twin of dev_params (CUDA bf16 modes), else NULL
     int max_batch;
     ClipActs a;
     float *act_mem;        // the one activation allocation (backend memory)
@@ -201,7 +208,31 @@ static int check_config(const ClipConfig *c) {
     return 0;
 }
 
-ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int max_batch) {
+// 1 when the backend will multiply in bf16 (then the model keeps resident bf16 weights).
+static int backend_bf16(const OpsBackend *ops) {
+#ifdef LAIC_CUDA
+    if (ops == &ops_cuda) {
+        int a = ops_cuda_get_matmul();
+        return a == LAIC_MM_BF16_CUBLAS || a == LAIC_MM_BF16_WMMA;
+    }
+#endif
+    (void)ops;
+    return 0;
+}
+
+// Free device memory before the model's allocations (for the out-of-memory message); 0 when the
+// backend cannot tell (the CPU).
+static size_t backend_free_bytes(const OpsBackend *ops) {
+#ifdef LAIC_CUDA
+    size_t f = 0;
+    if (ops == &ops_cuda && ops_cuda_mem_info(&f, NULL) == 0) return f;
+#endif
+    (void)ops;
+    return 0;
+}
+
+static ClipModel *model_create(const ClipWeights *w, const OpsBackend *ops, int max_batch,
+                               int train) {
     if (!w || !ops) {
         laic_error("clip: no weights or no backend");
         return NULL;
@@ -211,12 +242,15 @@ ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int ma
         return NULL;
     }
     if (check_config(&w->cfg)) return NULL;
+    const int on_device = strcmp(ops->name, "cpu") != 0;
+    const int bf16 = on_device && backend_bf16(ops);
+    const size_t free_before = on_device ? backend_free_bytes(ops) : 0;
     ClipModel *m = callocCheck(1, sizeof *m);
     m->cfg = w->cfg;
     m->ops = ops;
     m->w = *w;
     m->max_batch = max_batch;
-    if (strcmp(ops->name, "cpu") != 0) {
+    if (on_device) {
         // one copy of the arena, then every pointer moves by the same offset
         float **ptrs[12 * 2 * CLIP_MAX_LAYERS + 16];
         int np = weight_ptrs(&m->w, ptrs, (int)(sizeof ptrs / sizeof ptrs[0]));
@@ -229,38 +263,47 @@ ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int ma
             }
         }
         m->dev_params = ops->alloc(w->n_params * sizeof(float));
-        if (!m->dev_params) {
-            free(m);
-            return NULL;
-        }
+        if (!m->dev_params) goto oom;
         ops->to_device(m->dev_params, w->params, w->n_params * sizeof(float));
         for (int i = 0; i < np; i++) *ptrs[i] = m->dev_params + (*ptrs[i] - w->params);
         m->w.params = m->dev_params;
+#ifdef LAIC_CUDA
+        if (bf16) {   // weights rounded to bf16 once, not on every matmul
+            m->dev_bf16 = ops->alloc(w->n_params * sizeof(uint16_t));
+            if (!m->dev_bf16) goto oom;
+            ops_cuda_f32_to_bf16(m->dev_bf16, m->dev_params, w->n_params);
+            ops_cuda_set_bf16_weights(m->dev_params, w->n_params, m->dev_bf16);
+        }
+#endif
     }
     size_t sizes[NUM_ACT_TENSORS];
     fill_in_act_sizes(sizes, &m->cfg, max_batch);
     m->act_mem = malloc_and_point_acts(ops, &m->a, sizes);
+    if (!m->act_mem) goto oom;
     size_t nints = (size_t)max_batch * m->cfg.context_length + (size_t)max_batch;
-    m->dev_ints = m->act_mem ? ops->alloc(nints * sizeof(int32_t)) : NULL;
-    if (!m->dev_ints) {
-        clip_model_free(m);
-        return NULL;
-    }
+    m->dev_ints = ops->alloc(nints * sizeof(int32_t));
+    if (!m->dev_ints) goto oom;
     m->host_ints = mallocCheck(nints * sizeof(int32_t));
+    if (train) {
+        size_t tsizes[NUM_TRAIN_TENSORS];
+        fill_in_train_sizes(tsizes, &m->cfg, max_batch);
+        m->train_mem = malloc_and_point_train(ops, &m->t, tsizes);
+        if (!m->train_mem) goto oom;
+    }
     return m;
+oom:
+    // the backend recorded what failed; on a device, say instead which batch would fit
+    if (on_device && free_before) clip_oom_error(&w->cfg, max_batch, free_before, 1, bf16, train);
+    clip_model_free(m);
+    return NULL;
+}
+
+ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int max_batch) {
+    return model_create(w, ops, max_batch, 0);
 }
 
 ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch) {
-    ClipModel *m = clip_model_create(w, ops, max_batch);
-    if (!m) return NULL;
-    size_t sizes[NUM_TRAIN_TENSORS];
-    fill_in_train_sizes(sizes, &m->cfg, max_batch);
-    m->train_mem = malloc_and_point_train(ops, &m->t, sizes);
-    if (!m->train_mem) {
-        clip_model_free(m);
-        return NULL;
-    }
-    return m;
+    return model_create(w, ops, max_batch, 1);
 }
 
 void clip_model_free(ClipModel *m) {
@@ -268,6 +311,10 @@ void clip_model_free(ClipModel *m) {
     if (m->train_mem) m->ops->free(m->train_mem);
     if (m->dev_ints) m->ops->free(m->dev_ints);
     if (m->act_mem) m->ops->free(m->act_mem);
+#ifdef LAIC_CUDA
+    if (m->dev_bf16) ops_cuda_clear_bf16_weights(m->dev_params);
+#endif
+    if (m->dev_bf16) m->ops->free(m->dev_bf16);
     if (m->dev_params) m->ops->free(m->dev_params);
     free(m->host_ints);
     free(m);
@@ -528,4 +575,190 @@ int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
     }
     o->synchronize();
     return 0;
+}
+
+// --- precision ------------------------------------------------------------------------------
+
+const char *clip_matmul_algo(const char *device, const char *precision, const char *gemm) {
+    const char *p = precision ? precision : "fp32", *g = gemm ? gemm : "cublas";
+    if (strcmp(p, "fp32") && strcmp(p, "tf32") && strcmp(p, "bf16")) {
+        laic_error("--precision: unknown precision '%s' ---> HINT: use fp32, tf32 or bf16", p);
+        return NULL;
+    }
+    if (strcmp(g, "cublas") && strcmp(g, "wmma")) {
+        laic_error("--gemm: unknown GEMM path '%s' ---> HINT: use cublas or wmma", g);
+        return NULL;
+    }
+    if (!device || !strcmp(device, "cpu")) {
+        if (strcmp(p, "fp32")) {
+            laic_error("--precision %s: the CPU backend computes in fp32 only ---> HINT: use "
+                       "--precision fp32, or --device cuda", p);
+            return NULL;
+        }
+        if (strcmp(g, "cublas")) {
+            laic_error("--gemm %s: the CPU backend has one GEMM (OpenBLAS sgemm) ---> HINT: drop "
+                       "--gemm, or use --device cuda", g);
+            return NULL;
+        }
+        return "fp32";
+    }
+    if (!strcmp(g, "wmma")) {
+        if (strcmp(p, "bf16")) {
+            laic_error("--gemm wmma needs --precision bf16 (the WMMA kernel multiplies bf16) "
+                       "---> HINT: add --precision bf16, or use --gemm cublas");
+            return NULL;
+        }
+        return "bf16-wmma";
+    }
+    return !strcmp(p, "fp32") ? "fp32" : !strcmp(p, "tf32") ? "tf32" : "bf16-cublas";
+}
+
+int clip_set_precision(const OpsBackend *ops, const char *precision, const char *gemm) {
+    const char *algo = clip_matmul_algo(ops ? ops->name : "cpu", precision, gemm);
+    if (!algo) return -1;
+#ifdef LAIC_CUDA
+    if (ops == &ops_cuda) return ops_cuda_set_matmul(algo);
+#endif
+    return 0;
+}
+
+// --- memory planning --------------------------------------------------------------------------
+
+size_t clip_model_bytes(const ClipConfig *c, int max_batch, int copy_params, int bf16, int train) {
+    size_t sizes[NUM_ACT_TENSORS], floats = 0;
+    fill_in_act_sizes(sizes, c, max_batch);
+    for (int i = 0; i < NUM_ACT_TENSORS; i++) floats += sizes[i];
+    size_t bytes = floats * sizeof(float);
+    bytes += ((size_t)max_batch * c->context_length + (size_t)max_batch) * sizeof(int32_t);
+    if (copy_params) {
+        size_t np = clip_param_count(c);
+        bytes += np * sizeof(float);
+        if (bf16) {
+            // resident bf16 weights + matmul_forward's activation scratch: the largest operand
+            // is the MLP hidden (rows, H) of the larger tower
+            size_t S = (size_t)c->image_size, G = S / (size_t)c->patch_size;
+            size_t rv = (size_t)max_batch * (G * G + 1), rt = (size_t)max_batch * c->context_length;
+            size_t H = (size_t)imax(c->vision_mlp, c->text_mlp);
+            bytes += np * sizeof(uint16_t) + (rv > rt ? rv : rt) * H * sizeof(uint16_t);
+        }
+    }
+    if (train) {
+        size_t ts[NUM_TRAIN_TENSORS], tf = 0;
+        fill_in_train_sizes(ts, c, max_batch);
+        for (int i = 0; i < NUM_TRAIN_TENSORS; i++) tf += ts[i];
+        bytes += tf * sizeof(float);
+    }
+    return bytes;
+}
+
+int clip_fit_batch(const ClipConfig *c, size_t free_bytes, int copy_params, int bf16, int train) {
+    if (free_bytes <= CLIP_DEVICE_RESERVE) return 0;
+    size_t avail = free_bytes - CLIP_DEVICE_RESERVE;
+    // bytes grow strictly with the batch: binary search for the last one that fits
+    int lo = 0, hi = 1 << 24;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (clip_model_bytes(c, mid, copy_params, bf16, train) <= avail) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+int clip_oom_error(const ClipConfig *c, int max_batch, size_t free_bytes, int copy_params,
+                   int bf16, int train) {
+    const double MiB = 1048576.0;
+    size_t need = clip_model_bytes(c, max_batch, copy_params, bf16, train);
+    size_t fixed = clip_model_bytes(c, 0, copy_params, 0, 0);   // parameters alone
+    int fit = clip_fit_batch(c, free_bytes, copy_params, bf16, train);
+    if (fit < 1)
+        return laic_error("clip: out of device memory: max_batch %d needs %.0f MiB (parameters "
+                          "%.0f MiB), %.0f MiB free, and not even batch 1 fits with the %.0f MiB "
+                          "reserve ---> HINT: free device memory (nvidia-smi) or use --device cpu",
+                          max_batch, need / MiB, fixed / MiB, free_bytes / MiB,
+                          CLIP_DEVICE_RESERVE / MiB);
+    return laic_error("clip: out of device memory: max_batch %d needs %.0f MiB (parameters %.0f "
+                      "MiB + %s%s), %.0f MiB free ---> HINT: use --batch %d or less",
+                      max_batch, need / MiB, fixed / MiB, bf16 ? "bf16 weights + " : "",
+                      train ? "activations + training state" : "activations", free_bytes / MiB,
+                      fit);
+}
+
+// --- FLOP counts --------------------------------------------------------------------------------
+// One pre-LN block on T tokens of width C, MLP width H: the four Linears (qkv 3C·C, out C·C,
+// fc H·C, proj C·H) at 2 FLOP per multiply-add, plus q kᵀ and p v (2·T²·C each, all heads).
+static double block_flop(double T, double C, double H) {
+    return 2.0 * T * (4.0 * C * C + 2.0 * C * H) + 4.0 * T * T * C;
+}
+
+double clip_image_flop(const ClipConfig *c) {
+    double P = c->patch_size, G = (double)(c->image_size / c->patch_size), NP = G * G;
+    double C = c->vision_width, T = NP + 1;
+    return 2.0 * NP * 3.0 * P * P * C + c->vision_layers * block_flop(T, C, c->vision_mlp) +
+           2.0 * C * c->embed_dim;
+}
+
+double clip_text_flop(const ClipConfig *c, int T) {
+    double C = c->text_width;
+    return c->text_layers * block_flop(T, C, c->text_mlp) + 2.0 * C * c->embed_dim;
+}
+
+// --- bucketed text ------------------------------------------------------------------------------
+
+int clip_model_max_batch(const ClipModel *m) { return m->max_batch; }
+
+typedef struct { int eot; size_t idx; } EotIdx;
+static int cmp_eot(const void *a, const void *b) {
+    const EotIdx *x = a, *y = b;
+    if (x->eot != y->eot) return x->eot < y->eot ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+int clip_encode_text_bucketed(ClipModel *m, const int32_t *tokens, size_t N, int L, float *out,
+                              void (*progress)(void *ctx, size_t done), void *ctx,
+                              ClipBucketStats *stats) {
+    const ClipConfig *c = &m->cfg;
+    const int B = m->max_batch, E = c->embed_dim;
+    if (L < 1 || L > c->context_length)
+        return laic_error("clip: token length %d outside [1,%d] (the context length)", L,
+                          c->context_length);
+    // EOT = first argmax per row (as clip_encode_text); ids checked here so an error names the
+    // caller's row, not a row of a sorted batch
+    EotIdx *order = mallocCheck((N ? N : 1) * sizeof *order);
+    for (size_t i = 0; i < N; i++) {
+        const int32_t *row = tokens + i * (size_t)L;
+        int best = 0;
+        for (int t = 0; t < L; t++) {
+            if (row[t] < 0 || row[t] >= c->vocab_size) {
+                free(order);
+                return laic_error("clip: token id %d at row %zu, position %d is outside the "
+                                  "vocabulary [0,%d)", (int)row[t], i, t, c->vocab_size);
+            }
+            if (row[t] > row[best]) best = t;
+        }
+        order[i] = (EotIdx){best, i};
+    }
+    // similar lengths share a batch, so the causal truncation to the longest EOT bites
+    qsort(order, N, sizeof *order, cmp_eot);
+    int32_t *batch = mallocCheck((size_t)B * L * sizeof *batch);   // (B,L)
+    float *feat = mallocCheck((size_t)B * E * sizeof *feat);        // (B,E)
+    ClipBucketStats st = {0, 0.0, (double)N * clip_text_flop(c, L)};
+    int rc = 0;
+    for (size_t b0 = 0; b0 < N; b0 += (size_t)B) {
+        int nb = (int)(N - b0 < (size_t)B ? N - b0 : (size_t)B);
+        for (int j = 0; j < nb; j++)
+            memcpy(batch + (size_t)j * L, tokens + order[b0 + (size_t)j].idx * L,
+                   (size_t)L * sizeof *batch);
+        if ((rc = clip_encode_text(m, batch, nb, L, feat))) break;
+        for (int j = 0; j < nb; j++)
+            memcpy(out + order[b0 + (size_t)j].idx * E, feat + (size_t)j * E,
+                   (size_t)E * sizeof *out);
+        st.batches++;
+        st.flop_run += nb * clip_text_flop(c, order[b0 + (size_t)nb - 1].eot + 1);
+        if (progress) progress(ctx, b0 + (size_t)nb);
+    }
+    free(batch);
+    free(feat);
+    free(order);
+    if (stats) *stats = st;
+    return rc;
 }

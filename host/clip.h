@@ -121,4 +121,60 @@ int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eo
  * or no text forward preceded (an image forward in between invalidates it). */
 int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds);
 
+/* ---- precision, memory planning, bucketed text, FLOP counts (host/clip.c) ---------------
+ * Precision: "fp32" | "tf32" | "bf16"; GEMM path: "cublas" | "wmma" (wmma needs bf16). Weights
+ * stay fp32 in the arena; only the matmul operands change (LayerNorm/softmax statistics and all
+ * accumulation stay fp32). On CUDA the choice is the process-wide matmul switch of
+ * kernels/ops_cuda.h; a model created while it is bf16 also keeps a bf16 copy of the whole
+ * parameter arena on the device, converted once (the matmuls then read the weights from it).
+ * The CPU backend computes in fp32 only (OpenBLAS sgemm); anything else is an error there. */
+/* Name of the CUDA matmul algorithm for (device, precision, gemm): "fp32", "tf32",
+ * "bf16-cublas", "bf16-wmma"; on device "cpu" only ("fp32", "cublas"|NULL) is valid and gives
+ * "fp32". NULL gemm means "cublas". Returns NULL with a one-line error for anything else. */
+const char *clip_matmul_algo(const char *device, const char *precision, const char *gemm);
+/* clip_matmul_algo for ops->name, then selects it on the backend (CUDA). -1 with an error. */
+int clip_set_precision(const OpsBackend *ops, const char *precision, const char *gemm);
+
+/* Backend bytes clip_model_create (train = 0) or clip_model_create_train (train = 1) allocates
+ * for max_batch: the parameter copy when copy_params (every backend but the CPU), its bf16 twin
+ * and the bf16 operand scratch when bf16, the activation arena and the token/index buffer. */
+size_t clip_model_bytes(const ClipConfig *c, int max_batch, int copy_params, int bf16, int train);
+/* Largest max_batch whose clip_model_bytes fits in free_bytes less CLIP_DEVICE_RESERVE (CUDA
+ * context growth, cuBLAS workspace, allocation rounding); 0 when not even one fits. */
+#define CLIP_DEVICE_RESERVE ((size_t)256 << 20)
+int clip_fit_batch(const ClipConfig *c, size_t free_bytes, int copy_params, int bf16, int train);
+/* Records the out-of-memory error for a model of max_batch on a device with free_bytes free:
+ * "clip: max_batch B needs X MiB of device memory (...), Y MiB free ---> HINT: use --batch F
+ * or less" (F = clip_fit_batch), or that not even batch 1 fits. Returns -1. */
+int clip_oom_error(const ClipConfig *c, int max_batch, size_t free_bytes, int copy_params,
+                   int bf16, int train);
+
+/* FLOP of one forward, counting a multiply-add as 2 and every matmul, the attention products
+ * (q kᵀ and p v over the full T×T square, causal or not) and nothing else (LayerNorm, softmax,
+ * GELU, embeddings are < 1%):
+ *   image:  2·NP·3P²·Cv  +  NLv·(24·T·Cv² + 4·T²·Cv)  +  2·Cv·E,   T = NP + 1
+ *   text:   NLt·(24·T·Ct² + 4·T²·Ct)  +  2·Ct·E,                   T = tokens run
+ * (24·C² per token = 2·(3C² + C² + 4C² + 4C²): qkv, out proj, MLP fc and proj with H = 4C; the
+ * code uses the real H). ViT-B/32: 8.82 GFLOP per image, 5.96 GFLOP per 77-token prompt. */
+double clip_image_flop(const ClipConfig *c);
+double clip_text_flop(const ClipConfig *c, int T);
+
+/* Encodes N token rows (N,L) in batches of the model's max_batch, bucketed by length: rows are
+ * sorted by EOT position (ties by index) so each batch's causal truncation to its longest EOT
+ * bites; out (N,E) is in input order. Every row gets exactly the arithmetic of
+ * clip_encode_text on its batch (so the result equals unbucketed encoding up to the backend's
+ * GEMM rounding for a different M; bitwise on backends whose GEMM rows do not depend on M).
+ * progress (may be NULL) gets the number of rows done so far. stats (may be NULL) receives the
+ * FLOP actually run (clip_text_flop at each batch's truncated length, per row) and the FLOP at
+ * the full length L. Host pointers. */
+typedef struct {
+    size_t batches;
+    double flop_run;      // Σ rows · clip_text_flop(T of their batch)
+    double flop_padded;   // N · clip_text_flop(L)
+} ClipBucketStats;
+int clip_encode_text_bucketed(ClipModel *m, const int32_t *tokens, size_t N, int L, float *out,
+                              void (*progress)(void *ctx, size_t done), void *ctx,
+                              ClipBucketStats *stats);
+int clip_model_max_batch(const ClipModel *m);
+
 #endif

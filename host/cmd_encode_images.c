@@ -4,6 +4,7 @@
  *
  *   laic encode-images --weights W (--images DIR | --list FILE | --pixels P.npy) --out X.npy
  *                      [--normalize] [--batch N] [--device cpu|cuda|auto] [--threads N]
+ *                      [--precision fp32|tf32|bf16] [--gemm cublas|wmma]
  *
  * Promises: X.npy is float32 [N,E] in input order (DIR: recursive, sorted by path), equal to
  * CLIP's encode_image (HF get_image_features) or its L2-normalised rows with --normalize.
@@ -66,6 +67,9 @@ int cmd_encode_images(int argc, char **argv) {
         {"--batch", "N", "16", "images per forward pass", NULL, 0},
         {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
+        {"--precision", "P", "fp32", "matmul precision: fp32, tf32 or bf16 (CUDA; CPU: fp32)",
+         NULL, 0},
+        {"--gemm", "G", "cublas", "CUDA GEMM path: cublas or wmma (wmma: bf16 only)", NULL, 0},
     };
     int n = CLI_N(opts);
     if (cli_parse(argc, argv, "encode-images",
@@ -86,6 +90,9 @@ int cmd_encode_images(int argc, char **argv) {
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);
+    // before the model exists: in bf16 the weights are converted once at creation
+    if (clip_set_precision(ops, cli_get(opts, n, "--precision"), cli_get(opts, n, "--gemm")))
+        return cli_fail(2);
 
     int rc = 1;
     ClipWeights w;

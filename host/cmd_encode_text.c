@@ -3,12 +3,15 @@
  *
  *   laic encode-text --weights W (--texts FILE | --tokens T.npy) --out F.npy [--normalize]
  *                    [--batch N] [--device cpu|cuda|auto] [--threads N] [--vocab V]
+ *                    [--precision fp32|tf32|bf16] [--gemm cublas|wmma]
  *
  * Promises: F.npy is float32 [N,E] in input order, equal to CLIP's encode_text (HF
  * get_text_features) or its L2-normalised rows with --normalize. FILE holds one UTF-8 text per
  * line, tokenized as clip.tokenize(truncate=True); T.npy is int32/int64 [N,L], 1 <= L <= the
- * context length, ids in [0,V), EOT = the row's largest id. Each batch runs only up to its
- * longest EOT + 1 (exact under the causal mask). Errors are one line naming the file and the
+ * context length, ids in [0,V), EOT = the row's largest id. Rows are bucketed by EOT position
+ * (clip_encode_text_bucketed) and each batch runs only up to its longest EOT + 1 (exact under
+ * the causal mask). --precision fp32|tf32|bf16 and --gemm cublas|wmma pick the CUDA matmul path
+ * (the CPU accepts fp32 only: a one-line error otherwise). Errors are one line naming the file and the
  * problem, exit status 1 (2 for usage), and no output file is left behind.
  */
 #include <stdlib.h>
@@ -105,6 +108,8 @@ static int read_tokens(const char *path, const ClipConfig *c, int32_t **tok, siz
     return 0;
 }
 
+static void text_progress(void *ctx, size_t done) { progress_update(ctx, done); }
+
 int cmd_encode_text(int argc, char **argv) {
     CliOpt opts[] = {
         {"--weights", "W", NULL, "CLIP weights (.safetensors, weights/FORMAT.md)", NULL, 0},
@@ -115,6 +120,9 @@ int cmd_encode_text(int argc, char **argv) {
         {"--batch", "N", "64", "texts per forward pass", NULL, 0},
         {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
+        {"--precision", "P", "fp32", "matmul precision: fp32, tf32 or bf16 (CUDA; CPU: fp32)",
+         NULL, 0},
+        {"--gemm", "G", "cublas", "CUDA GEMM path: cublas or wmma (wmma: bf16 only)", NULL, 0},
         {"--vocab", "V", NULL, "BPE vocabulary for --texts (default: the installed one)", NULL,
          0},
     };
@@ -137,6 +145,9 @@ int cmd_encode_text(int argc, char **argv) {
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);
+    // before the model exists: in bf16 the weights are converted once at creation
+    if (clip_set_precision(ops, cli_get(opts, n, "--precision"), cli_get(opts, n, "--gemm")))
+        return cli_fail(2);
 
     int rc = 1;
     ClipWeights w;
@@ -161,11 +172,10 @@ int cmd_encode_text(int argc, char **argv) {
     Progress pr;
     int show = N >= PROGRESS_MIN;
     if (show) progress_start(&pr, "encode text", "txt", N);
-    for (size_t i = 0; i < N; i += (size_t)B) {
-        int b = N - i < (size_t)B ? (int)(N - i) : B;
-        if (clip_encode_text(m, tok + i * L, b, L, feat + i * E)) goto fail;
-        if (show) progress_update(&pr, i + b);
-    }
+    // batches sorted by EOT position so each one's causal truncation bites; rows come back in
+    // input order
+    if (clip_encode_text_bucketed(m, tok, N, L, feat, show ? text_progress : NULL, &pr, NULL))
+        goto fail;
     if (show) progress_end(&pr);
     if (cli_flag(opts, n, "--normalize")) ops_cpu.l2norm_forward(feat, feat, (int)N, E);
     if (npy_write_f32_2d(out_path, feat, N, (size_t)E)) goto fail;

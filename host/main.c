@@ -30,6 +30,7 @@ static const Command k_commands[] = {
     {"knn-filter", cmd_knn_filter, "neighbour-consistency scores and high-quality mask"},
     {"metrics", cmd_metrics, "NMI / ACC (Hungarian) / ARI of predictions against labels"},
     {"nouns", cmd_nouns, "WordNet 3.0 noun bank -> TSV (index, lemma, synset, prompt text)"},
+    {"bench", cmd_bench, "encoder throughput: img/s, prompts/s, TFLOP/s, % of peak (JSON lines)"},
     {"dataset-info", cmd_dataset_info, "open a dataset (ImageFolder, CIFAR, STL-10, IDX, CSV): counts per class"},
 };
 

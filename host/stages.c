@@ -127,6 +127,9 @@ int stage_weights(Run *r) {
                           config_str(&r->cfg, "data", "image_features"), r->E, r->w.cfg.embed_dim);
     r->E = r->w.cfg.embed_dim;
     if (!(r->ops = ops_get(config_str(&r->cfg, "model", "device")))) return -1;
+    // model.precision selects the matmul path before the model exists (bf16 converts the
+    // weights once at creation); the CPU accepts fp32 only
+    if (clip_set_precision(r->ops, config_str(&r->cfg, "model", "precision"), NULL)) return -1;
     if (!(r->model = clip_model_create(&r->w, r->ops, (int)config_int(&r->cfg, "model", "batch"))))
         return -1;
     run_time(r, "weights", now_seconds() - t);
@@ -382,52 +385,35 @@ int stage_images(Run *r) {
 
 // --- prompts and nouns ----------------------------------------------------------------------
 
-typedef struct { int len; size_t idx; } LenIdx;
-static int cmp_len(const void *a, const void *b) {
-    const LenIdx *x = a, *y = b;
-    if (x->len != y->len) return x->len < y->len ? -1 : 1;
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+// Progress of clip_encode_text_bucketed within one chunk of prompts.
+typedef struct { Progress *p; size_t base; } ChunkProgress;
+static void chunk_progress(void *ctx, size_t done) {
+    ChunkProgress *c = ctx;
+    progress_update(c->p, c->base + done);
 }
 
 int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out) {
     const int L = r->w.cfg.context_length, E = r->w.cfg.embed_dim;
-    const int B = (int)config_int(&r->cfg, "model", "batch");
     const char *vp = tokenizer_default_vocab_path();
     if (!vp) return -1;
     Tokenizer *tok = tokenizer_load(vp);
     if (!tok) return -1;
-    const size_t CH = 16384;   // prompts tokenized and length-sorted at a time
+    const size_t CH = 16384;   // prompts tokenized and length-bucketed at a time
     int32_t *rows = mallocCheck(CH * (size_t)L * sizeof *rows);
-    int32_t *batch = mallocCheck((size_t)B * L * sizeof *batch);
-    float *feat = mallocCheck((size_t)B * E * sizeof *feat);
-    LenIdx *order = mallocCheck(CH * sizeof *order);
     int rc = 0;
     Progress p;
     progress_start(&p, "encode prompts", "prompt", n);
     for (size_t c0 = 0; c0 < n && !rc; c0 += CH) {
         size_t nc = n - c0 < CH ? n - c0 : CH;
-        for (size_t i = 0; i < nc && !rc; i++) {
-            int len = tokenizer_tokenize(tok, prompts[c0 + i], strlen(prompts[c0 + i]), L, rows + i * L);
-            if (len < 0) rc = -1;
-            order[i] = (LenIdx){len, i};
-        }
-        // similar lengths share a batch, so the causal truncation to the longest EOT bites
-        qsort(order, nc, sizeof *order, cmp_len);
-        for (size_t b0 = 0; b0 < nc && !rc; b0 += (size_t)B) {
-            int nb = (int)(nc - b0 < (size_t)B ? nc - b0 : (size_t)B);
-            for (int j = 0; j < nb; j++)
-                memcpy(batch + (size_t)j * L, rows + order[b0 + (size_t)j].idx * L, (size_t)L * sizeof *batch);
-            if ((rc = clip_encode_text(r->model, batch, nb, L, feat))) break;
-            for (int j = 0; j < nb; j++)
-                memcpy(out + (c0 + order[b0 + (size_t)j].idx) * E, feat + (size_t)j * E, (size_t)E * sizeof *out);
-            progress_update(&p, c0 + b0 + (size_t)nb);
-        }
+        for (size_t i = 0; i < nc && !rc; i++)
+            if (tokenizer_tokenize(tok, prompts[c0 + i], strlen(prompts[c0 + i]), L, rows + i * L) < 0)
+                rc = -1;
+        // batches of model.batch sorted by EOT position (clip.c), outputs in prompt order
+        ChunkProgress cp = {&p, c0};
+        if (!rc) rc = clip_encode_text_bucketed(r->model, rows, nc, L, out + c0 * E, chunk_progress, &cp, NULL);
     }
     if (!rc) progress_end(&p);
     free(rows);
-    free(batch);
-    free(feat);
-    free(order);
     tokenizer_free(tok);
     if (!rc) normalize_rows(out, n, E);
     return rc;

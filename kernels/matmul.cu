@@ -87,6 +87,29 @@ static uint16_t *scratch_bf16(size_t elems) {
     return g_scratch;
 }
 
+// Resident bf16 weights (ops_cuda_set_bf16_weights): the fp32 range [g_wbase, g_wbase + g_wn)
+// and its bf16 copy, converted once by the model at creation.
+static const float *g_wbase;
+static size_t g_wn;
+static const uint16_t *g_wbf16;
+
+extern "C" void ops_cuda_set_bf16_weights(const float *base, size_t n, const uint16_t *bf16) {
+    g_wbase = base && bf16 ? base : NULL;
+    g_wn = g_wbase ? n : 0;
+    g_wbf16 = g_wbase ? bf16 : NULL;
+}
+
+extern "C" void ops_cuda_clear_bf16_weights(const float *base) {
+    if (base && base == g_wbase) ops_cuda_set_bf16_weights(NULL, 0, NULL);
+}
+
+// The bf16 copy of weight (nw elements) when it lies wholly in the registered range, else NULL.
+static const uint16_t *resident_bf16(const float *weight, size_t nw) {
+    if (!g_wbase || weight < g_wbase || weight >= g_wbase + g_wn) return NULL;
+    size_t off = (size_t)(weight - g_wbase);
+    return off + nw <= g_wn ? g_wbf16 + off : NULL;
+}
+
 // --- elementwise helpers ---------------------------------------------------------------------
 // out (M,N) += bias (N), then QuickGELU when gelu != 0. Grid-stride over M*N.
 __global__ static void bias_add_forward_kernel1(float *out, const float *bias, size_t M, int N,
@@ -320,6 +343,13 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
     // bf16 modes: round both operands into one scratch buffer [inp | weight]. The weight part
     // starts at an offset rounded up to 8 elements so it stays 16-byte aligned for cp.async.
     size_t na = (size_t)M * K, nw = (size_t)N * K, woff = (na + 7) / 8 * 8;
+    const uint16_t *wres = resident_bf16(weight, nw);
+    if (wres) {   // weights converted once at model creation: convert the activations only
+        uint16_t *s = scratch_bf16(na);
+        ops_cuda_f32_to_bf16(s, inp, na);
+        ops_cuda_matmul_bf16(out, s, wres, bias, M, K, N, algo, 0);
+        return;
+    }
     uint16_t *s = scratch_bf16(woff + nw);
     ops_cuda_f32_to_bf16(s, inp, na);
     ops_cuda_f32_to_bf16(s + woff, weight, nw);

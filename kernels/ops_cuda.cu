@@ -143,6 +143,17 @@ extern "C" void ops_cuda_describe(char *buf, size_t n) {
     }
 }
 
+extern "C" int ops_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    if (free_bytes) *free_bytes = f;
+    if (total_bytes) *total_bytes = t;
+    return 0;
+}
+
 // --- timing for bench/ ------------------------------------------------------------------------
 extern "C" double ops_cuda_time_ms(void (*fn)(void *ctx), void *ctx, int repeats) {
     if (repeats < 1) repeats = 1;

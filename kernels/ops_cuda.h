@@ -45,6 +45,18 @@ void ops_cuda_f32_to_bf16(uint16_t *out, const float *inp, size_t N);
 void ops_cuda_matmul_bf16(float *out, const uint16_t *inp, const uint16_t *weight,
                           const float *bias, int M, int K, int N, int algo, int gelu);
 
+/* Resident bf16 weights: registers bf16 (n) as the bf16 copy (round to nearest even) of the fp32
+ * device range base (n). In the bf16 modes, ops_cuda.matmul_forward then reads a weight that lies
+ * in that range from the copy instead of converting it on every call (same bits either way).
+ * One range at a time; a new call replaces it; base NULL clears it. ops_cuda_clear_bf16_weights
+ * clears it only if base is the registered range (a model freeing its own). */
+void ops_cuda_set_bf16_weights(const float *base, size_t n, const uint16_t *bf16);
+void ops_cuda_clear_bf16_weights(const float *base);
+
+/* Free and total bytes of the current device (cudaMemGetInfo); -1 (no error recorded) when it
+ * cannot be queried. */
+int ops_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+
 /* Mean milliseconds of fn(ctx) over `repeats` runs timed with cudaEvents, after one warm-up
  * run, with the L2 cache flushed (a memset larger than L2) before each timed run. */
 double ops_cuda_time_ms(void (*fn)(void *ctx), void *ctx, int repeats);
