@@ -1,0 +1,221 @@
+/*
+ * test_augment_gpu.c — kernels/augment.cu against the CPU reference host/augment.c.
+ *
+ * Built into test_gpu (CUDA builds); without a device the program exits 77 (waived).
+ *
+ * Tolerance: none. Every stage is expected bitwise equal to the CPU:
+ *   - resize, flip, geometric ops, LUT ops (Posterize, Solarize, AutoContrast, Equalize):
+ *     integer arithmetic with the host's own tap tables / 16.16 coefficients;
+ *   - blends (Brightness, Color, Contrast, Sharpness) and normalisation: float32 with
+ *     explicitly rounded device intrinsics (no FMA contraction, no fast-math division) in the
+ *     CPU's order, on a CPU build without FMA (x86-64-v2), so each op rounds the same way;
+ *   - AutoContrast's double LUT arithmetic likewise (__dmul_rn/__dadd_rn).
+ * If a CPU build ever enables FMA (-march with FMA), the blends may differ by one level in
+ * rare ties; these tests would then report the count and maximum difference.
+ */
+#include "../test.h"
+
+#ifdef LAIC_CUDA
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "augment.h"
+#include "image.h"
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+#include "../../kernels/augment_cuda.h"
+
+static const OpsBackend *G = &ops_cuda;
+
+static void need_gpu(void) {
+    if (ops_cuda_device_count() == 0) {
+        printf("no CUDA device: GPU tests waived\n");
+        fflush(stdout);
+        exit(77);
+    }
+}
+
+static void *dev_alloc(size_t bytes) {
+    void *d = G->alloc(bytes);
+    if (!d) {
+        fprintf(stderr, "alloc: %s\n", laic_last_error());
+        exit(1);
+    }
+    return d;
+}
+
+// Smooth-ish random image: low-frequency pattern plus noise, so the ops see real structure
+// (histograms with gaps and runs, edges for the sharpness kernel).
+static uint8_t *rand_image(Rng *r, int h, int w) {
+    uint8_t *im = mallocCheck((size_t)h * w * 3);
+    int fx = 1 + (int)rng_below(r, 7), fy = 1 + (int)rng_below(r, 7), amp = (int)rng_below(r, 200);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                int v = 30 + c * 20 + (amp * ((x * fx + y * fy + c * 13) % 64)) / 64 +
+                        (int)rng_below(r, 24);
+                im[((size_t)y * w + x) * 3 + c] = (uint8_t)(v > 255 ? 255 : v);
+            }
+    return im;
+}
+
+// Counts differing bytes; prints the first few.
+static size_t diff_u8(const uint8_t *a, const uint8_t *b, size_t n, const char *what) {
+    size_t bad = 0;
+    int maxd = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) {
+            int d = abs((int)a[i] - (int)b[i]);
+            if (d > maxd) maxd = d;
+            if (bad++ < 3) printf("    %s: byte %zu gpu %d cpu %d\n", what, i, a[i], b[i]);
+        }
+    if (bad) printf("    %s: %zu of %zu bytes differ, max %d\n", what, bad, n, maxd);
+    return bad;
+}
+
+// The CPU view for explicit parameters (augment_view's steps, augment.h).
+static void cpu_view(uint8_t *out, const uint8_t *img, int H, int W, int S, const AugmentParams *p) {
+    augment_resized_crop(out, img, H, W, &p->crop, S, S);
+    if (p->flip) augment_hflip(out, S, S);
+    uint8_t *tmp = mallocCheck((size_t)S * S * 3);
+    for (int k = 0; k < p->n_ops; k++) {
+        augment_ra_apply(tmp, out, S, S, p->op[k], p->mag[k]);
+        memcpy(out, tmp, (size_t)S * S * 3);
+    }
+    free(tmp);
+}
+
+// The trainer's batch (weak views then strong views of b images) at S = 224 over 3 epochs:
+// uint8 views and normalised floats bitwise equal to augment_view + image_normalize.
+TEST(gpu_augment_batch_matches_cpu) {
+    need_gpu();
+    const int b = 16, S = 224, n = 2 * b;
+    Rng r;
+    rng_init(&r, 7, 1);
+    uint8_t *imgs[16];
+    int H[16], W[16];
+    size_t index[16];
+    for (int i = 0; i < b; i++) {
+        H[i] = 32 + (int)rng_below(&r, 400);
+        W[i] = 32 + (int)rng_below(&r, 400);
+        if (i == 0) H[i] = W[i] = 32;   // CIFAR-sized: upsampling in both directions
+        imgs[i] = rand_image(&r, H[i], W[i]);
+        index[i] = 1000 + (size_t)i * 37;
+    }
+    const size_t vb = (size_t)S * S * 3;
+    uint8_t *d_u8 = dev_alloc((size_t)n * vb);
+    float *d_f = dev_alloc((size_t)n * vb * sizeof(float));
+    uint8_t *g8 = mallocCheck((size_t)n * vb), *c8 = mallocCheck(vb);
+    float *gf = mallocCheck((size_t)n * vb * sizeof(float)), *cf = mallocCheck(vb * sizeof(float));
+    for (uint64_t epoch = 0; epoch < 3; epoch++) {
+        REQUIRE(augment_batch_cuda(d_f, d_u8, (const uint8_t *const *)imgs, H, W, index, b, S, 42,
+                                   epoch) == 0, "%s", laic_last_error());
+        G->synchronize();
+        G->to_host(g8, d_u8, (size_t)n * vb);
+        G->to_host(gf, d_f, (size_t)n * vb * sizeof(float));
+        size_t bad8 = 0, badf = 0;
+        for (int j = 0; j < n; j++) {
+            const int s = j % b;
+            augment_view(c8, imgs[s], H[s], W[s], S, j >= b, 42, epoch, index[s]);
+            image_normalize(cf, c8, S);
+            char what[96];
+            AugmentParams p;
+            augment_view_params(&p, H[s], W[s], S, j >= b, 42, epoch, index[s]);
+            snprintf(what, sizeof what, "epoch %d view %d (%dx%d crop %dx%d ops %s,%s)", (int)epoch,
+                     j, H[s], W[s], p.crop.h, p.crop.w, p.n_ops ? augment_ra_name(p.op[0]) : "-",
+                     p.n_ops ? augment_ra_name(p.op[1]) : "-");
+            bad8 += diff_u8(g8 + (size_t)j * vb, c8, vb, what) != 0;
+            badf += memcmp(gf + (size_t)j * vb, cf, vb * sizeof(float)) != 0;
+        }
+        CHECK(bad8 == 0, "epoch %d: %zu of %d uint8 views differ", (int)epoch, bad8, n);
+        CHECK(badf == 0, "epoch %d: %zu of %d float views differ", (int)epoch, badf, n);
+    }
+    for (int i = 0; i < b; i++) free(imgs[i]);
+    free(g8);
+    free(c8);
+    free(gf);
+    free(cf);
+    G->free(d_u8);
+    G->free(d_f);
+}
+
+// Every RandAugment op, both signs, after each resize mode (copy, horizontal only, vertical
+// only, both orders), with and without flip, on a structured image and on a flat one (the
+// degenerate AutoContrast/Equalize LUTs). Odd S = 61 exercises the flip's middle column.
+TEST(gpu_augment_every_op_matches_cpu) {
+    need_gpu();
+    const int S = 61, H = 150, W = 120;
+    Rng r;
+    rng_init(&r, 9, 2);
+    uint8_t *img[2];
+    img[0] = rand_image(&r, H, W);
+    img[1] = mallocCheck((size_t)H * W * 3);
+    memset(img[1], 77, (size_t)H * W * 3);
+    const CropBox crops[5] = {{3, 5, S, S},          // copy
+                              {0, 0, S, 90},         // horizontal only
+                              {10, 2, 140, S},       // vertical only
+                              {20, 30, 40, 50},      // both, horizontal first (upsample)
+                              {0, 1, 150, 70}};      // both, vertical first (h shrinks most)
+    enum { NV = 2 * 5 * RA_NUM_OPS * 2 };
+    AugmentParams *p = mallocCheck(NV * sizeof *p);
+    const uint8_t **ims = mallocCheck(NV * sizeof *ims);
+    int *hs = mallocCheck(NV * sizeof *hs), *ws = mallocCheck(NV * sizeof *ws);
+    int n = 0;
+    for (int im = 0; im < 2; im++)
+        for (int c = 0; c < 5; c++)
+            for (int op = 0; op < RA_NUM_OPS; op++)
+                for (int sg = 0; sg < 2; sg++) {
+                    AugmentParams *q = &p[n];
+                    memset(q, 0, sizeof *q);
+                    q->crop = crops[c];
+                    q->flip = (op + c + sg) % 2;
+                    q->n_ops = 2;
+                    int is_signed;
+                    double m = augment_ra_magnitude((RaOp)op, 10, 31, S, S, &is_signed);
+                    q->op[0] = (RaOp)op;
+                    q->mag[0] = is_signed && sg ? -m : m;
+                    // a second op so rounds chain (round 2 reads round 1's output)
+                    q->op[1] = (RaOp)((op + 5 + sg) % RA_NUM_OPS);
+                    double m2 = augment_ra_magnitude(q->op[1], 10 + 10 * sg, 31, S, S, &is_signed);
+                    q->mag[1] = is_signed && (op % 2) ? -m2 : m2;
+                    ims[n] = img[im], hs[n] = H, ws[n] = W;
+                    n++;
+                }
+    const size_t vb = (size_t)S * S * 3;
+    uint8_t *d_u8 = dev_alloc((size_t)n * vb), *g8 = mallocCheck((size_t)n * vb), *c8 = mallocCheck(vb);
+    REQUIRE(augment_views_cuda(NULL, d_u8, ims, hs, ws, p, n, S) == 0, "%s", laic_last_error());
+    G->synchronize();
+    G->to_host(g8, d_u8, (size_t)n * vb);
+    size_t bad = 0;
+    for (int j = 0; j < n; j++) {
+        cpu_view(c8, ims[j], H, W, S, &p[j]);
+        char what[96];
+        snprintf(what, sizeof what, "view %d crop %dx%d flip %d %s(%.4g) %s(%.4g)", j, p[j].crop.h,
+                 p[j].crop.w, p[j].flip, augment_ra_name(p[j].op[0]), p[j].mag[0],
+                 augment_ra_name(p[j].op[1]), p[j].mag[1]);
+        bad += diff_u8(g8 + (size_t)j * vb, c8, vb, what) != 0;
+    }
+    CHECK(bad == 0, "%zu of %d views differ", bad, n);
+    // Bitwise repeatable (integer reductions only).
+    uint8_t *g8b = mallocCheck((size_t)n * vb);
+    REQUIRE(augment_views_cuda(NULL, d_u8, ims, hs, ws, p, n, S) == 0, "%s", laic_last_error());
+    G->synchronize();
+    G->to_host(g8b, d_u8, (size_t)n * vb);
+    CHECK(memcmp(g8, g8b, (size_t)n * vb) == 0, "second run differs from the first");
+    augment_cuda_release();
+    free(g8b);
+    free(img[0]);
+    free(img[1]);
+    free(p);
+    free(ims);
+    free(hs);
+    free(ws);
+    free(g8);
+    free(c8);
+    G->free(d_u8);
+}
+
+#endif
