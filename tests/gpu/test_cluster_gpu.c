@@ -504,4 +504,109 @@ TEST(gpu_cluster_drivers_match_cpu) {
     free(cc), free(cg), free(ic), free(ig), free(sc), free(sg), free(big);
 }
 
+// --- batched k-means restarts (kernels/kmeans.cu, kmeans_lloyd_batched_cuda) -----------------
+// The CUDA driver runs all restarts at once; per restart it must do what the CPU's sequential
+// loop does. Separated blobs: labels, per-restart iteration counts (through the trace of the
+// best restart) and centres equal; objectives within 1e-9 relative (double sums in a tree order
+// instead of row order). Random (unclustered) data: near-ties may flip a label, so only the
+// final objective is compared, within 1e-3 relative. Empty clusters: a given init with a far
+// centre must be re-seeded the same way on both.
+TEST(gpu_cluster_kmeans_batched_restarts) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 23, 0);
+    const int N = 3000, d = 32, K = 5;
+    float *B = mallocCheck(4 * (size_t)N * d);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < d; j++)
+            B[(size_t)i * d + j] = (float)rng_normal(&r) * 0.2f + (j == i % K ? 8.0f : 0.0f);
+    int64_t *lc = mallocCheck(8 * (size_t)N), *lg = mallocCheck(8 * (size_t)N);
+    float *cc = mallocCheck(4 * (size_t)K * d), *cg = mallocCheck(4 * (size_t)K * d);
+    double tc[41], tg[41], oc, og;
+    int nc = 0, ng = 0;
+    for (int init = 0; init < 2; init++) {
+        KMeansOpts o = {.K = K, .iters = 40, .restarts = 7, .seed = 99,
+                        .init = init ? KMEANS_INIT_RANDOM : KMEANS_INIT_PP};
+        o.trace = tc, o.trace_len = &nc;
+        cluster_set_backend(REF);
+        REQUIRE(kmeans_fit(lc, cc, &oc, B, N, d, &o) == 0, "cpu");
+        o.trace = tg, o.trace_len = &ng;
+        cluster_set_backend(G);
+        REQUIRE(kmeans_fit(lg, cg, &og, B, N, d, &o) == 0, "%s", laic_last_error());
+        CHECK(!memcmp(lg, lc, 8 * (size_t)N), "init %d: labels equal the CPU's", init);
+        CHECK(nc == ng, "init %d: trace length %d vs %d (same iterations)", init, ng, nc);
+        double e = 0;
+        for (int t = 0; t < nc && t < ng; t++) e = fmax(e, fabs(tg[t] - tc[t]) / tc[t]);
+        report("batched trace", e, 1e-9);
+        report("batched objective", fabs(og - oc) / oc, 1e-9);
+        report("batched centres", max_rel_err(cg, cc, (size_t)K * d), 1e-6);
+    }
+    // random data, spherical and not, with tol > 0 (early stop per restart)
+    float *Xr = randf(&r, (size_t)N * d, 1);
+    for (int sph = 0; sph < 2; sph++) {
+        KMeansOpts o = {.K = 12, .iters = 60, .restarts = 6, .seed = 5, .spherical = sph,
+                        .tol = 1e-6};
+        int64_t *a = mallocCheck(8 * (size_t)N);
+        cluster_set_backend(REF);
+        REQUIRE(kmeans_fit(a, NULL, &oc, Xr, N, d, &o) == 0, "cpu");
+        cluster_set_backend(G);
+        REQUIRE(kmeans_fit(a, NULL, &og, Xr, N, d, &o) == 0, "%s", laic_last_error());
+        report(sph ? "random spherical objective" : "random objective", fabs(og - oc) / oc, 1e-3);
+        free(a);
+    }
+    // empty cluster: centre 0 placed far away gets no rows and is re-seeded on both
+    float *C0 = mallocCheck(4 * (size_t)K * d);
+    memcpy(C0, B, 4 * (size_t)K * d);   // rows 0..K-1: one per blob
+    for (int j = 0; j < d; j++) C0[j] = 1e4f;
+    KMeansOpts o = {.K = K, .iters = 20, .restarts = 1, .init = KMEANS_INIT_GIVEN,
+                    .init_centers = C0};
+    cluster_set_backend(REF);
+    REQUIRE(kmeans_fit(lc, cc, &oc, B, N, d, &o) == 0, "cpu");
+    cluster_set_backend(G);
+    REQUIRE(kmeans_fit(lg, cg, &og, B, N, d, &o) == 0, "%s", laic_last_error());
+    CHECK(!memcmp(lg, lc, 8 * (size_t)N), "empty cluster: labels equal the CPU's");
+    report("empty cluster centres", max_rel_err(cg, cc, (size_t)K * d), 1e-6);
+    cluster_set_backend(NULL);
+    free(B), free(lc), free(lg), free(cc), free(cg), free(Xr), free(C0);
+}
+
+// --- kNN precision switch (host/cluster.h knn_set_precision, kernels/knn.cu) ----------------
+// Names are checked without a device (CPU backend); on a device, tf32/bf16 candidates re-ranked
+// exactly must give the CPU's neighbours except near-ties (knn_unexplained, as fp32) and
+// similarities within 1e-5 of the CPU's.
+TEST(gpu_cluster_knn_precision) {
+    laic_clear_error();
+    CHECK(knn_set_precision("fp16") != 0 && strstr(laic_last_error(), "unknown precision 'fp16'") &&
+              count_lines(laic_last_error()) == 1,
+          "bad name: %s", laic_last_error());
+    const int N = 3000, d = 64, k = 10;
+    Rng r;
+    rng_init(&r, 31, 0);
+    float *X = randf(&r, (size_t)N * d, 1);
+    int64_t *ic = mallocCheck(8 * (size_t)N * k), *ig = mallocCheck(8 * (size_t)N * k);
+    float *sc = mallocCheck(4 * (size_t)N * k), *sg = mallocCheck(4 * (size_t)N * k);
+    setenv("LAIC_KNN_PRECISION", "int8", 1);
+    laic_clear_error();
+    CHECK(knn_topk(ic, sc, X, N, d, k) != 0 && strstr(laic_last_error(), "LAIC_KNN_PRECISION") &&
+              count_lines(laic_last_error()) == 1,
+          "bad env: %s", laic_last_error());
+    unsetenv("LAIC_KNN_PRECISION");
+    if (ops_cuda_device_count() > 0) {
+        REQUIRE(knn_set_precision("fp32") == 0, "fp32");
+        cluster_set_backend(REF);
+        REQUIRE(knn_topk(ic, sc, X, N, d, k) == 0, "cpu knn");
+        cluster_set_backend(G);
+        const char *modes[] = {"tf32", "bf16"};
+        for (int m = 0; m < 2; m++) {
+            REQUIRE(knn_set_precision(modes[m]) == 0, "%s", modes[m]);
+            REQUIRE(knn_topk(ig, sg, X, N, d, k) == 0, "%s", laic_last_error());
+            CHECK(knn_unexplained(ig, sg, ic, sc, N, k) == 0, "%s: ids beyond near-ties", modes[m]);
+            report(modes[m], max_rel_err(sg, sc, (size_t)N * k), 1e-5);
+        }
+        knn_set_precision("fp32");
+        cluster_set_backend(NULL);
+    }
+    free(X), free(ic), free(ig), free(sc), free(sg);
+}
+
 #endif
