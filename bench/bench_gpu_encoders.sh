@@ -116,7 +116,7 @@ for r in rows:
     else:
         ms, bench = f(r.get("ms_median"), 2), r["bench"]
     print(f"| {bench} | {r['impl']} | {r['variant']} | {r['batch']} | {toks} | "
-          f"{f(r.get('items_per_s'))} | {ms} | {f(r.get('tflops'))} | {f(r.get('pct_peak'))} |")
+          f"{f(r.get('items_per_s'))} | {ms} | {'—' if r.get('tflops') is None else format(r['tflops'], '.3g')} | {f(r.get('pct_peak'))} |")
 PY
     echo
     echo "## Commands"
