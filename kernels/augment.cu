@@ -447,13 +447,13 @@ extern "C" int augment_views_cuda(float *out, uint8_t *out_u8, const uint8_t *co
         }
     }
     const size_t view_bytes = (size_t)S * S * 3, all = (size_t)n * view_bytes;
-    if (!rc)
-        rc = ensure(g_ws.in, in_bytes ? in_bytes : 1, "the source images") ||
+    if (!rc && (ensure(g_ws.in, in_bytes ? in_bytes : 1, "the source images") ||
              ensure(g_ws.tmp, tmp_bytes ? tmp_bytes : 1, "the resize intermediates") ||
              ensure(g_ws.a, all, "the views") || ensure(g_ws.b, all, "the views") ||
              ensure(g_ws.lut, (size_t)n * 3 * 256, "the RandAugment tables") ||
              ensure(g_ws.desc, (size_t)n * sizeof(AugDesc), "the view descriptors") ||
-             ensure(g_ws.taps, (taps_len ? taps_len : 1) * sizeof(int32_t), "the bicubic taps");
+             ensure(g_ws.taps, (taps_len ? taps_len : 1) * sizeof(int32_t), "the bicubic taps")))
+        rc = -1;
     if (!rc) {
         uint8_t *d_in = (uint8_t *)g_ws.in.p, *A = (uint8_t *)g_ws.a.p, *B = (uint8_t *)g_ws.b.p;
         for (int j = 0; j < n; j++)
