@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "clip.h"
 #include "cpu/cpu_ops.h"
 #include "image.h"
@@ -83,16 +84,9 @@ int cmd_encode_images(int argc, char **argv) {
         laic_error("encode-images: give exactly one of --images, --list, --pixels");
         return cli_fail(2);
     }
-    long batch, threads;
-    if (cli_get_long_range(opts, n, "encode-images", "--batch", 1, 65536, &batch) ||
-        cli_get_long_range(opts, n, "encode-images", "--threads", 0, 4096, &threads))
-        return cli_fail(2);
-    cpu_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
-    // before the model exists: in bf16 the weights are converted once at creation
-    if (clip_set_precision(ops, cli_get(opts, n, "--precision"), cli_get(opts, n, "--gemm")))
-        return cli_fail(2);
+    long batch;
+    const OpsBackend *ops;
+    if (cli_model_setup(opts, n, "encode-images", &batch, &ops)) return cli_fail(2);
 
     int rc = 1;
     ClipWeights w;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "clip.h"
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
@@ -138,16 +139,9 @@ int cmd_encode_text(int argc, char **argv) {
         laic_error("encode-text: give exactly one of --texts, --tokens");
         return cli_fail(2);
     }
-    long batch, threads;
-    if (cli_get_long_range(opts, n, "encode-text", "--batch", 1, 65536, &batch) ||
-        cli_get_long_range(opts, n, "encode-text", "--threads", 0, 4096, &threads))
-        return cli_fail(2);
-    cpu_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
-    // before the model exists: in bf16 the weights are converted once at creation
-    if (clip_set_precision(ops, cli_get(opts, n, "--precision"), cli_get(opts, n, "--gemm")))
-        return cli_fail(2);
+    long batch;
+    const OpsBackend *ops;
+    if (cli_model_setup(opts, n, "encode-text", &batch, &ops)) return cli_fail(2);
 
     int rc = 1;
     ClipWeights w;

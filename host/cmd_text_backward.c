@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "clip.h"
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
@@ -48,20 +49,9 @@ int cmd_text_backward(int argc, char **argv) {
     const char *req[] = {"--weights", "--embeds", "--eot", "--grad", "--out"};
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
         if (cli_require(opts, n, req[i])) return cli_fail(2);
-    long batch, threads;
-    if (cli_get_long(opts, n, "--batch", &batch) || cli_get_long(opts, n, "--threads", &threads))
-        return cli_fail(2);
-    if (batch < 1 || batch > 65536) {
-        laic_error("text-backward: --batch %ld outside [1,65536]", batch);
-        return cli_fail(2);
-    }
-    if (threads < 0 || threads > 4096) {
-        laic_error("text-backward: --threads %ld outside [0,4096]", threads);
-        return cli_fail(2);
-    }
-    cpu_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
+    long batch;
+    const OpsBackend *ops;
+    if (cli_model_setup(opts, n, "text-backward", &batch, &ops)) return cli_fail(2);
     const char *epath = cli_get(opts, n, "--embeds"), *ppath = cli_get(opts, n, "--eot"),
                *gpath = cli_get(opts, n, "--grad"), *out_path = cli_get(opts, n, "--out"),
                *fpath = cli_get(opts, n, "--features-out");

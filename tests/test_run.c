@@ -14,45 +14,8 @@
 #include "io/err.h"
 #include "io/npy.h"
 #include "rng.h"
+#include "synth.h"
 #include "test.h"
-
-/* K unit centres in E dims; N points and M "nouns" scattered around them (noise sigma). */
-static void planted(const char *dir, int K, int E, int N, int M, double sigma) {
-    Rng g;
-    rng_init(&g, 42, 0);
-    float *C = malloc((size_t)K * E * sizeof *C), *X = malloc((size_t)N * E * sizeof *X),
-          *T = malloc((size_t)M * E * sizeof *T);
-    int64_t *y = malloc((size_t)N * sizeof *y);
-    for (int k = 0; k < K; k++) {
-        double n2 = 0;
-        for (int e = 0; e < E; e++) n2 += pow(C[k * E + e] = (float)rng_normal(&g), 2);
-        for (int e = 0; e < E; e++) C[k * E + e] /= (float)sqrt(n2);
-    }
-    for (int i = 0; i < N; i++) {
-        y[i] = i % K;
-        for (int e = 0; e < E; e++) X[(size_t)i * E + e] = C[y[i] * E + e] + (float)(sigma * rng_normal(&g));
-    }
-    char path[512];
-    FILE *f;
-    snprintf(path, sizeof path, "%s/names.txt", dir);
-    f = fopen(path, "w");
-    for (int j = 0; j < M; j++) {
-        for (int e = 0; e < E; e++) T[(size_t)j * E + e] = C[(j % K) * E + e] + (float)(sigma * rng_normal(&g));
-        fprintf(f, "noun%d_of_%d\n", j, j % K);
-    }
-    fclose(f);
-    snprintf(path, sizeof path, "%s/X.npy", dir);
-    npy_write_f32_2d(path, X, (size_t)N, (size_t)E);
-    snprintf(path, sizeof path, "%s/T.npy", dir);
-    npy_write_f32_2d(path, T, (size_t)M, (size_t)E);
-    size_t ns[1] = {(size_t)N};
-    snprintf(path, sizeof path, "%s/y.npy", dir);
-    npy_write(path, NPY_I64, 1, ns, y);
-    free(C);
-    free(X);
-    free(T);
-    free(y);
-}
 
 /* Value of "key": <number> inside the object that follows "section": in report.json text. */
 static double json_num(const char *json, const char *section, const char *key) {
@@ -77,7 +40,7 @@ static const char *planted_args(char *buf, size_t n, const char *dir, const char
 TEST(run_recovers_planted_clusters) {
     const char *dir = test_path("planted");
     mkdir(dir, 0755);
-    planted(dir, 5, 24, 500, 150, 0.08);
+    synth_planted(dir, 5, 24, 500, 150, 0.08, 42, 1);
     char args[2048], err[8192];
     int rc = run_laic(planted_args(args, sizeof args, dir, ""), NULL, err, sizeof err);
     REQUIRE(rc == 0, "laic run failed (%d): %s", rc, err);
@@ -144,7 +107,7 @@ TEST(run_recovers_planted_clusters) {
 TEST(run_bad_inputs_leave_no_run_dir) {
     const char *dir = test_path("planted_bad");
     mkdir(dir, 0755);
-    planted(dir, 3, 16, 60, 30, 0.1);
+    synth_planted(dir, 3, 16, 60, 30, 0.1, 42, 1);
     struct { const char *extra, *msg; } cases[] = {
         {"kmeans.k=100", "kmeans.k = 100 exceeds the 60 fit images"},
         {"ridge.lamda=3", "unknown key 'lamda' in [ridge]"},

@@ -20,39 +20,8 @@
 #include "io/npy.h"
 #include "rng.h"
 #include "sweep.h"
+#include "synth.h"
 #include "test.h"
-
-/* K unit centres in E dims; N points and M "nouns" around them (noise sigma); X.npy, T.npy, y.npy. */
-static void planted(const char *dir, int K, int E, int N, int M, double sigma) {
-    Rng g;
-    rng_init(&g, 4242, 0);
-    float *C = malloc((size_t)K * E * sizeof *C), *X = malloc((size_t)N * E * sizeof *X),
-          *T = malloc((size_t)M * E * sizeof *T);
-    int64_t *y = malloc((size_t)N * sizeof *y);
-    for (int k = 0; k < K; k++) {
-        double n2 = 0;
-        for (int e = 0; e < E; e++) n2 += pow(C[k * E + e] = (float)rng_normal(&g), 2);
-        for (int e = 0; e < E; e++) C[k * E + e] /= (float)sqrt(n2);
-    }
-    for (int i = 0; i < N; i++) {
-        y[i] = (i * 7) % K;
-        for (int e = 0; e < E; e++) X[(size_t)i * E + e] = C[y[i] * E + e] + (float)(sigma * rng_normal(&g));
-    }
-    for (int j = 0; j < M; j++)
-        for (int e = 0; e < E; e++) T[(size_t)j * E + e] = C[(j % K) * E + e] + (float)(sigma * rng_normal(&g));
-    char path[512];
-    snprintf(path, sizeof path, "%s/X.npy", dir);
-    npy_write_f32_2d(path, X, (size_t)N, (size_t)E);
-    snprintf(path, sizeof path, "%s/T.npy", dir);
-    npy_write_f32_2d(path, T, (size_t)M, (size_t)E);
-    size_t ns[1] = {(size_t)N};
-    snprintf(path, sizeof path, "%s/y.npy", dir);
-    npy_write(path, NPY_I64, 1, ns, y);
-    free(C);
-    free(X);
-    free(T);
-    free(y);
-}
 
 /* Common data overrides; noise high enough that λ and the seed change the results. */
 static const char *data_args(char *buf, size_t n, const char *dir, const char *cache) {
@@ -158,7 +127,7 @@ TEST(sweep_reuses_upstream_and_rows_match_single_runs) {
     char dir[512], cache[600], args[8192], dargs[4096], err[16384], p[1200];
     snprintf(dir, sizeof dir, "%s", test_path("sweep"));
     mkdir(dir, 0755);
-    planted(dir, 4, 16, 400, 120, 0.35);
+    synth_planted(dir, 4, 16, 400, 120, 0.35, 4242, 7);
     snprintf(cache, sizeof cache, "%s/cache", dir);
     snprintf(args, sizeof args, "sweep /dev/null sweep.ridge.lambda=0.01,10 sweep.run.seed=1..2 %s --dir %s/s1",
              data_args(dargs, sizeof dargs, dir, cache), dir);
@@ -263,7 +232,7 @@ TEST(sweep_train_loss_values_and_saved_c) {
     char dir[512], args[8192], dargs[4096], err[16384], p[1200];
     snprintf(dir, sizeof dir, "%s", test_path("sweep_loss"));
     mkdir(dir, 0755);
-    planted(dir, 3, 12, 150, 45, 0.1);
+    synth_planted(dir, 3, 12, 150, 45, 0.1, 4242, 7);
     char cache[600];
     snprintf(cache, sizeof cache, "%s/cache", dir);
     snprintf(p, sizeof p, "%s/loss.ini", dir);
@@ -301,7 +270,7 @@ TEST(sweep_bad_inputs_fail_before_anything_runs) {
     char dir[512], args[8192], dargs[4096], err[8192], ini[700], sd[700];
     snprintf(dir, sizeof dir, "%s", test_path("sweep_bad"));
     mkdir(dir, 0755);
-    planted(dir, 3, 8, 60, 15, 0.1);
+    synth_planted(dir, 3, 8, 60, 15, 0.1, 4242, 7);
     snprintf(ini, sizeof ini, "%s/bad.ini", dir);
     snprintf(sd, sizeof sd, "%s/out", dir);
     struct { const char *file, *arg, *msg; } cases[] = {

@@ -1,0 +1,46 @@
+/* synth.c — see synth.h. */
+#include "synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "io/npy.h"
+#include "rng.h"
+
+void synth_planted(const char *dir, int K, int E, int N, int M, double sigma, uint64_t seed,
+                   int label_stride) {
+    Rng g;
+    rng_init(&g, seed, 0);
+    float *C = malloc((size_t)K * E * sizeof *C), *X = malloc((size_t)N * E * sizeof *X),
+          *T = malloc((size_t)M * E * sizeof *T);
+    int64_t *y = malloc((size_t)N * sizeof *y);
+    for (int k = 0; k < K; k++) {
+        double n2 = 0;
+        for (int e = 0; e < E; e++) n2 += pow(C[k * E + e] = (float)rng_normal(&g), 2);
+        for (int e = 0; e < E; e++) C[k * E + e] /= (float)sqrt(n2);
+    }
+    for (int i = 0; i < N; i++) {
+        y[i] = ((int64_t)i * label_stride) % K;
+        for (int e = 0; e < E; e++) X[(size_t)i * E + e] = C[y[i] * E + e] + (float)(sigma * rng_normal(&g));
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/names.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int j = 0; j < M; j++) {
+        for (int e = 0; e < E; e++) T[(size_t)j * E + e] = C[(j % K) * E + e] + (float)(sigma * rng_normal(&g));
+        if (f) fprintf(f, "noun%d_of_%d\n", j, j % K);
+    }
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/X.npy", dir);
+    npy_write_f32_2d(path, X, (size_t)N, (size_t)E);
+    snprintf(path, sizeof path, "%s/T.npy", dir);
+    npy_write_f32_2d(path, T, (size_t)M, (size_t)E);
+    size_t ns[1] = {(size_t)N};
+    snprintf(path, sizeof path, "%s/y.npy", dir);
+    npy_write(path, NPY_I64, 1, ns, y);
+    free(C);
+    free(X);
+    free(T);
+    free(y);
+}
