@@ -29,8 +29,21 @@ ifneq ($(HAVE_PKGS),1)
   $(info $(shell for p in $(PKGS); do pkg-config --exists $$p && echo "  ✓ $$p" || echo "  ✗ $$p"; done))
   $(error missing build dependencies)
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# OpenBLAS: prefer Debian's OpenMP build (libopenblas-openmp-dev). It runs its GEMMs on the same
+# libgomp thread pool as laic's own loops, instead of a second pthread pool whose idle threads
+# spin-yield on the same cores: the ViT-B/32 image encoder ran ~15% faster on 2 cores
+# (bench/results/2026-11-23-cpu-image-encoder.md). The rpath makes the binary load that build
+# whatever the system's libopenblas.so.0 alternative is.
+OPENBLAS_OMP_PC := $(firstword $(wildcard /usr/lib/*/openblas-openmp/pkgconfig/openblas.pc))
+ifneq ($(OPENBLAS_OMP_PC),)
+  PC_ENV     := PKG_CONFIG_PATH=$(patsubst %/,%,$(dir $(OPENBLAS_OMP_PC)))
+  BLAS_RPATH := -Wl,-rpath,$(patsubst %/pkgconfig/,%,$(dir $(OPENBLAS_OMP_PC)))
+  BLAS_KIND  := OpenMP build
+else
+  BLAS_KIND  := pthread build (install libopenblas-openmp-dev for ~15% faster CPU encoders)
+endif
+PKG_CFLAGS := $(shell $(PC_ENV) pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell $(PC_ENV) pkg-config --libs $(PKGS)) $(BLAS_RPATH)
 
 NVCC_PATH := $(shell command -v $(NVCC) 2>/dev/null)
 ifeq ($(CUDA),auto)
@@ -78,7 +91,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 all: deps $(BUILD)/laic $(BUILD)/test_laic
 
 deps:
-	@echo "✓ deps: $(PKGS)"; \
+	@echo "✓ deps: $(PKGS) (OpenBLAS: $(BLAS_KIND))"; \
 	 if [ "$(USE_CUDA)" = 1 ]; then echo "✓ CUDA: $(NVCC_PATH) (sm_$(CUDA_ARCH))"; \
 	 else echo "✗ CUDA: not built (nvcc not found or CUDA=0)"; fi
 

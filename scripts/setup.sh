@@ -9,6 +9,7 @@
 #      libcjson-dev                     safetensors headers, report.json
 #      libjpeg62-turbo-dev libpng-dev   image decoding
 #      libopenblas-dev                  CPU GEMM (cblas_sgemm) for the reference backend
+#      libopenblas-openmp-dev           its OpenMP build, which laic links (one thread pool)
 #      zlib1g-dev                       the .gz vocabulary, IDX datasets
 #      wordnet-base                     WordNet 3.0 nouns (/usr/share/wordnet/data.noun)
 #      dataset-fashion-mnist            the demo dataset
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config libinih-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
-      libopenblas-dev zlib1g-dev wordnet-base dataset-fashion-mnist unicode-data python3-pip"
+      libopenblas-dev libopenblas-openmp-dev zlib1g-dev wordnet-base dataset-fashion-mnist unicode-data python3-pip"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:" $missing
