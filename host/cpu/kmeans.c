@@ -17,7 +17,14 @@
 #include "cluster.h"
 #include "io/err.h"
 
+/* The GEMMs below run inside our own OpenMP loop over row blocks and must each run on one
+ * thread. OpenBLAS's OpenMP build already does that for a call made inside a parallel region,
+ * and there openblas_set_num_threads() would call omp_set_num_threads() and shrink our own
+ * loop to one thread; only the pthread build needs its pool set to 1 around the loop. */
+#define OPENBLAS_PARALLEL_OPENMP 2   // openblas_get_parallel(): 0 serial, 1 pthreads, 2 OpenMP
+
 int blas_serial_begin(void) {
+    if (openblas_get_parallel() == OPENBLAS_PARALLEL_OPENMP) return 1;
     int n = openblas_get_num_threads();
     if (n != 1) openblas_set_num_threads(1);
     return n;
