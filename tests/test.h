@@ -17,7 +17,10 @@
 #define LAIC_TEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "io/npy.h"
 
 typedef void (*TestFn)(void);
 void test_register(const char *name, const char *file, TestFn fn);
@@ -61,6 +64,15 @@ int file_exists(const char *path);
 void *test_read_file(const char *path, size_t *n);
 /* Writes n bytes (creating or truncating the file); failures show up in the test that reads it. */
 void test_write_file(const char *path, const void *data, size_t n);
+
+/* Committed goldens: "<dir>/<name>.npy" (a ring of 8 buffers, like test_path). */
+const char *test_fixture_path(const char *dir, const char *name);
+/* A float32 fixture read into *a (caller npy_free's it); NULL after a failed CHECK. */
+float *test_fixture_f32(const char *dir, const char *name, Npy *a);
+/* An integer fixture as a malloc'd int32 array (caller frees); *count elements, and shape[0]
+ * / shape[1] (1 for a 1-d array) in *rows / *cols when not NULL; NULL after a failed CHECK. */
+int32_t *test_fixture_i32(const char *dir, const char *name, size_t *count, size_t *rows,
+                          size_t *cols);
 
 /* Compares a float array with a reference: |a-r| <= atol + rtol*|r| elementwise. Prints the
  * max abs and max rel error with `what`; returns 1 when within tolerance. */

@@ -33,34 +33,10 @@
 
 #define WEIGHTS "tests/fixtures/clip/tiny_f16.safetensors"
 #define TPATH(buf, name) snprintf(buf, sizeof buf, "%s", test_path(name))
-
-static const char *fx(const char *name) {
-    static char ring[8][256];
-    static int k;
-    char *p = ring[k++ & 7];
-    snprintf(p, 256, "tests/fixtures/backward/%s.npy", name);
-    return p;
-}
-
-// float32 fixture (any shape); NULL after a failed CHECK. Caller frees with npy_free.
-static float *loadf(const char *name, Npy *a) {
-    memset(a, 0, sizeof *a);
-    int rc = npy_read_f32(fx(name), a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    return rc ? NULL : a->data;
-}
-
-static int32_t *loadi(const char *name, size_t *n) {
-    Npy a;
-    int rc = npy_read_i64(fx(name), &a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    if (rc) return NULL;
-    int32_t *out = malloc(a.count * sizeof(int32_t));
-    for (size_t i = 0; i < a.count; i++) out[i] = (int32_t)((int64_t *)a.data)[i];
-    *n = a.count;
-    npy_free(&a);
-    return out;
-}
+#define FIXDIR "tests/fixtures/backward"
+static const char *fx(const char *name) { return test_fixture_path(FIXDIR, name); }
+static float *loadf(const char *name, Npy *a) { return test_fixture_f32(FIXDIR, name, a); }
+static int32_t *loadi(const char *name, size_t *n) { return test_fixture_i32(FIXDIR, name, n, NULL, NULL); }
 
 #define OP_ATOL 1e-5
 #define OP_RTOL 1e-4

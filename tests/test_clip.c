@@ -29,32 +29,11 @@
 // test_path() hands out a ring of 8 buffers that run_laic() also uses: tests keep copies.
 #define TPATH(buf, name) snprintf(buf, sizeof buf, "%s", test_path(name))
 
-static const char *fx(const char *name) {
-    static char ring[8][256];
-    static int k;
-    char *p = ring[k++ & 7];
-    snprintf(p, 256, "tests/fixtures/clip/%s.npy", name);
-    return p;
-}
-
-static float *loadf(const char *name, Npy *a) {
-    memset(a, 0, sizeof *a);
-    int rc = npy_read_f32(fx(name), a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    return rc ? NULL : a->data;
-}
-
+#define FIXDIR "tests/fixtures/clip"
+static const char *fx(const char *name) { return test_fixture_path(FIXDIR, name); }
+static float *loadf(const char *name, Npy *a) { return test_fixture_f32(FIXDIR, name, a); }
 static int32_t *loadi(const char *name, size_t *rows, size_t *cols) {
-    Npy a;
-    int rc = npy_read_i64(fx(name), &a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    if (rc) return NULL;
-    int32_t *out = malloc(a.count * sizeof(int32_t));
-    for (size_t i = 0; i < a.count; i++) out[i] = (int32_t)((int64_t *)a.data)[i];
-    *rows = a.shape[0];
-    *cols = a.ndim > 1 ? a.shape[1] : 1;
-    npy_free(&a);
-    return out;
+    return test_fixture_i32(FIXDIR, name, NULL, rows, cols);
 }
 
 static int close_feat(const float *got, const float *ref, size_t n, const char *what) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/err.h"
 #include "test.h"
 
 typedef struct { const char *name, *file; TestFn fn; } TestCase;
@@ -128,6 +129,36 @@ int run_laic(const char *args, const char *out_path, char *err, size_t errn) {
     }
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+const char *test_fixture_path(const char *dir, const char *name) {
+    static char ring[8][512];
+    static int k;
+    char *p = ring[k++ & 7];
+    snprintf(p, 512, "%s/%s.npy", dir, name);
+    return p;
+}
+
+float *test_fixture_f32(const char *dir, const char *name, Npy *a) {
+    memset(a, 0, sizeof *a);
+    int rc = npy_read_f32(test_fixture_path(dir, name), a, -1, NULL);
+    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
+    return rc ? NULL : a->data;
+}
+
+int32_t *test_fixture_i32(const char *dir, const char *name, size_t *count, size_t *rows,
+                          size_t *cols) {
+    Npy a;
+    int rc = npy_read_i64(test_fixture_path(dir, name), &a, -1, NULL);
+    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
+    if (rc) return NULL;
+    int32_t *out = malloc(a.count * sizeof(int32_t));
+    for (size_t i = 0; i < a.count; i++) out[i] = (int32_t)((int64_t *)a.data)[i];
+    if (count) *count = a.count;
+    if (rows) *rows = a.shape[0];
+    if (cols) *cols = a.ndim > 1 ? a.shape[1] : 1;
+    npy_free(&a);
+    return out;
 }
 
 double max_rel_err(const float *a, const float *ref, size_t n) {

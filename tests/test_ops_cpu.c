@@ -21,36 +21,11 @@
 #define RTOL 1e-5
 #define RELMAX 1e-5
 
-static const char *fx(const char *name) {
-    static char ring[8][256];
-    static int k;
-    char *p = ring[k++ & 7];
-    snprintf(p, 256, "tests/fixtures/ops/%s.npy", name);
-    return p;
-}
-
-// A float32 fixture, or NULL after a failed CHECK.
-static float *loadf(const char *name, Npy *a) {
-    memset(a, 0, sizeof *a);
-    int rc = npy_read_f32(fx(name), a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    return rc ? NULL : a->data;
-}
-
-// An integer fixture as a malloc'd int32 array, or NULL after a failed CHECK.
-static int32_t *loadi(const char *name, size_t *n) {
-    Npy a;
-    int rc = npy_read_i64(fx(name), &a, -1, NULL);
-    CHECK(rc == 0, "fixture %s: %s", name, laic_last_error());
-    if (rc) return NULL;
-    int32_t *out = malloc(a.count * sizeof(int32_t));
-    for (size_t i = 0; i < a.count; i++) out[i] = (int32_t)((int64_t *)a.data)[i];
-    *n = a.count;
-    npy_free(&a);
-    return out;
-}
-
 // Compares `got` with fixture `name` under the tolerances above.
+#define FIXDIR "tests/fixtures/ops"
+static float *loadf(const char *name, Npy *a) { return test_fixture_f32(FIXDIR, name, a); }
+static int32_t *loadi(const char *name, size_t *n) { return test_fixture_i32(FIXDIR, name, n, NULL, NULL); }
+
 static int close_to(const float *got, const char *name, size_t n) {
     Npy r;
     const float *ref = loadf(name, &r);
