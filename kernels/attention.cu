@@ -103,6 +103,28 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     }
 }
 
+// Both attention kernels hold a whole head in dynamic shared memory: fail clearly when the
+// device cannot give `smem` bytes, and opt in above 48 KiB (once per process and kernel, to the
+// device maximum).
+static void attention_smem_optin(const void *kernel, int *raised, const char *who, size_t smem,
+                                 int T, int hs) {
+    int dev = 0, optin = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (smem > (size_t)optin) {
+        fprintf(stderr,
+                "laic: fatal: %s: T=%d, head size %d need %zu bytes of shared "
+                "memory, the device allows %d ---> HINT: this kernel holds a whole head "
+                "(T <= 77 for CLIP)\n",
+                who, T, hs, smem, optin);
+        exit(1);
+    }
+    if (!*raised) {
+        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+        *raised = 1;
+    }
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                        int causal) {
     cudaAssert(B >= 0 && T >= 0 && NH > 0 && C > 0 && C % NH == 0, "attention needs C = NH*hs");
@@ -110,24 +132,9 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     cudaAssert((size_t)B * NH <= 0x7fffffffu, "too many (batch, head) blocks");
     const size_t smem = attention_smem_bytes(T, C / NH);
 
-    int dev = 0, optin = 0;
-    cudaCheck(cudaGetDevice(&dev));
-    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (smem > (size_t)optin) {
-        fprintf(stderr,
-                "laic: fatal: attention_forward: T=%d, head size %d need %zu bytes of shared "
-                "memory, the device allows %d ---> HINT: this kernel holds a whole head "
-                "(T <= 77 for CLIP)\n",
-                T, C / NH, smem, optin);
-        exit(1);
-    }
-    // Above 48 KiB a block must opt in; set once per process to the device maximum.
     static int raised;
-    if (!raised) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel1,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
-        raised = 1;
-    }
+    attention_smem_optin((const void *)attention_forward_kernel1, &raised, "attention_forward",
+                         smem, T, C / NH);
     attention_forward_kernel1<<<(unsigned int)(B * NH), ATT_THREADS, smem>>>(out, att, qkv, T, C,
                                                                              NH, causal);
     launchCheck();
@@ -212,23 +219,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     if (B == 0 || T == 0) return;
     cudaAssert((size_t)B * NH <= 0x7fffffffu, "too many (batch, head) blocks");
     const size_t smem = attention_backward_smem_bytes(T, C / NH);
-    int dev = 0, optin = 0;
-    cudaCheck(cudaGetDevice(&dev));
-    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (smem > (size_t)optin) {
-        fprintf(stderr,
-                "laic: fatal: attention_backward: T=%d, head size %d need %zu bytes of shared "
-                "memory, the device allows %d ---> HINT: this kernel holds a whole head "
-                "(T <= 77 for CLIP)\n",
-                T, C / NH, smem, optin);
-        exit(1);
-    }
     static int raised;
-    if (!raised) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_kernel1,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
-        raised = 1;
-    }
+    attention_smem_optin((const void *)attention_backward_kernel1, &raised, "attention_backward",
+                         smem, T, C / NH);
     attention_backward_kernel1<<<(unsigned int)(B * NH), ATT_THREADS, smem>>>(dqkv, dout, qkv,
                                                                               att, T, C, NH,
                                                                               causal);
