@@ -83,6 +83,34 @@ __device__ __forceinline__ float sqdist_of(float x2, float dot, float c2) {
     return __fadd_rn(__fsub_rn(x2, __fmul_rn(2.0f, dot)), c2);
 }
 
+// Nearest centre of one row, by the whole warp: each lane scans centres lane, lane+32, ...
+// (dots (K) = x·c, cc (K) = ||c||^2, x2 = ||x||^2), then a butterfly keeps the smallest
+// distance, ties to the lowest index. On return every lane holds *best and *bj (INT_MAX when
+// no distance was finite).
+__device__ inline void warp_nearest_centre(float *best_out, int *bj_out, const float *di,
+                                           const float *cc, float x2, int K, int lane) {
+    float best = INFINITY;
+    int bj = INT_MAX;   // "none yet": loses every tie
+    for (int j = lane; j < K; j += 32) {
+        const float t = sqdist_of(x2, di[j], cc[j]);
+        if (t < best) {
+            best = t;
+            bj = j;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+        if (ob < best || (ob == best && oj < bj)) {
+            best = ob;
+            bj = oj;
+        }
+    }
+    *best_out = best;
+    *bj_out = bj;
+}
+
+
 __global__ static void sqdist_epilogue_kernel1(float *D, const float *xx, const float *cc, int R,
                                                int K) {
     const size_t total = (size_t)R * K;
@@ -114,23 +142,9 @@ __global__ static void kmeans_argmin_kernel1(int64_t *labels, float *mind, const
     if (row >= R) return;
     const float *di = dots + (size_t)row * K;
     const float x2 = xx[row];
-    float best = INFINITY;
-    int bj = INT_MAX;   // "none yet": loses every tie
-    for (int j = lane; j < K; j += 32) {
-        const float t = sqdist_of(x2, di[j], cc[j]);
-        if (t < best) {
-            best = t;
-            bj = j;
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-        if (ob < best || (ob == best && oj < bj)) {
-            best = ob;
-            bj = oj;
-        }
-    }
+    float best;
+    int bj;
+    warp_nearest_centre(&best, &bj, di, cc, x2, K, lane);
     if (lane == 0) {
         labels[row] = bj == INT_MAX ? 0 : bj;   // no finite distance: centre 0, as the CPU
         mind[row] = best > 0.0f ? best : 0.0f;
@@ -314,23 +328,9 @@ __global__ static void kmb_assign_kernel1(int64_t *labels, float *mind, unsigned
     const float *di = dots + (size_t)row * Rn * K + (size_t)rl * K;
     const float *cr = cc + (size_t)r * K;
     const float x2 = xx[r0 + row];
-    float best = INFINITY;
-    int bj = INT_MAX;
-    for (int j = lane; j < K; j += 32) {
-        const float t = sqdist_of(x2, di[j], cr[j]);
-        if (t < best) {
-            best = t;
-            bj = j;
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-        if (ob < best || (ob == best && oj < bj)) {
-            best = ob;
-            bj = oj;
-        }
-    }
+    float best;
+    int bj;
+    warp_nearest_centre(&best, &bj, di, cr, x2, K, lane);
     if (lane == 0) {
         const size_t e = (size_t)r * N + r0 + row;
         const int64_t lab = bj == INT_MAX ? 0 : bj;
