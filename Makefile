@@ -71,8 +71,12 @@ TEST_GPU_SRC := $(wildcard tests/gpu/*.c)
 CU_SRC     := $(wildcard kernels/*.cu)
 
 ifeq ($(USE_CUDA),1)
-  CFLAGS_BASE += -DLAIC_CUDA=1
-  NVCCFLAGS ?= -O3 -std=c++17 -Ihost -Ikernels --use_fast_math -lineinfo \
+  # Every launch, copy and cuBLAS call goes to the calling thread's default stream
+  # (cudaStreamPerThread), not the legacy NULL stream: the legacy stream cannot be captured
+  # into a CUDA graph (the trainer's step is). C files that call the runtime get the same
+  # meaning of stream 0 through the macro.
+  CFLAGS_BASE += -DLAIC_CUDA=1 -DCUDA_API_PER_THREAD_DEFAULT_STREAM=1
+  NVCCFLAGS ?= -O3 -std=c++17 -Ihost -Ikernels --use_fast_math -lineinfo --default-stream per-thread \
                -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                -Xcompiler -Wall,-Werror,-Wno-unused-parameter -Werror all-warnings
   CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcusolver \

@@ -31,6 +31,7 @@ cublasHandle_t cluster_cublas(void) {
     if (!h) {
         cublasCheck(cublasCreate(&h));
         cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));   // no TF32 for the solvers
+        cublasCheck(cublasSetStream(h, cudaStreamPerThread));     // the kernels' stream (Makefile)
     }
     return h;
 }

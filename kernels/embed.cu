@@ -171,7 +171,8 @@ void pos_add_backward(float *dembeds, float *dpos, const float *dout, int B, int
         launchCheck();
     }
     if (dembeds != dout)
-        cudaCheck(cudaMemcpy(dembeds, dout, total * sizeof(float), cudaMemcpyDeviceToDevice));
+        cudaCheck(cudaMemcpyAsync(dembeds, dout, total * sizeof(float), cudaMemcpyDeviceToDevice,
+                                  cudaStreamPerThread));
 }
 
 // Forward: out[b] = inp[b, idx[b]]  =>  dinp[b, t] = t == idx[b] ? dout[b] : 0 (overwrite), one

@@ -36,6 +36,9 @@ static cublasHandle_t cublas_handle(void) {
         cublasCheck(cublasCreate(&g_cublas));
         // Explicit: TF32 only when the tf32 algorithm asks for it per call (parity by default).
         cublasCheck(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
+        // The library was not built with --default-stream per-thread: name the stream the
+        // kernels use (see the Makefile), so cuBLAS calls order with them and can be captured.
+        cublasCheck(cublasSetStream(g_cublas, cudaStreamPerThread));
     }
     return g_cublas;
 }

@@ -9,8 +9,10 @@
  *   last-error, and returns NULL. Other CUDA failures (a copy to a bad pointer, a lost device)
  *   are programming or system errors and stop the program via cudaCheck.
  * - ops_cuda_device_count never fails: no driver, no device, or a driver too old all count 0.
- * - Copies are synchronous (cudaMemcpy on the default stream), so a to_host result is ready
- *   when the call returns; kernels are asynchronous and ordered on the same stream.
+ * - One stream: the calling thread's default stream (built with --default-stream per-thread,
+ *   see the Makefile). to_device and to_host are synchronous (cudaMemcpy), so a to_host result
+ *   is ready when the call returns; copy, memset0 and kernels are asynchronous and ordered on
+ *   that stream, and so may be captured into a CUDA graph.
  *
  * Status: compiled for sm_90, unverified on hardware.
  */
@@ -50,12 +52,15 @@ static void cuda_to_host(void *dst_host, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst_host, src, bytes, cudaMemcpyDeviceToHost));
 }
 
+// copy and memset0 stay inside the device and are ordered by the stream like any kernel, so
+// they are asynchronous (and can be captured into a CUDA graph); to_device/to_host are not.
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && dst != src) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+    if (bytes && dst != src)
+        cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cudaStreamPerThread));
 }
 
 static void cuda_memset0(void *p, size_t bytes) {
-    if (bytes) cudaCheck(cudaMemset(p, 0, bytes));
+    if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, cudaStreamPerThread));
 }
 
 static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
