@@ -152,6 +152,46 @@ typedef struct OpsBackend {
     // scores == 1 (mask may be NULL)
     void (*knn_filter_forward)(float *scores, uint8_t *mask, const int64_t *idx,
                                const int64_t *labels, int N, int k);
+
+    // --- prompt learning (host/trainer.c). CPU in host/cpu/train_ops.c (wrapping host/train.c
+    // and host/augment.c, the references), CUDA in kernels/train.cu and kernels/augment.cu.
+    // dst row r (row_len floats) = src row r, for rows 0..rows-1 at strides dst_stride and
+    // src_stride (in floats); rows must not overlap
+    void (*strided_copy)(float *dst, size_t dst_stride, const float *src, size_t src_stride,
+                         int rows, size_t row_len);
+    // pixels (2b,3,S,S) = the trainer's views: row j < b is the weak, row b + j the strong view
+    // of sample index[j], made from the HOST image imgs[j] (H[j],W[j],3) RGB8, keyed by
+    // (seed, epoch, index[j]) exactly as augment_view, then CLIP-normalised as image_normalize.
+    // imgs, H, W and index are host arrays of b entries; pixels is backend memory. Synchronous.
+    // Returns -1 with an error recorded (device out of memory, image too large).
+    int (*train_views_forward)(float *pixels, const uint8_t *const *imgs, const int *H,
+                               const int *W, const size_t *index, int b, int S, uint64_t seed,
+                               uint64_t epoch);
+    // The SPEC §7 loss of one batch and its gradient (host/train.h train_loss):
+    //   F (2b,E) normalised view features, weak rows 0..b-1 then strong rows b..2b-1;
+    //   W (K,E) normalised class features; yhat (b) int32 in [0,K) where hq (not checked here:
+    //   the trainer checks every pseudo-label once); hq (b) uint8 1 = high-quality;
+    //   dW (K,E) = dL/dW [overwrites]; terms (6) double = {total, gce, mse, entropy, n_hq, n_u}
+    //   (LossValue's fields). mask: bit 0 gce, bit 1 mse, bit 2 entropy (LossConfig.use_*);
+    //   q, alpha, beta, scale as LossConfig.
+    void (*prompt_loss_forward_backward)(double *terms, float *dW, const float *F,
+                                         const float *W, const int32_t *yhat, const uint8_t *hq,
+                                         int b, int K, int E, int mask, double q, double alpha,
+                                         double beta, double scale);
+    // One torch.optim.SGD step on n floats in place, exactly host/train.h sgd_step with
+    // *have_buf = have_buf: d = g + wd·p; buf = have_buf ? momentum·buf + d : d; p -= lr·buf.
+    // lr (1) is in backend memory, so a captured step reads the current epoch's rate.
+    void (*sgd_forward)(float *p, float *buf, const float *g, const double *lr, size_t n,
+                        double momentum, double weight_decay, int have_buf);
+
+    // --- CUDA graphs: NULL on backends without them (the caller then just calls fn) ---------
+    // Records the ops that fn(ctx) issues, without running them, into a replayable graph.
+    // fn must only launch ops (no to_device/to_host/alloc/synchronize). NULL with an error
+    // recorded when the capture fails.
+    void *(*graph_capture)(void (*fn)(void *ctx), void *ctx);
+    // Replays a captured graph, ordered after the ops before it and before those after it.
+    int (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -69,7 +69,7 @@ static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 44 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 51 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -117,6 +117,15 @@ extern "C" const OpsBackend ops_cuda = {
     kmeans_rowdist_forward,
     knn_topk_forward,
     knn_filter_forward,
+    // prompt learning (kernels/train.cu, kernels/augment.cu) and graphs: being written
+    // (issue 7); NULL entries until then, which the trainer refuses on this backend
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 // --- devices -------------------------------------------------------------------------------

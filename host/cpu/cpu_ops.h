@@ -55,4 +55,17 @@ void gather_rows_backward_cpu(float *dinp, const float *dout, const int32_t *idx
  * the current setting). Returns the count now in effect. */
 int cpu_set_threads(int n);
 
+// train_ops.c (prompt learning; the references are host/train.c and host/augment.c)
+void strided_copy_cpu(float *dst, size_t dst_stride, const float *src, size_t src_stride,
+                      int rows, size_t row_len);
+int train_views_forward_cpu(float *pixels, const uint8_t *const *imgs, const int *H,
+                            const int *W, const size_t *index, int b, int S, uint64_t seed,
+                            uint64_t epoch);
+void prompt_loss_forward_backward_cpu(double *terms, float *dW, const float *F, const float *W,
+                                      const int32_t *yhat, const uint8_t *hq, int b, int K,
+                                      int E, int mask, double q, double alpha, double beta,
+                                      double scale);
+void sgd_forward_cpu(float *p, float *buf, const float *g, const double *lr, size_t n,
+                     double momentum, double weight_decay, int have_buf);
+
 #endif

@@ -85,4 +85,9 @@ const OpsBackend ops_cpu = {
     .kmeans_rowdist_forward = kmeans_rowdist_forward_cpu,
     .knn_topk_forward = knn_topk_forward_cpu,
     .knn_filter_forward = knn_filter_forward_cpu,
+    .strided_copy = strided_copy_cpu,
+    .train_views_forward = train_views_forward_cpu,
+    .prompt_loss_forward_backward = prompt_loss_forward_backward_cpu,
+    .sgd_forward = sgd_forward_cpu,
+    // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
 };
