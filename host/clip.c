@@ -23,6 +23,11 @@
  *   the gradient buffers. clip_text_backward then runs the tower backwards without recomputing
  *   anything. An inference model allocates none of it and runs the very same op sequence.
  *
+ * - One code path: the *_dev entry points only enqueue ops on backend pointers (no host copy,
+ *   no synchronisation: a CUDA graph can capture them); the host-pointer functions are thin
+ *   wrappers (copy in, _dev, copy out, synchronise). The EOT indices a forward gathered with are
+ *   remembered (bwd_eot) for the backward's scatter, so nothing is re-uploaded there.
+ *
  * Letters (clip.h): B batch, T tokens in the running sequence, C width, H MLP width,
  * NH heads, S image size, P patch, G = S/P, NP = G*G patches, L context, E embed dim.
  */
@@ -93,6 +98,7 @@ struct ClipModel {
     TrainActs t;
     float *train_mem;      // the one training allocation (backend memory)
     int bwd_B, bwd_T, bwd_Tr;   // the last text forward: batch, caller's length, truncated length
+    const int32_t *bwd_eot;     // (bwd_B) its EOT positions, backend memory (the backward's gather)
 };
 
 static int imax(int a, int b) { return a > b ? a : b; }
@@ -388,7 +394,7 @@ static int check_batch(const ClipModel *m, int B) {
     return 0;
 }
 
-int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
+int clip_encode_images_dev(ClipModel *m, const float *pixels, int B, float *out) {
     if (check_batch(m, B)) return -1;
     const OpsBackend *o = m->ops;
     const ClipConfig *c = &m->cfg;
@@ -397,9 +403,8 @@ int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
     int S = c->image_size, P = c->patch_size, G = S / P, NP = G * G, T = NP + 1;
     int C = c->vision_width;
 
-    o->to_device(a->pixels, pixels, (size_t)B * 3 * S * S * sizeof(float));
     // conv1 (kernel = stride = P, no bias) as im2col + matmul
-    o->im2col_forward(a->patches, a->pixels, B, S, P);
+    o->im2col_forward(a->patches, pixels, B, S, P);
     o->matmul_forward(a->tmp, a->patches, w->conv1_w, NULL, B * NP, 3 * P * P, C);
     o->vision_embed_forward(a->x, a->tmp, w->class_emb, w->vis_pos, B, NP, C);
     // ln_pre: written to ln, which then is the residual stream (x becomes the scratch)
@@ -409,13 +414,22 @@ int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
         block_forward(m, &w->vblocks[l], x, a->x, B, T, C, c->vision_heads, c->vision_mlp, 0,
                       NULL);
     m->bwd_B = 0;   // the shared activations (pooled) no longer hold a text forward
-    // class token -> ln_post -> proj
+    // class token -> ln_post -> proj (memset0 is an op, asynchronous on a device: capturable)
     int32_t *idx = m->dev_ints;   // (B) zeros
     o->memset0(idx, (size_t)B * sizeof(int32_t));
     o->gather_rows_forward(a->pooled, x, idx, B, T, C);
     o->layernorm_forward(a->pooled_ln, NULL, NULL, a->pooled, w->ln_post_w, w->ln_post_b, B, C);
-    o->matmul_forward(a->feat, a->pooled_ln, w->vis_proj, NULL, B, C, c->embed_dim);
-    o->to_host(out, a->feat, (size_t)B * c->embed_dim * sizeof(float));
+    o->matmul_forward(out, a->pooled_ln, w->vis_proj, NULL, B, C, c->embed_dim);
+    return 0;
+}
+
+int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
+    if (check_batch(m, B)) return -1;
+    const OpsBackend *o = m->ops;
+    const ClipConfig *c = &m->cfg;
+    o->to_device(m->a.pixels, pixels, (size_t)B * 3 * c->image_size * c->image_size * sizeof(float));
+    if (clip_encode_images_dev(m, m->a.pixels, B, m->a.feat)) return -1;
+    o->to_host(out, m->a.feat, (size_t)B * c->embed_dim * sizeof(float));
     o->synchronize();
     return 0;
 }
@@ -424,8 +438,10 @@ int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out) {
 // layer-0 slot in training mode, so the backward finds every layer's input).
 static float *text_x0(ClipModel *m) { return m->train_mem ? m->t.x : m->a.x; }
 
-// Shared tail of both text entry points: text_x0 (B,T,Ct) already holds embeddings + positions.
-static void text_tail(ClipModel *m, const int32_t *host_eot, int B, int T, float *out) {
+// Shared tail of every text entry point: text_x0 (B,T,Ct) already holds embeddings +
+// positions; eot (B) int32 in backend memory, every entry < T; out (B,E) backend memory. Ops
+// only: no host copy, no synchronisation. Records the forward for the backward.
+static void text_tail(ClipModel *m, const int32_t *eot, int B, int T, float *out) {
     const OpsBackend *o = m->ops;
     const ClipConfig *c = &m->cfg;
     const ClipWeights *w = &m->w;
@@ -440,14 +456,19 @@ static void text_tail(ClipModel *m, const int32_t *host_eot, int B, int T, float
         if (m->train_mem) x = s.x_out;
     }
     // ln_final is per row, so gathering the EOT rows first gives the same result on B rows
-    int32_t *idx = m->dev_ints + (size_t)m->max_batch * c->context_length;   // (B)
-    o->to_device(idx, host_eot, (size_t)B * sizeof(int32_t));
-    o->gather_rows_forward(a->pooled, x, idx, B, T, C);
+    o->gather_rows_forward(a->pooled, x, eot, B, T, C);
     float *mf = m->train_mem ? m->t.stat_f : NULL, *rf = m->train_mem ? m->t.stat_f + B : NULL;
     o->layernorm_forward(a->pooled_ln, mf, rf, a->pooled, w->ln_final_w, w->ln_final_b, B, C);
-    o->matmul_forward(a->feat, a->pooled_ln, w->text_proj, NULL, B, C, c->embed_dim);
-    o->to_host(out, a->feat, (size_t)B * c->embed_dim * sizeof(float));
-    o->synchronize();
+    o->matmul_forward(out, a->pooled_ln, w->text_proj, NULL, B, C, c->embed_dim);
+    m->bwd_B = B;
+    m->bwd_T = T;
+    m->bwd_Tr = T;
+    m->bwd_eot = eot;
+}
+
+// The host wrappers' EOT slot in backend memory (after the B*L token ids).
+static int32_t *eot_slot(ClipModel *m) {
+    return m->dev_ints + (size_t)m->max_batch * m->cfg.context_length;
 }
 
 int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *out) {
@@ -479,10 +500,34 @@ int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *o
     o->to_device(m->dev_ints, tok, (size_t)B * T * sizeof(int32_t));
     o->token_embed_forward(text_x0(m), m->dev_ints, m->w.tok_emb, m->w.txt_pos, B, T,
                            c->text_width);
-    text_tail(m, eot, B, T, out);
-    m->bwd_B = B;
-    m->bwd_T = L;
-    m->bwd_Tr = T;
+    o->to_device(eot_slot(m), eot, (size_t)B * sizeof(int32_t));
+    text_tail(m, eot_slot(m), B, T, m->a.feat);
+    m->bwd_T = L;   // the backward pads dembeds to the caller's length
+    o->to_host(out, m->a.feat, (size_t)B * c->embed_dim * sizeof(float));
+    o->synchronize();
+    return 0;
+}
+
+int clip_encode_text_embeds_dev(ClipModel *m, const float *embeds, const int32_t *eot, int B,
+                                int T, int T_run, float *out) {
+    if (check_batch(m, B)) return -1;
+    const ClipConfig *c = &m->cfg;
+    if (T < 1 || T > c->context_length || T_run < 1 || T_run > T)
+        return laic_error("clip: prompt length %d / run length %d outside 1 <= run <= length <= "
+                          "%d (the context length)", T, T_run, c->context_length);
+    const OpsBackend *o = m->ops;
+    int C = c->text_width;
+    float *x0 = text_x0(m);
+    if (T_run == T) {
+        o->pos_add_forward(x0, embeds, m->w.txt_pos, B, T, C);
+    } else {   // keep positions 0..T_run-1 of each row, contiguous (backend copies: capturable)
+        size_t row = (size_t)T_run * C;
+        for (int b = 0; b < B; b++)
+            o->copy(x0 + b * row, embeds + (size_t)b * T * C, row * sizeof(float));
+        o->pos_add_forward(x0, x0, m->w.txt_pos, B, T_run, C);
+    }
+    text_tail(m, eot, B, T_run, out);
+    m->bwd_T = T;
     return 0;
 }
 
@@ -503,45 +548,50 @@ int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eo
     const OpsBackend *o = m->ops;
     int C = c->text_width;
     size_t row = (size_t)Tr * C;
+    // the truncated rows go straight to the forward's input slot, so _dev runs in place there
     float *x0 = text_x0(m);
     for (int b = 0; b < B; b++)
         o->to_device(x0 + b * row, embeds + (size_t)b * T * C, row * sizeof(float));
-    o->pos_add_forward(x0, x0, m->w.txt_pos, B, Tr, C);
-    text_tail(m, eot, B, Tr, out);
-    m->bwd_B = B;
-    m->bwd_T = T;
-    m->bwd_Tr = Tr;
+    o->to_device(eot_slot(m), eot, (size_t)B * sizeof(int32_t));
+    if (clip_encode_text_embeds_dev(m, x0, eot_slot(m), B, Tr, Tr, m->a.feat)) return -1;
+    m->bwd_T = T;   // the backward pads dembeds to the caller's length
+    o->to_host(out, m->a.feat, (size_t)B * c->embed_dim * sizeof(float));
+    o->synchronize();
     return 0;
 }
 
 // --- text backward --------------------------------------------------------------------------
 // The forward above, read bottom-up; each step quotes the forward line it differentiates.
-int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
+// Checks that a backward can follow (host state only).
+static int check_backward(const ClipModel *m) {
     if (!m->train_mem)
         return laic_error("clip: text backward needs a training model ---> HINT: create it "
                           "with clip_model_create_train");
     if (m->bwd_B < 1)
         return laic_error("clip: text backward without a preceding text forward");
+    return 0;
+}
+
+// Everything but the positional embedding: leaves d x0 (B,Tr,C) in t->dx. dfe (B,E) is the
+// feature gradient in backend memory. Ops only.
+static void text_backward_core(ClipModel *m, const float *dfe) {
     const OpsBackend *o = m->ops;
     const ClipConfig *c = &m->cfg;
     const ClipWeights *w = &m->w;
     const ClipActs *a = &m->a;
     TrainActs *t = &m->t;
-    int B = m->bwd_B, T = m->bwd_Tr, Tu = m->bwd_T;
+    int B = m->bwd_B, T = m->bwd_Tr;
     int C = c->text_width, E = c->embed_dim, H = c->text_mlp, NH = c->text_heads;
     int N = B * T;
-    float *dfe = t->dsmall;                         // (B,E)
-    float *dpln = dfe + (size_t)B * E;              // (B,C)
+    float *dpln = t->dsmall + (size_t)B * E;        // (B,C)
     float *dpool = dpln + (size_t)B * C;            // (B,C)
-    o->to_device(dfe, dfeat, (size_t)B * E * sizeof(float));
     // feat = matmul(pooled_ln, text_proj)
     o->matmul_backward(dpln, dfe, w->text_proj, B, C, E);
     // pooled_ln = layernorm(pooled, ln_final)   (layernorm_backward accumulates: zero first)
     o->memset0(dpool, (size_t)B * C * sizeof(float));
     o->layernorm_backward(dpool, dpln, a->pooled, w->ln_final_w, t->stat_f, t->stat_f + B, B, C);
     // pooled = gather_rows(x, eot)
-    const int32_t *idx = m->dev_ints + (size_t)m->max_batch * c->context_length;
-    o->gather_rows_backward(t->dx, dpool, idx, B, T, C);
+    o->gather_rows_backward(t->dx, dpool, m->bwd_eot, B, T, C);
     for (int l = c->text_layers - 1; l >= 0; l--) {
         const ClipBlockWeights *bw = &w->tblocks[l];
         BlockSave s = train_slots(m, l, B, T);
@@ -564,15 +614,39 @@ int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
         // ln = layernorm(x_in, ln_1)
         o->layernorm_backward(t->dx, t->dln, x_in, bw->ln_1_w, s.mean1, s.rstd1, N, C);
     }
+}
+
+int clip_text_backward_dev(ClipModel *m, const float *dfeat, float *dembeds) {
+    if (check_backward(m)) return -1;
+    const OpsBackend *o = m->ops;
+    TrainActs *t = &m->t;
+    int B = m->bwd_B, T = m->bwd_Tr, Tu = m->bwd_T, C = m->cfg.text_width;
+    text_backward_core(m, dfeat);
     // x0 = pos_add(embeds, txt_pos): dembeds = dx (the positions are frozen)
+    if (Tu == T) {
+        o->pos_add_backward(dembeds, NULL, t->dx, B, T, C);
+        return 0;
+    }
     o->pos_add_backward(t->dx, NULL, t->dx, B, T, C);
     // positions past the longest EOT were cut off by the exact causal truncation: gradient 0
     size_t row = (size_t)T * C;
     for (int b = 0; b < B; b++) {
         float *dst = dembeds + (size_t)b * Tu * C;
-        o->to_host(dst, t->dx + b * row, row * sizeof(float));
-        memset(dst + row, 0, (size_t)(Tu - T) * C * sizeof(float));
+        o->copy(dst, t->dx + b * row, row * sizeof(float));
+        o->memset0(dst + row, (size_t)(Tu - T) * C * sizeof(float));
     }
+    return 0;
+}
+
+int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
+    if (check_backward(m)) return -1;
+    const OpsBackend *o = m->ops;
+    TrainActs *t = &m->t;
+    size_t nd = (size_t)m->bwd_B * m->bwd_T * m->cfg.text_width;
+    o->to_device(t->dsmall, dfeat, (size_t)m->bwd_B * m->cfg.embed_dim * sizeof(float));
+    // dln (B,L,C) is free once the core is done: it stages dembeds (B,Tu,C), Tu <= L
+    if (clip_text_backward_dev(m, t->dsmall, t->dln)) return -1;
+    o->to_host(dembeds, t->dln, nd * sizeof(float));
     o->synchronize();
     return 0;
 }
@@ -705,6 +779,8 @@ double clip_text_flop(const ClipConfig *c, int T) {
 // --- bucketed text ------------------------------------------------------------------------------
 
 int clip_model_max_batch(const ClipModel *m) { return m->max_batch; }
+
+const OpsBackend *clip_model_ops(const ClipModel *m) { return m->ops; }
 
 typedef struct { int eot; size_t idx; } EotIdx;
 static int cmp_eot(const void *a, const void *b) {

@@ -121,6 +121,28 @@ int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eo
  * or no text forward preceded (an image forward in between invalidates it). */
 int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds);
 
+/* ---- device-pointer entry points (for the trainer's captured step) ---------------------
+ * The same computation as the host-pointer functions above (those are thin wrappers: copy in,
+ * call these, copy out, synchronise), but every pointer lives in the model's backend memory
+ * (ops->alloc) and nothing is copied to or from the host, nothing is allocated and nothing
+ * synchronises: they only enqueue backend ops, so a CUDA graph can capture them. They return
+ * -1 with an error only on argument checks made on the host before any op is issued.
+ * Results are ready once the backend is synchronised (or ordered after later ops). */
+/* pixels (B,3,S,S) normalised; out (B,E). */
+int clip_encode_images_dev(ClipModel *m, const float *pixels, int B, float *out);
+/* embeds (B,T,Ct) before the positional embedding; eot (B) int32; out (B,E). Runs positions
+ * 0..T_run-1 (1 <= T_run <= T): the CALLER GUARANTEES 0 <= eot[b] < T_run for every b (they
+ * are device values, not checked here; an EOT outside gathers garbage). T_run == T costs one op;
+ * T_run < T adds B row copies. eot must stay valid and unchanged until the backward that follows
+ * (it reads the same positions). */
+int clip_encode_text_embeds_dev(ClipModel *m, const float *embeds, const int32_t *eot, int B,
+                                int T, int T_run, float *out);
+/* Backward of the last text forward: dfeat (B,E) -> dembeds (B,T,Ct) (B, T of that forward;
+ * rows T_run..T-1 get 0). dembeds must not alias dfeat. Errors as clip_text_backward. */
+int clip_text_backward_dev(ClipModel *m, const float *dfeat, float *dembeds);
+/* The backend the model runs on. */
+const OpsBackend *clip_model_ops(const ClipModel *m);
+
 /* ---- precision, memory planning, bucketed text, FLOP counts (host/clip.c) ---------------
  * Precision: "fp32" | "tf32" | "bf16"; GEMM path: "cublas" | "wmma" (wmma needs bf16). Weights
  * stay fp32 in the arena; only the matmul operands change (LayerNorm/softmax statistics and all
