@@ -14,8 +14,9 @@
  *   can never clash with host/cpu's C functions of the same name; C code reaches them only
  *   through the ops_cuda table or the extern "C" entry points in kernels/ops_cuda.h.
  *
- * Everything runs on the legacy default stream, so ops are ordered with each other and with
- * the synchronous cudaMemcpy calls in ops_cuda.cu.
+ * Everything runs on the calling thread's default stream (cudaStreamPerThread; nvcc
+ * --default-stream per-thread, see the Makefile), so ops are ordered with each other and with
+ * the copies in ops_cuda.cu, and a sequence of ops can be captured into a CUDA graph.
  */
 #ifndef LAIC_KERNELS_COMMON_CUH
 #define LAIC_KERNELS_COMMON_CUH
@@ -71,6 +72,15 @@ static inline void cublas_check_impl(cublasStatus_t s, const char *stmt, const c
     } while (0)
 
 // --- small helpers -------------------------------------------------------------------------
+// 1 while the calling thread's default stream is being captured into a CUDA graph (also when
+// the capture was invalidated), else 0. Ops that must allocate or synchronise check it and fail
+// loudly instead of breaking the capture (ops_cuda.graph_capture).
+static inline int stream_is_capturing(void) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    cudaCheck(cudaStreamIsCapturing(cudaStreamPerThread, &st));
+    return st != cudaStreamCaptureStatusNone;
+}
+
 static inline unsigned int ceil_div_u(size_t a, size_t b) {
     return (unsigned int)((a + b - 1) / b);
 }
@@ -135,5 +145,15 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
 void pos_add_backward(float *dembeds, float *dpos, const float *dout, int B, int T, int C);
 void gather_rows_backward(float *dinp, const float *dout, const int32_t *idx, int B, int T,
                           int C);
+// train.cu (prompt learning; the views wrap augment.cu)
+void strided_copy(float *dst, size_t dst_stride, const float *src, size_t src_stride, int rows,
+                  size_t row_len);
+int train_views_forward(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
+                        const size_t *index, int b, int S, uint64_t seed, uint64_t epoch);
+void prompt_loss_forward_backward(double *terms, float *dW, const float *F, const float *W,
+                                  const int32_t *yhat, const uint8_t *hq, int b, int K, int E,
+                                  int mask, double q, double alpha, double beta, double scale);
+void sgd_forward(float *p, float *buf, const float *g, const double *lr, size_t n, double momentum,
+                 double weight_decay, int have_buf);
 
 #endif

@@ -31,14 +31,29 @@ static int g_algo = -1;   // -1: not yet read from LAIC_CUDA_MATMUL
 static const char *const g_algo_names[LAIC_MM_COUNT] = {"fp32", "tf32", "bf16-cublas",
                                                         "bf16-wmma"};
 
+// cuBLAS's workspace, ours (cublasSetWorkspace): without it cuBLAS may allocate one on first
+// use, which is illegal inside a CUDA graph capture (and each capture may get another one).
+// 32 MiB is the size NVIDIA recommends for Hopper. Never freed (one per process, like g_cublas).
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+static void *g_cublas_ws;
+
 static cublasHandle_t cublas_handle(void) {
     if (!g_cublas) {
+        if (stream_is_capturing()) {
+            fprintf(stderr, "laic: fatal: matmul: first cuBLAS use inside a CUDA graph capture "
+                            "(the handle and its workspace must be created outside) ---> HINT: "
+                            "run the step once eagerly before capturing it\n");
+            exit(1);
+        }
         cublasCheck(cublasCreate(&g_cublas));
         // Explicit: TF32 only when the tf32 algorithm asks for it per call (parity by default).
         cublasCheck(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
         // The library was not built with --default-stream per-thread: name the stream the
         // kernels use (see the Makefile), so cuBLAS calls order with them and can be captured.
         cublasCheck(cublasSetStream(g_cublas, cudaStreamPerThread));
+        // After cublasSetStream, which resets the workspace to cuBLAS's own pool.
+        cudaCheck(cudaMalloc(&g_cublas_ws, CUBLAS_WORKSPACE_BYTES));
+        cublasCheck(cublasSetWorkspace(g_cublas, g_cublas_ws, CUBLAS_WORKSPACE_BYTES));
     }
     return g_cublas;
 }
@@ -74,19 +89,33 @@ extern "C" int ops_cuda_get_matmul(void) {
 // Scratch for the bf16 copies of the operands of ops_cuda.matmul_forward in the bf16 modes.
 // Grown on demand, never shrunk; freed at exit by the driver. Converting the weights on every
 // call is the simple, obviously correct first step; the README sketches keeping bf16 weights.
+// Growing is illegal inside a CUDA graph capture (cudaMalloc, cudaDeviceSynchronize): that is
+// a fatal error with a hint (the trainer captures after one eager step, so sizes are final).
+// A buffer a graph was captured with is never freed, since the graph may still be replayed.
 static uint16_t *g_scratch;
 static size_t g_scratch_elems;
+static int g_scratch_in_graph;
 
 static uint16_t *scratch_bf16(size_t elems) {
+    const int capturing = stream_is_capturing();
     if (elems > g_scratch_elems) {
-        if (g_scratch) {
+        if (capturing) {
+            fprintf(stderr, "laic: fatal: matmul: the bf16 operand scratch must grow from %zu to "
+                            "%zu elements while a CUDA graph is being captured ---> HINT: run "
+                            "the same step once eagerly before capturing it\n",
+                    g_scratch_elems, elems);
+            exit(1);
+        }
+        if (g_scratch && !g_scratch_in_graph) {
             cudaCheck(cudaDeviceSynchronize());   // earlier kernels may still read it
             cudaCheck(cudaFree(g_scratch));
         }
         g_scratch = NULL;
+        g_scratch_in_graph = 0;
         cudaCheck(cudaMalloc((void **)&g_scratch, elems * sizeof(uint16_t)));
         g_scratch_elems = elems;
     }
+    if (capturing) g_scratch_in_graph = 1;
     return g_scratch;
 }
 
@@ -319,7 +348,7 @@ extern "C" void ops_cuda_matmul_bf16(float *out, const uint16_t *inp, const uint
     }
     if (K == 0) {
         // cuBLAS leaves C untouched (beta 0 still scales it) for k=0; be explicit: out = 0.
-        cudaCheck(cudaMemset(out, 0, (size_t)M * N * sizeof(float)));
+        cudaCheck(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(float), cudaStreamPerThread));
     } else {
         matmul_cublas_bf16(out, A, W, M, K, N);
     }
@@ -333,7 +362,7 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
     cudaAssert(M >= 0 && K >= 0 && N >= 0, "negative matmul size");
     if (M == 0 || N == 0) return;
     if (K == 0) {
-        cudaCheck(cudaMemset(out, 0, (size_t)M * N * sizeof(float)));
+        cudaCheck(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(float), cudaStreamPerThread));
         bias_add_forward(out, bias, M, N, 0);
         return;
     }
@@ -369,7 +398,7 @@ void matmul_backward(float *dinp, const float *dout, const float *weight, int M,
     if (M == 0 || K == 0) return;
     const float one = 1.0f, zero = 0.0f;
     if (N == 0) {
-        cudaCheck(cudaMemset(dinp, 0, (size_t)M * K * sizeof(float)));
+        cudaCheck(cudaMemsetAsync(dinp, 0, (size_t)M * K * sizeof(float), cudaStreamPerThread));
         return;
     }
     cublasCheck(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K,

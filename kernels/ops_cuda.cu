@@ -13,13 +13,35 @@
  *   see the Makefile). to_device and to_host are synchronous (cudaMemcpy), so a to_host result
  *   is ready when the call returns; copy, memset0 and kernels are asynchronous and ordered on
  *   that stream, and so may be captured into a CUDA graph.
+ * - graph_capture records fn's ops on that stream (thread-local capture mode) and returns an
+ *   instantiated cudaGraphExec_t; alloc/free/to_device/to_host/synchronize called inside fn
+ *   do nothing and make the capture fail with one error line (the stream is never left
+ *   capturing, CUDA's error state is cleared), so the backend stays usable.
  *
  * Status: compiled for sm_90, unverified on hardware.
  */
 #include "cluster.cuh"   // includes common.cuh
 
+// --- graph capture guard ----------------------------------------------------------------------
+// While graph_capture runs its fn on this thread, the memory functions that cannot be captured
+// (they allocate, free, synchronise or touch host memory) do nothing and record their name
+// here; graph_capture then fails with one error line and the backend stays usable. Without
+// this guard a to_host inside fn would invalidate the capture and stop the program in cudaCheck.
+static thread_local int g_in_capture;
+static thread_local const char *g_capture_violation;
+
+static int capture_refuses(const char *what) {
+    if (!g_in_capture) return 0;
+    if (!g_capture_violation) g_capture_violation = what;
+    return 1;
+}
+
 // --- memory ---------------------------------------------------------------------------------
 static void *cuda_alloc(size_t bytes) {
+    if (capture_refuses("alloc")) {
+        laic_error("cuda: alloc inside a CUDA graph capture");
+        return NULL;
+    }
     void *p = NULL;
     // Zero bytes still gets a distinct pointer, so NULL means only "failed" (as ops_cpu).
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
@@ -41,14 +63,17 @@ static void *cuda_alloc(size_t bytes) {
 }
 
 static void cuda_free(void *p) {
+    if (capture_refuses("free")) return;   // leaked: fn broke the rule (host/ops.h)
     if (p) cudaCheck(cudaFree(p));
 }
 
 static void cuda_to_device(void *dst, const void *src_host, size_t bytes) {
+    if (capture_refuses("to_device")) return;
     if (bytes) cudaCheck(cudaMemcpy(dst, src_host, bytes, cudaMemcpyHostToDevice));
 }
 
 static void cuda_to_host(void *dst_host, const void *src, size_t bytes) {
+    if (capture_refuses("to_host")) return;
     if (bytes) cudaCheck(cudaMemcpy(dst_host, src, bytes, cudaMemcpyDeviceToHost));
 }
 
@@ -63,7 +88,71 @@ static void cuda_memset0(void *p, size_t bytes) {
     if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, cudaStreamPerThread));
 }
 
-static void cuda_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
+static void cuda_synchronize(void) {
+    if (capture_refuses("synchronize")) return;
+    cudaCheck(cudaDeviceSynchronize());
+}
+
+// --- CUDA graphs ------------------------------------------------------------------------------
+// Capture on the per-thread default stream every op uses, in thread-local mode (only this
+// thread's unsafe calls break it). On any failure: end the capture if it is still open, drop
+// what was captured, clear the error state, record one line, return NULL.
+static void *cuda_graph_capture(void (*fn)(void *ctx), void *ctx) {
+    if (g_in_capture || stream_is_capturing()) {
+        laic_error("cuda graph: capture failed: a capture is already in progress on this thread");
+        return NULL;
+    }
+    cudaError_t e = cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        laic_error("cuda graph: capture failed: %s", cudaGetErrorString(e));
+        return NULL;
+    }
+    g_in_capture = 1;
+    g_capture_violation = NULL;
+    fn(ctx);
+    g_in_capture = 0;
+    const char *violation = g_capture_violation;
+    g_capture_violation = NULL;
+    cudaGraph_t graph = NULL;
+    e = cudaStreamEndCapture(cudaStreamPerThread, &graph);
+    if (stream_is_capturing()) {   // EndCapture refused (wrong thread?): never leave it open
+        cudaGraph_t g2 = NULL;
+        (void)cudaStreamEndCapture(cudaStreamPerThread, &g2);
+        if (g2) (void)cudaGraphDestroy(g2);
+    }
+    cudaGraphExec_t exec = NULL;
+    if (e == cudaSuccess && !violation && graph) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaCheck(cudaGraphDestroy(graph));   // the executable keeps what it needs
+    if (violation || e != cudaSuccess || !exec) {
+        if (exec) cudaCheck(cudaGraphExecDestroy(exec));
+        (void)cudaGetLastError();   // capture errors must not fail the next launchCheck
+        if (violation)
+            laic_error("cuda graph: capture failed: the captured function called %s (only ops "
+                       "may be captured) ---> HINT: move copies to/from the host, allocations "
+                       "and synchronisation out of the captured step",
+                       violation);
+        else
+            laic_error("cuda graph: capture failed: %s",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "empty graph");
+        return NULL;
+    }
+    return (void *)exec;
+}
+
+static int cuda_graph_launch(void *graph) {
+    if (!graph) return laic_error("cuda graph: launch of a NULL graph");
+    cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)graph, cudaStreamPerThread);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return laic_error("cuda graph: launch failed: %s", cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+static void cuda_graph_free(void *graph) {
+    if (graph) cudaCheck(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
 
 // --- the table ------------------------------------------------------------------------------
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
@@ -117,15 +206,15 @@ extern "C" const OpsBackend ops_cuda = {
     kmeans_rowdist_forward,
     knn_topk_forward,
     knn_filter_forward,
-    // prompt learning (kernels/train.cu, kernels/augment.cu) and graphs: being written
-    // (issue 7); NULL entries until then, which the trainer refuses on this backend
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
+    // prompt learning (kernels/train.cu; the views wrap kernels/augment.cu)
+    strided_copy,
+    train_views_forward,
+    prompt_loss_forward_backward,
+    sgd_forward,
+    // CUDA graphs (above)
+    cuda_graph_capture,
+    cuda_graph_launch,
+    cuda_graph_free,
 };
 
 // --- devices -------------------------------------------------------------------------------
