@@ -3,7 +3,9 @@
  * lowest index), computed tile by tile (never the N×N matrix).
  *
  * Writes idx [N,k] int64 (and sims [N,k] float32) atomically, only on success. Errors are one
- * line naming the file: unreadable input, NaN/Inf, k outside [1, N-1].
+ * line naming the file: unreadable input, NaN/Inf, k outside [1, N-1]; an unknown --precision
+ * is a one-line usage error. --precision bf16 on CUDA runs the fused GEMM + top-k kernel
+ * (kernels/knn.cu, knn_topk_forward_kernel2) when k <= 48.
  */
 #include <stdlib.h>
 
@@ -21,6 +23,9 @@ int cmd_knn(int argc, char **argv) {
         {"--sims-out", "S.npy", NULL, "output cosine similarities [N,k] float32", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
         {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
+        {"--precision", "P", NULL,
+         "CUDA similarity precision: fp32 (exact path), tf32, or bf16 (fused GEMM + top-k, exact "
+         "re-rank); default $LAIC_KNN_PRECISION or fp32. The CPU always computes fp32", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "knn", "Cosine top-k neighbours (self excluded), tiled.", opts, n,
@@ -32,6 +37,8 @@ int cmd_knn(int argc, char **argv) {
         return cli_fail(2);
     const char *in = cli_get(opts, n, "--in"), *out = cli_get(opts, n, "--out");
     const char *sout = cli_get(opts, n, "--sims-out");
+    const char *prec = cli_get(opts, n, "--precision");
+    if (prec && knn_set_precision(prec)) return cli_fail(2);   // "knn: unknown precision '…'"
     cluster_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);

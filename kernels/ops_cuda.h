@@ -53,6 +53,19 @@ void ops_cuda_matmul_bf16(float *out, const uint16_t *inp, const uint16_t *weigh
 void ops_cuda_set_bf16_weights(const float *base, size_t n, const uint16_t *bf16);
 void ops_cuda_clear_bf16_weights(const float *base);
 
+/* kNN kernel choice for ops_cuda.knn_topk_forward (kernels/knn.cu): 0 auto (the fused bf16
+ * GEMM + top-k kernel when knn_precision() is bf16 and k fits, else the tiled path), 1 the
+ * tiled GEMM-then-select path at knn_precision() (the reference and bench baseline), 2 the
+ * fused kernel whatever the precision (bf16 candidates, exact re-rank). Without a call the
+ * environment variable LAIC_KNN_KERNEL ("1" or "2"; anything else: auto) is read once.
+ * set returns -1 with an error for a value outside 0..2. */
+int ops_cuda_knn_set_kernel(int v);
+int ops_cuda_knn_kernel(void);
+/* Candidates per row the fused kernel keeps for (N, k): min(k + max(k, 16), 64, N-1), or
+ * k + LAIC_KNN_SLACK when that is set (still capped); 0 when k > 48 or k is outside [1, N-1]:
+ * such k run on the tiled path. */
+int ops_cuda_knn_fused_kc(int N, int k);
+
 /* Free and total bytes of the current device (cudaMemGetInfo); -1 (no error recorded) when it
  * cannot be queried. */
 int ops_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
