@@ -55,6 +55,8 @@ typedef struct {
     uint64_t seed;
     int text_batch;           // prompts per text forward/backward (0 = min(K, 100))
     int image_batch;          // views per image-encoder call (0 = 2*batch); <= the image model's
+    int graph;                // capture the device step as a CUDA graph where the backend can
+                              // (1 default; no effect on the CPU); see trainer.c's graph rule
     const char *ckpt_path;    // written atomically after every epoch (NULL = none)
     const TrainState *resume; // continue from this state (NULL = fresh start)
     int stop_after;           // stop once this many epochs are complete (0 = run all)
@@ -73,7 +75,10 @@ typedef struct {
     int stopped;              // 1 when stop_after ended training before `epochs`
     double *epoch_loss;       // (epochs) mean total loss per epoch trained here, NaN otherwise
     double *epoch_lr;         // (epochs) learning rate of each epoch
-    double t_views, t_image, t_text, t_loss;   // seconds spent per part, this call
+    double t_views, t_image, t_text, t_loss;   // seconds spent per part, this call (eager
+                              // steps; timed to a synchronize after each part)
+    double t_graph;           // seconds in replayed graph steps (image + text + loss, unsplit)
+    int graph_captures;       // graphs captured (one per batch size after its eager warm-up)
     size_t images_seen;       // samples stepped over in this call
 } TrainResult;
 
