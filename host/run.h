@@ -124,6 +124,27 @@ int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, si
 /* Text features (n,E), L2-normalised, of n prompts. */
 int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
 
+/* Dense products of host row blocks with one fixed matrix, on a backend (the run's r->ops):
+ * S (n,N) = A (n,K) @ B, where B is given as (N,K) and used transposed (trans 1: S = A Bᵀ,
+ * e.g. cosine scores of rows against rows) or as (K,N) (trans 0). In fp32 through
+ * sgemm_nn_forward, never TF32 or bf16 whatever model.precision says: these products pick
+ * argmaxes and feed TAC's softmax at 1/τ = 200. On the CPU backend the host arrays are used in
+ * place (the same cblas_sgemm as a direct call, bit for bit); elsewhere B is uploaded once and
+ * each block goes up and comes back. n <= rows per call. */
+typedef struct {
+    const OpsBackend *o;
+    float *B;              // (K,N) backend memory (a host copy, or the caller's B, on the CPU)
+    float *A, *S;          // (rows,K), (rows,N) backend blocks; NULL on the CPU
+    int K, N, own_B;       // own_B: B is a host copy to free (CPU backend, trans 1)
+    size_t rows;
+} RunGemm;
+int run_gemm_init(RunGemm *g, const OpsBackend *o, const float *B, int trans, int N, int K,
+                  size_t rows);
+/* S (n,N) host = A (n,K) host @ B; normalize 1: each row of S then divided by its L2 norm
+ * (the backend's l2normalize_rows). */
+void run_gemm_rows(RunGemm *g, float *S, const float *A, size_t n, int normalize);
+void run_gemm_free(RunGemm *g);
+
 /* ---- methods (host/methods/) ---------------------------------------------------------- */
 int method_clip_kmeans(Run *r);
 int method_tac_notrain(Run *r);

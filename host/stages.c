@@ -5,7 +5,6 @@
  * whose names hash every input of the stage.
  */
 #include <cJSON.h>
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -26,6 +25,64 @@
 
 static void normalize_rows(float *X, size_t N, int D) {
     l2normalize_rows_cpu(X, X, (int)N, D);
+}
+
+// --- dense products on the run's backend (run.h RunGemm) -------------------------------------
+
+int run_gemm_init(RunGemm *g, const OpsBackend *o, const float *B, int trans, int N, int K,
+                  size_t rows) {
+    *g = (RunGemm){.o = o, .K = K, .N = N, .rows = rows};
+    const int host = o == &ops_cpu;   // CPU backend memory is host memory: no copies
+    const size_t nb = (size_t)N * K;
+    const float *Bkn = B;             // (K,N)
+    float *t = NULL;
+    if (trans) {   // sgemm_nn_forward wants B as (K,N); OpenBLAS gives the same bits either way
+        t = mallocCheck((nb ? nb : 1) * sizeof *t);
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) t[(size_t)k * N + n] = B[(size_t)n * K + k];
+        Bkn = t;
+    }
+    if (host) {
+        g->B = t ? t : (float *)B;
+        g->own_B = t != NULL;
+        return 0;
+    }
+    g->B = o->alloc(nb * sizeof(float));
+    g->A = g->B ? o->alloc(rows * K * sizeof(float)) : NULL;
+    g->S = g->A ? o->alloc(rows * N * sizeof(float)) : NULL;
+    if (g->B) o->to_device(g->B, Bkn, nb * sizeof(float));
+    free(t);
+    if (!g->S) {
+        run_gemm_free(g);
+        return -1;
+    }
+    return 0;
+}
+
+void run_gemm_rows(RunGemm *g, float *S, const float *A, size_t n, int normalize) {
+    if (!n) return;
+    const OpsBackend *o = g->o;
+    if (o == &ops_cpu) {   // host memory: in place
+        o->sgemm_nn_forward(S, A, g->B, (int)n, g->K, g->N);
+        if (normalize) o->l2normalize_rows(S, S, (int)n, g->N);
+        return;
+    }
+    o->to_device(g->A, A, n * g->K * sizeof(float));
+    o->sgemm_nn_forward(g->S, g->A, g->B, (int)n, g->K, g->N);
+    if (normalize) o->l2normalize_rows(g->S, g->S, (int)n, g->N);
+    o->to_host(S, g->S, n * g->N * sizeof(float));
+}
+
+void run_gemm_free(RunGemm *g) {
+    if (!g->o) return;
+    if (g->o == &ops_cpu) {
+        if (g->own_B) free(g->B);
+    } else {
+        g->o->free(g->B);
+        g->o->free(g->A);
+        g->o->free(g->S);
+    }
+    *g = (RunGemm){0};
 }
 
 /* Cache path "<cache_dir>/<kind>-<first 16 hex of sha256(key)>.npy". */
@@ -624,14 +681,18 @@ int stage_candidates(Run *r) {
     }
     free(lab);
     normalize_rows(centres, (size_t)kc, D);
-    // each noun to its most similar centre (cosine; rows are normalised)
+    // each noun to its most similar centre (cosine; rows are normalised), on the run's backend
     const size_t Mn = r->Mn, CH = 4096;
+    RunGemm g;
+    if (run_gemm_init(&g, r->ops, centres, 1, kc, D, Mn < CH ? Mn : CH)) {
+        free(centres);
+        return -1;
+    }
     NounPick *pick = mallocCheck(Mn * sizeof *pick);
-    float *sims = mallocCheck(CH * (size_t)kc * sizeof *sims);
+    float *sims = mallocCheck(CH * (size_t)kc * sizeof *sims);   // (CH,kc)
     for (size_t m0 = 0; m0 < Mn; m0 += CH) {
         size_t nm = Mn - m0 < CH ? Mn - m0 : CH;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, kc, D, 1.0f, r->T_all + m0 * D, D,
-                    centres, D, 0.0f, sims, kc);
+        run_gemm_rows(&g, sims, r->T_all + m0 * D, nm, 0);
         for (size_t i = 0; i < nm; i++) {
             int best = 0;
             for (int c = 1; c < kc; c++)
@@ -639,6 +700,7 @@ int stage_candidates(Run *r) {
             pick[m0 + i] = (NounPick){best, sims[i * kc + best], m0 + i};
         }
     }
+    run_gemm_free(&g);
     free(sims);
     free(centres);
     qsort(pick, Mn, sizeof *pick, cmp_pick);

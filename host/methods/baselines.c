@@ -10,7 +10,6 @@
  * (content hashes of the features and candidates, K, [kmeans] settings, seed, τ), so sweeps over
  * ridge or kNN settings do not redo them (report.json "cache" says hit or miss).
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,31 +75,43 @@ int method_clip_kmeans(Run *r) {
     return cluster_and_report(r, "clip-kmeans", r->fit.X, r->eval.X, r->E, key, path);
 }
 
-/* out (N, 2E) = [X | normalise(softmax(X Tᵀ/τ) T)], softmax over the M candidates. */
+/* out (N, 2E) = [X | normalise(softmax(X Tᵀ/τ) T)], softmax over the M candidates. Both
+ * products run on the run's backend; the softmax runs on the host in between (the op table has
+ * no softmax). NULL with an error recorded when the backend cannot allocate. */
 static float *tac_features(Run *r, const float *X, size_t N) {
     const int E = r->E, M = (int)r->M;
     const float inv_tau = (float)(1.0 / config_float(&r->cfg, "eval", "tac_tau"));
+    const size_t CH = 1024, rows = N < CH ? N : CH;
+    RunGemm sim, mix;   // s = X Tᵀ, xt = normalise(s T)
+    if (run_gemm_init(&sim, r->ops, r->T, 1, M, E, rows)) return NULL;
+    if (run_gemm_init(&mix, r->ops, r->T, 0, E, M, rows)) {
+        run_gemm_free(&sim);
+        return NULL;
+    }
     float *out = mallocCheck(N * 2 * (size_t)E * sizeof *out);
-    const size_t CH = 1024;
     float *s = mallocCheck(CH * (size_t)M * sizeof *s), *xt = mallocCheck(CH * (size_t)E * sizeof *xt);
     for (size_t i0 = 0; i0 < N; i0 += CH) {
         int n = (int)(N - i0 < CH ? N - i0 : CH);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, M, E, inv_tau, X + i0 * E, E, r->T, E,
-                    0.0f, s, M);
-        for (int i = 0; i < n; i++) {   // row softmax, max-subtracted, summed in double
-            float *row = s + (size_t)i * M, mx = row[0];
+        run_gemm_rows(&sim, s, X + i0 * E, (size_t)n, 0);
+        for (int i = 0; i < n; i++) {   // row softmax of s/τ, max-subtracted, summed in double
+            float *row = s + (size_t)i * M;
+            // 1/τ scales the rounded products (cblas_sgemm's alpha, used before, rounded the
+            // scaled sums instead: the logits may differ by an ulp)
+            for (int j = 0; j < M; j++) row[j] *= inv_tau;
+            float mx = row[0];
             for (int j = 1; j < M; j++) mx = row[j] > mx ? row[j] : mx;
             double sum = 0;
             for (int j = 0; j < M; j++) sum += (row[j] = expf(row[j] - mx));
             for (int j = 0; j < M; j++) row[j] = (float)(row[j] / sum);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, M, 1.0f, s, M, r->T, E, 0.0f, xt, E);
-        l2normalize_rows_cpu(xt, xt, n, E);
+        run_gemm_rows(&mix, xt, s, (size_t)n, 1);
         for (int i = 0; i < n; i++) {
             memcpy(out + (i0 + (size_t)i) * 2 * E, X + (i0 + (size_t)i) * E, (size_t)E * sizeof *out);
             memcpy(out + (i0 + (size_t)i) * 2 * E + E, xt + (size_t)i * E, (size_t)E * sizeof *out);
         }
     }
+    run_gemm_free(&sim);
+    run_gemm_free(&mix);
     free(s);
     free(xt);
     return out;
@@ -110,14 +121,15 @@ int method_tac_notrain(Run *r) {
     double t = now_seconds();
     char extra[256], key[1024], path[2200];
     int rc0 = 0;
-    snprintf(extra, sizeof extra, "T=%016llx|M=%zu|tau=%.17g",
+    // f=2: features since the products moved to the backend (1/τ after the GEMM, an ulp apart)
+    snprintf(extra, sizeof extra, "f=2|T=%016llx|M=%zu|tau=%.17g",
              (unsigned long long)run_hash64(r->T, r->M * (size_t)r->E * sizeof(float), 4), r->M,
              config_float(&r->cfg, "eval", "tac_tau"));
     baseline_key(r, "tac", extra, key, sizeof key);
     if (report_cached(r, "tac", key, path, sizeof path, &rc0)) return rc0;
     float *ff = tac_features(r, r->fit.X, r->fit.N);
-    float *fe = r->eval_is_fit ? ff : tac_features(r, r->eval.X, r->eval.N);
-    int rc = cluster_and_report(r, "tac", ff, fe, 2 * r->E, key, path);
+    float *fe = r->eval_is_fit || !ff ? ff : tac_features(r, r->eval.X, r->eval.N);
+    int rc = ff && fe ? cluster_and_report(r, "tac", ff, fe, 2 * r->E, key, path) : -1;
     if (fe != ff) free(fe);
     free(ff);
     run_time(r, "tac", now_seconds() - t);
@@ -148,10 +160,16 @@ int method_zeroshot(Run *r) {
         free(W);
         return -1;
     }
+    // scores (N,K) = cos(x, w_c) on the run's backend, in one block (as one sgemm before)
     const size_t N = r->eval.N;
-    float *s = mallocCheck(N * (size_t)K * sizeof *s);
-    int64_t *pred = mallocCheck(N * sizeof *pred);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, K, E, 1.0f, r->eval.X, E, W, E, 0.0f, s, K);
+    RunGemm g;
+    rc = run_gemm_init(&g, r->ops, W, 1, K, E, N);
+    free(W);
+    if (rc) return -1;
+    float *s = mallocCheck((N ? N : 1) * (size_t)K * sizeof *s);
+    int64_t *pred = mallocCheck((N ? N : 1) * sizeof *pred);
+    run_gemm_rows(&g, s, r->eval.X, N, 0);
+    run_gemm_free(&g);
     for (size_t i = 0; i < N; i++) {
         int best = 0;
         for (int c = 1; c < K; c++)
@@ -161,7 +179,6 @@ int method_zeroshot(Run *r) {
     rc = run_report_method(r, "zeroshot", pred);
     free(s);
     free(pred);
-    free(W);
     run_time(r, "zeroshot", now_seconds() - t);
     return rc;
 }

@@ -5,7 +5,6 @@
  * prompt-learning stage). Writes assignments.npy (eval split) and clusters.tsv (per cluster:
  * size, majority true class, nearest candidate nouns — paper Table 3) into the run directory.
  */
-#include <cblas.h>
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +49,17 @@ static int write_clusters_tsv(Run *r, const int64_t *y_fit) {
         if (r->fit.y[i] >= 0 && r->fit.y[i] < nc) votes[c * nc + r->fit.y[i]]++;
     }
     l2normalize_rows_cpu(cen, cen, K, E);
+    // cosine of each cluster centre with each candidate noun (K,M), on the run's backend
+    RunGemm g;
+    if (run_gemm_init(&g, r->ops, r->T, 1, M, E, (size_t)K)) {
+        free(cen);
+        free(size);
+        free(votes);
+        return -1;
+    }
     float *s = mallocCheck((size_t)K * M * sizeof *s);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, M, E, 1.0f, cen, E, r->T, E, 0.0f, s, M);
+    run_gemm_rows(&g, s, cen, (size_t)K, 0);
+    run_gemm_free(&g);
     char path[2300];
     snprintf(path, sizeof path, "%s/clusters.tsv", r->partial);
     AtomicFile af;
