@@ -66,6 +66,8 @@ int cmd_train_centers(int argc, char **argv) {
         {"--seed", "S", "1234", "seed (init, shuffle, views)", NULL, 0},
         {"--device", "D", "auto", "cpu, cuda or auto", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0 = all cores)", NULL, 0},
+        {"--precision", "P", "fp32", "matmul precision fp32, tf32 or bf16 (CUDA; both towers)", NULL, 0},
+        {"--no-graph", NULL, NULL, "run every step eagerly (no CUDA graph; train.cuda_graph=0)", NULL, 0},
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "train-centers",
@@ -118,9 +120,12 @@ int cmd_train_centers(int argc, char **argv) {
     o.stop_after = (int)stop;
     o.ckpt_path = cli_get(opts, n, "--ckpt");
     o.log = log_stderr;
+    o.graph = !cli_flag(opts, n, "--no-graph");
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);
+    // before any model exists: in bf16 the weights are converted once at model creation
+    if (clip_set_precision(ops, cli_get(opts, n, "--precision"), NULL)) return cli_fail(2);
 
     int rc = 1;
     const char *out = cli_get(opts, n, "--out"), *vout = cli_get(opts, n, "--vectors-out");
@@ -195,6 +200,11 @@ int cmd_train_centers(int argc, char **argv) {
     }
     if (trainer_run(&res, &w, img, ops, &d, &o)) goto done;
     have_res = 1;
+    // eager steps are timed per part, replayed graph steps as a whole (bench/bench_gpu_train.sh
+    // reads this line)
+    fprintf(stderr, "train: %zu images stepped, views %.3fs, image %.3fs, text %.3fs, loss %.3fs, "
+            "graph steps %.3fs (%d graphs)\n", res.images_seen, res.t_views, res.t_image,
+            res.t_text, res.t_loss, res.t_graph, res.graph_captures);
     if (res.stopped) {
         fprintf(stderr, "laic: stopped after epoch %d of %d (--stop-after)%s%s\n", res.st.epoch,
                 o.epochs, o.ckpt_path ? "; continue with --resume " : "",

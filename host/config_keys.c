@@ -97,6 +97,9 @@ const CfgKey laic_config_keys[] = {
     {"train", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
      "stop after this many epochs, keeping <run.dir>.partial/train.ckpt (0 = train all epochs); "
      "continue with run.resume"},
+    {"train", "cuda_graph", CFG_BOOL, "true", NULL, NOLIM, "ours",
+     "capture the training step as a CUDA graph after one eager warm-up step per batch size, and "
+     "replay it (no effect on the CPU; identical numbers either way)"},
 
     // --- [eval] -------------------------------------------------------------------------
     {"eval", "methods", CFG_STR, "clip-kmeans,tac,zeroshot,ours-notrain,ours", NULL, NOLIM, "paper",
