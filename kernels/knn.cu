@@ -477,6 +477,10 @@ static int knn_topk_fused(int64_t *idx, float *sims, const float *F, int N, int 
     launchCheck();
     cudaCheck(cudaFuncSetAttribute(knn_topk_forward_kernel2,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    // Ask for the largest shared-memory carveout so two 92 KiB blocks fit on one SM (a hint).
+    cudaCheck(cudaFuncSetAttribute(knn_topk_forward_kernel2,
+                                   cudaFuncAttributePreferredSharedMemoryCarveout,
+                                   (int)cudaSharedmemCarveoutMaxShared));
     knn_topk_forward_kernel2<<<ceil_div_u((size_t)N, K2_BM), K2_THREADS, smem>>>(cand, Fb, N, dp,
                                                                                 kc);
     launchCheck();
