@@ -401,6 +401,9 @@ void matmul_backward(float *dinp, const float *dout, const float *weight, int M,
         cudaCheck(cudaMemsetAsync(dinp, 0, (size_t)M * K * sizeof(float), cudaStreamPerThread));
         return;
     }
-    cublasCheck(cublasSgemm(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K,
-                            dout, N, &zero, dinp, K));
+    cublasHandle_t h = cublas_handle();
+    // The handle keeps the last forward's math mode: a tf32 forward must not make this TF32.
+    cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    cublasCheck(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K, dout, N, &zero,
+                            dinp, K));
 }
