@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_gpu_cluster.sh — the one command a GPU session runs for the clustering comparison:
-# laic's CUDA ops (bench_cluster_gpu: laic Cholesky+solve vs cuSOLVER, batched k-means, kNN),
+# laic's CUDA ops (bench_cluster_gpu: laic Cholesky+solve vs cuSOLVER, batched k-means, kNN on
+# every path: tiled kernel 1 fp32/tf32/bf16 and the fused bf16 kernel 2, at N and 10000 rows),
 # the torch baselines (bench/bench_cluster_torch.py, same sizes, same GPU, same run) and laic's
 # CLI on the same data, all into ONE results file with date, device and the commands run.
 #
@@ -54,11 +55,8 @@ run() {   # run CMD...: records the command and its output (fenced) in the log
 if [ $MODE = gpu ]; then
   run make BUILD="$BUILD" CUDA=1 -j"$(nproc)" all bench
   echo "## laic CUDA ops vs cuSOLVER (bench_cluster_gpu)" >>"$LOG"
+  # the kNN part tables every path (kernel 1 fp32/tf32/bf16, fused kernel 2) at N and 10000
   run "./$BUILD/bench/bench_cluster_gpu" "$N" "$D" "$M"
-  for p in tf32 bf16; do
-    echo "## laic kNN, LAIC_KNN_PRECISION=$p" >>"$LOG"
-    run env LAIC_KNN_PRECISION=$p "./$BUILD/bench/bench_cluster_gpu" "$N" "$D" "$M" knn
-  done
 else
   run make BUILD="$BUILD" CUDA=0 -j"$(nproc)" all
 fi
@@ -75,6 +73,10 @@ L="./$BUILD/laic"
 run "$L" kmeans --in "$DATA/X.npy" --k 10 --iters 300 --restarts 10 --seed 0 \
   --out "$DATA/lab.npy" --device $DEV --threads "$THREADS"
 run "$L" knn --in "$DATA/X.npy" --k 10 --out "$DATA/idx.npy" --device $DEV --threads "$THREADS"
+if [ $MODE = gpu ]; then   # the fused bf16 GEMM + top-k kernel, exact re-rank
+  run "$L" knn --in "$DATA/X.npy" --k 10 --out "$DATA/idx_bf16.npy" --device $DEV \
+    --precision bf16 --threads "$THREADS"
+fi
 run "$L" ridge --images "$DATA/X.npy" --texts "$DATA/T.npy" --lambda 10 --form primal \
   --out "$DATA/C.npy" --device $DEV --threads "$THREADS"
 run "$L" ridge --images "$DATA/X.npy" --texts "$DATA/T.npy" --lambda 10 --form dual \
