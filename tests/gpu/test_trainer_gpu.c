@@ -1,0 +1,228 @@
+/*
+ * test_trainer_gpu.c — the whole prompt-learning trainer (host/trainer.c) on CUDA against the
+ * CPU, on the tiny random-init CLIP: 2 epochs, 13 samples in batches of 5 (steps of 5, 5, 3, so
+ * both batch sizes get a graph), K = 3 in text chunks of 2, image chunks of 4 views.
+ * Built into build/test_gpu by `make test-gpu`; exits 77 ("waived") without a device.
+ *
+ * Checks, and tolerances with their reasons:
+ *  - CUDA vs CPU, feature and image mode: final vectors within 2e-3 scale-aware
+ *    (max |cuda-cpu| / max |cpu|) and centres within 2e-3. Every op agrees to ~1e-5 (the op
+ *    tests), but 6 SGD steps feed each step's rounding into the next and the GCE/softmax at
+ *    scale 100 amplifies feature differences ~100x in the gradient; 2e-3 still fails a wrong
+ *    step (a missing update or a wrong gradient moves the vectors by ~1e-1 relative).
+ *  - graph on vs off on CUDA: bitwise (a graph replays the same kernels with the same inputs).
+ *  - two CUDA runs: bitwise (the kernels are deterministic: no float atomics).
+ *  - stop after epoch 1 + resume on CUDA == uninterrupted CUDA run, bitwise.
+ * Status: compiled, never run (no GPU where it was written; needs A1's CUDA training ops —
+ * until they land each test reports the trainer's one-line "has no ... op" refusal and fails).
+ */
+#include "../test.h"
+
+#ifdef LAIC_CUDA
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clip.h"
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+#include "trainer.h"
+#include "../../kernels/ops_cuda.h"
+
+static void need_gpu(void) {
+    if (ops_cuda_device_count() == 0) {
+        printf("no CUDA device: GPU tests waived\n");
+        fflush(stdout);
+        exit(77);
+    }
+}
+
+typedef struct {
+    int n, h, w;
+    uint8_t *pix;   // (n,h,w,3)
+} Images;
+
+static int get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
+    Images *im = ctx;
+    if ((int)i >= im->n) return laic_error("images: index %zu out of range", i);
+    size_t sz = (size_t)im->h * im->w * 3;
+    *rgb = malloc(sz);
+    memcpy(*rgb, im->pix + i * sz, sz);
+    *h = im->h;
+    *w = im->w;
+    return 0;
+}
+
+enum { NS = 13, KP = 3 };
+
+typedef struct {
+    ClipWeights w;
+    Images im;
+    float *X;   // (NS,E) normalised
+    int64_t y[NS];
+    uint8_t hq[NS];
+} Fix;
+
+static int fix_init(Fix *f) {
+    memset(f, 0, sizeof *f);
+    ClipConfig c;
+    if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
+    const int E = c.embed_dim;
+    f->im = (Images){NS, 36, 40, malloc((size_t)NS * 36 * 40 * 3)};
+    Rng g;
+    rng_init(&g, 123, 4);
+    // class-tinted images (as tests/test_trainer.c) so the loss has something to learn
+    for (int i = 0; i < NS; i++)
+        for (int p = 0; p < 36 * 40; p++)
+            for (int ch = 0; ch < 3; ch++)
+                f->im.pix[((size_t)i * 36 * 40 + p) * 3 + ch] =
+                    (uint8_t)((i % KP == ch ? 180 : 40) + rng_below(&g, 60));
+    f->X = malloc((size_t)NS * E * sizeof *f->X);
+    for (int i = 0; i < NS; i++) {
+        double n2 = 0;
+        for (int e = 0; e < E; e++) {
+            float v = (float)rng_normal(&g);
+            f->X[(size_t)i * E + e] = v;
+            n2 += (double)v * v;
+        }
+        for (int e = 0; e < E; e++) f->X[(size_t)i * E + e] /= (float)sqrt(n2);
+        f->y[i] = i % KP;
+        f->hq[i] = i % 4 != 0;
+    }
+    return 0;
+}
+
+static void fix_free(Fix *f) {
+    free(f->im.pix);
+    free(f->X);
+    clip_weights_free(&f->w);
+}
+
+static int run(TrainResult *r, Fix *f, const OpsBackend *ops, int images, int graph,
+               int stop_after, const char *ckpt, const TrainState *resume) {
+    ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
+    if (images && !img) return -1;
+    TrainData d = {.N = NS, .K = KP, .yhat = f->y, .hq = f->hq,
+                   .get_image = images ? get_image : NULL, .img_ctx = &f->im,
+                   .X = images ? NULL : f->X};
+    TrainerOpts o;
+    trainer_opts_default(&o);
+    o.epochs = 2;
+    o.batch = 5;
+    o.sgd.lr = 0.05;
+    o.sgd.max_epoch = 2;
+    o.sgd.warmup_epoch = 0;
+    o.text_batch = 2;
+    o.image_batch = 4;
+    o.seed = 31;
+    o.graph = graph;
+    o.stop_after = stop_after;
+    o.ckpt_path = ckpt;
+    o.resume = resume;
+    int rc = trainer_run(r, &f->w, img, ops, &d, &o);
+    clip_model_free(img);
+    return rc;
+}
+
+static double rel(const float *a, const float *b, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mr = fmax(mr, fabs((double)b[i]));
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+static int bitwise(const TrainResult *a, const TrainResult *b, const char *what) {
+    size_t nv = (size_t)a->st.K * a->st.M * a->st.D;
+    int ok = CHECK(!memcmp(a->st.vec, b->st.vec, nv * sizeof(float)), "%s: vectors bitwise", what);
+    ok &= CHECK(!memcmp(a->st.mom, b->st.mom, nv * sizeof(float)), "%s: momentum bitwise", what);
+    ok &= CHECK(!memcmp(a->W, b->W, (size_t)a->K * a->E * sizeof(float)), "%s: centres bitwise",
+                what);
+    return ok;
+}
+
+TEST(gpu_trainer_matches_cpu_feature_and_image_mode) {
+    need_gpu();
+    Fix f;
+    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
+    for (int images = 0; images < 2; images++) {
+        const char *mode = images ? "image mode" : "feature mode";
+        TrainResult c, g;
+        REQUIRE(run(&c, &f, &ops_cpu, images, 1, 0, NULL, NULL) == 0, "%s cpu: %s", mode,
+                laic_last_error());
+        int rc = run(&g, &f, &ops_cuda, images, 1, 0, NULL, NULL);
+        CHECK(rc == 0, "%s cuda: %s", mode, laic_last_error());
+        if (rc) {
+            trainer_result_free(&c);
+            continue;
+        }
+        size_t nv = (size_t)c.st.K * c.st.M * c.st.D;
+        double rv = rel(g.st.vec, c.st.vec, nv), rw = rel(g.W, c.W, (size_t)c.K * c.E);
+        printf("    %s: vectors %.3g, centres %.3g (max|cuda-cpu|/max|cpu|); loss %.6f / %.6f; "
+               "%d graphs\n", mode, rv, rw, g.epoch_loss[1], c.epoch_loss[1], g.graph_captures);
+        CHECK(rv <= 2e-3, "%s: vectors %.3g > 2e-3", mode, rv);
+        CHECK(rw <= 2e-3, "%s: centres %.3g > 2e-3", mode, rw);
+        CHECK(fabs(g.epoch_loss[1] - c.epoch_loss[1]) <= 1e-3 * fmax(1, fabs(c.epoch_loss[1])),
+              "%s: epoch-2 loss %.6f vs %.6f", mode, g.epoch_loss[1], c.epoch_loss[1]);
+        CHECK(g.graph_captures == 2, "%s: one graph per batch size (%d)", mode, g.graph_captures);
+        // training moved the vectors (a step that did nothing would match nothing above)
+        float *v0 = malloc(nv * sizeof *v0);
+        train_init_vectors(v0, nv, 31);
+        CHECK(rel(c.st.vec, v0, nv) > 1e-3, "%s: the CPU run moved the vectors", mode);
+        free(v0);
+        trainer_result_free(&c);
+        trainer_result_free(&g);
+    }
+    fix_free(&f);
+}
+
+TEST(gpu_trainer_graph_on_off_and_reruns_bitwise) {
+    need_gpu();
+    Fix f;
+    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
+    TrainResult on, off, again;
+    REQUIRE(run(&on, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "graph on: %s", laic_last_error());
+    REQUIRE(run(&off, &f, &ops_cuda, 1, 0, 0, NULL, NULL) == 0, "graph off: %s", laic_last_error());
+    REQUIRE(run(&again, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "rerun: %s", laic_last_error());
+    CHECK(on.graph_captures == 2 && off.graph_captures == 0, "graphs: on %d, off %d",
+          on.graph_captures, off.graph_captures);
+    printf("    graph steps %.4fs, eager parts %.4fs\n", on.t_graph,
+           on.t_image + on.t_text + on.t_loss);
+    bitwise(&on, &off, "graph on vs off");
+    bitwise(&on, &again, "two CUDA runs");
+    trainer_result_free(&on);
+    trainer_result_free(&off);
+    trainer_result_free(&again);
+    fix_free(&f);
+}
+
+TEST(gpu_trainer_resume_bitwise) {
+    need_gpu();
+    Fix f;
+    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
+    const char *ck = test_path("gpu_trainer_resume.ckpt");
+    TrainResult full, part, rest;
+    REQUIRE(run(&full, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "full: %s", laic_last_error());
+    REQUIRE(run(&part, &f, &ops_cuda, 1, 1, 1, ck, NULL) == 0, "part: %s", laic_last_error());
+    CHECK(part.stopped && part.st.epoch == 1, "stopped after epoch 1 (%d)", part.st.epoch);
+    TrainState s;
+    REQUIRE(ckpt_load(ck, &s) == 0, "%s", laic_last_error());
+    REQUIRE(run(&rest, &f, &ops_cuda, 1, 1, 0, NULL, &s) == 0, "resume: %s", laic_last_error());
+    CHECK(rest.st.step == full.st.step, "steps %lld vs %lld", (long long)rest.st.step,
+          (long long)full.st.step);
+    bitwise(&rest, &full, "stopped + resumed vs uninterrupted");
+    train_state_free(&s);
+    trainer_result_free(&full);
+    trainer_result_free(&part);
+    trainer_result_free(&rest);
+    fix_free(&f);
+}
+
+#endif
