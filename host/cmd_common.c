@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "clip.h"
+#include "cluster.h"
 #include "cpu/cpu_ops.h"
 
 static int declared(const CliOpt *opts, int n, const char *name) {
@@ -22,5 +23,15 @@ int cli_model_setup(CliOpt *opts, int n, const char *cmd, long *batch, const Ops
     if (declared(opts, n, "--precision") &&
         clip_set_precision(*ops, cli_get(opts, n, "--precision"), cli_get(opts, n, "--gemm")))
         return -1;
+    return 0;
+}
+
+int cli_cluster_setup(CliOpt *opts, int n) {
+    long threads;
+    if (cli_get_long(opts, n, "--threads", &threads)) return -1;
+    cluster_set_threads((int)threads);
+    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
+    if (!ops) return -1;
+    cluster_set_backend(ops);
     return 0;
 }

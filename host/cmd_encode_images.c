@@ -58,19 +58,16 @@ static int load_batch(char **paths, int B, int S, float *pix) {
 
 int cmd_encode_images(int argc, char **argv) {
     CliOpt opts[] = {
-        {"--weights", "W", NULL, "CLIP weights (.safetensors, weights/FORMAT.md)", NULL, 0},
+        CMD_OPT_WEIGHTS,
         {"--images", "DIR", NULL, "encode every .jpg/.jpeg/.png under DIR (recursive, sorted)",
          NULL, 0},
         {"--list", "FILE", NULL, "encode the image paths listed in FILE, one per line", NULL, 0},
         {"--pixels", "P.npy", NULL, "encode preprocessed pixels float32 [N,3,S,S]", NULL, 0},
         {"--out", "X.npy", NULL, "output features float32 [N,E]", NULL, 0},
-        {"--normalize", NULL, NULL, "L2-normalise each feature row", NULL, 0},
+        CMD_OPT_NORMALIZE,
         {"--batch", "N", "16", "images per forward pass", NULL, 0},
-        {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
-        {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
-        {"--precision", "P", "fp32", "matmul precision: fp32, tf32 or bf16 (CUDA; CPU: fp32)",
-         NULL, 0},
-        {"--gemm", "G", "cublas", "CUDA GEMM path: cublas or wmma (wmma: bf16 only)", NULL, 0},
+        CMD_OPTS_DEVICE_THREADS,
+        CMD_OPTS_PRECISION_GEMM,
     };
     int n = CLI_N(opts);
     if (cli_parse(argc, argv, "encode-images",

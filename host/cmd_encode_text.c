@@ -113,17 +113,14 @@ static void text_progress(void *ctx, size_t done) { progress_update(ctx, done); 
 
 int cmd_encode_text(int argc, char **argv) {
     CliOpt opts[] = {
-        {"--weights", "W", NULL, "CLIP weights (.safetensors, weights/FORMAT.md)", NULL, 0},
+        CMD_OPT_WEIGHTS,
         {"--texts", "FILE", NULL, "UTF-8 texts, one per line", NULL, 0},
         {"--tokens", "T.npy", NULL, "token ids int32/int64 [N,L], L <= context", NULL, 0},
         {"--out", "F.npy", NULL, "output features float32 [N,E]", NULL, 0},
-        {"--normalize", NULL, NULL, "L2-normalise each feature row", NULL, 0},
+        CMD_OPT_NORMALIZE,
         {"--batch", "N", "64", "texts per forward pass", NULL, 0},
-        {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
-        {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
-        {"--precision", "P", "fp32", "matmul precision: fp32, tf32 or bf16 (CUDA; CPU: fp32)",
-         NULL, 0},
-        {"--gemm", "G", "cublas", "CUDA GEMM path: cublas or wmma (wmma: bf16 only)", NULL, 0},
+        CMD_OPTS_DEVICE_THREADS,
+        CMD_OPTS_PRECISION_GEMM,
         {"--vocab", "V", NULL, "BPE vocabulary for --texts (default: the installed one)", NULL,
          0},
     };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
@@ -38,11 +39,11 @@ int cmd_kmeans(int argc, char **argv) {
         return cli_exit_code();
     if (cli_require(opts, n, "--in") || cli_require(opts, n, "--k") || cli_require(opts, n, "--out"))
         return cli_fail(2);
-    long K, iters, restarts, seed, sample, threads;
+    long K, iters, restarts, seed, sample;
     double tol;
     if (cli_get_long(opts, n, "--k", &K) || cli_get_long(opts, n, "--iters", &iters) ||
         cli_get_long(opts, n, "--restarts", &restarts) || cli_get_long(opts, n, "--seed", &seed) ||
-        cli_get_long(opts, n, "--sample", &sample) || cli_get_long(opts, n, "--threads", &threads) ||
+        cli_get_long(opts, n, "--sample", &sample) ||
         cli_get_double(opts, n, "--tol", &tol))
         return cli_fail(2);
     if (K < 1 || iters < 0 || restarts < 1 || sample < 0 || !(tol >= 0)) {
@@ -51,10 +52,7 @@ int cmd_kmeans(int argc, char **argv) {
     }
     const char *in = cli_get(opts, n, "--in"), *init = cli_get(opts, n, "--init");
     const char *out = cli_get(opts, n, "--out"), *cout = cli_get(opts, n, "--centers-out");
-    cluster_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
-    cluster_set_backend(ops);
+    if (cli_cluster_setup(opts, n)) return cli_fail(2);
 
     Npy F = {0}, C0 = {0};
     if (cluster_read_matrix(in, &F)) return cli_fail(1);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
@@ -22,8 +23,7 @@ int cmd_knn_filter(int argc, char **argv) {
         {"--k", "k", "10", "neighbours per row, 1 <= k <= N-1", NULL, 0},
         {"--out", "mask.npy", NULL, "output mask [N] uint8: 1 where all k neighbours agree", NULL, 0},
         {"--scores-out", "s.npy", NULL, "output scores [N] float32 in [0,1]", NULL, 0},
-        {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
-        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
+        CMD_OPTS_CLUSTER_DEVICE,
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "knn-filter", "Neighbour-consistency scores and high-quality mask.",
@@ -32,15 +32,11 @@ int cmd_knn_filter(int argc, char **argv) {
     if (cli_require(opts, n, "--in") || cli_require(opts, n, "--labels") ||
         cli_require(opts, n, "--out"))
         return cli_fail(2);
-    long k, threads;
-    if (cli_get_long(opts, n, "--k", &k) || cli_get_long(opts, n, "--threads", &threads))
-        return cli_fail(2);
+    long k;
+    if (cli_get_long(opts, n, "--k", &k)) return cli_fail(2);
     const char *in = cli_get(opts, n, "--in"), *lp = cli_get(opts, n, "--labels");
     const char *out = cli_get(opts, n, "--out"), *sout = cli_get(opts, n, "--scores-out");
-    cluster_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
-    cluster_set_backend(ops);
+    if (cli_cluster_setup(opts, n)) return cli_fail(2);
     Npy F = {0}, Y = {0};
     if (cluster_read_matrix(in, &F)) return cli_fail(1);
     int N = (int)F.shape[0], d = (int)F.shape[1], rc = 1;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_common.h"
 #include "cluster.h"
 #include "io/err.h"
 #include "io/npy.h"
@@ -25,8 +26,7 @@ int cmd_ridge(int argc, char **argv) {
         {"--reduced-out", "Z.npy", NULL, "output Z = X L [N,d] with Z Z^T = C C^T (needs M >= d)", NULL, 0},
         {"--normalize", NULL, NULL, "L2-normalise the rows of X and T first", NULL, 0},
         {"--form", "F", "auto", "auto|primal (M x M system)|dual (d x d push-through)", NULL, 0},
-        {"--threads", "N", "0", "CPU threads (0: OMP/OpenBLAS defaults)", NULL, 0},
-        {"--device", "D", "auto", "cpu, cuda or auto (CUDA when built with it and a device answers)", NULL, 0},
+        CMD_OPTS_CLUSTER_DEVICE,
     };
     const int n = CLI_N(opts);
     if (cli_parse(argc, argv, "ridge", "Cross-modal matrix C = X T^T (T T^T + lambda I)^-1 by "
@@ -40,9 +40,7 @@ int cmd_ridge(int argc, char **argv) {
         return cli_fail(2);
     }
     double lambda;
-    long threads;
-    if (cli_get_double(opts, n, "--lambda", &lambda) || cli_get_long(opts, n, "--threads", &threads))
-        return cli_fail(2);
+    if (cli_get_double(opts, n, "--lambda", &lambda)) return cli_fail(2);
     if (!(lambda > 0)) {
         laic_error("ridge: --lambda must be > 0 (got %s)", cli_get(opts, n, "--lambda"));
         return cli_fail(2);
@@ -56,10 +54,7 @@ int cmd_ridge(int argc, char **argv) {
         laic_error("ridge: --form must be auto, primal or dual (got '%s')", fs);
         return cli_fail(2);
     }
-    cluster_set_threads((int)threads);
-    const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
-    if (!ops) return cli_fail(2);
-    cluster_set_backend(ops);
+    if (cli_cluster_setup(opts, n)) return cli_fail(2);
 
     Npy X = {0}, T = {0};
     if (cluster_read_matrix(xp, &X)) return cli_fail(1);

@@ -29,7 +29,7 @@
 
 int cmd_text_backward(int argc, char **argv) {
     CliOpt opts[] = {
-        {"--weights", "W", NULL, "CLIP weights (.safetensors, weights/FORMAT.md)", NULL, 0},
+        CMD_OPT_WEIGHTS,
         {"--embeds", "E.npy", NULL, "input embeddings float32 [B,L,width], before positions",
          NULL, 0},
         {"--eot", "P.npy", NULL, "EOT positions int32/int64 [B] in [0,L)", NULL, 0},
@@ -38,8 +38,7 @@ int cmd_text_backward(int argc, char **argv) {
         {"--features-out", "F.npy", NULL, "also write the features F float32 [B,E]", NULL, 0},
         {"--normalize", NULL, NULL, "differentiate <G, F/||F||> instead of <G, F>", NULL, 0},
         {"--batch", "N", "64", "prompts per forward/backward pass", NULL, 0},
-        {"--device", "D", "auto", "cpu, cuda or auto (CUDA if available)", NULL, 0},
-        {"--threads", "N", "0", "CPU threads (0 = OpenMP default: all cores)", NULL, 0},
+        CMD_OPTS_DEVICE_THREADS,
     };
     int n = CLI_N(opts);
     if (cli_parse(argc, argv, "text-backward",

@@ -101,7 +101,7 @@ int run_report_method(Run *r, const char *name, const int64_t *pred) {
     return 0;
 }
 
-static int mkdir_p(const char *path) {
+int run_mkdir_p(const char *path) {
     char buf[2048];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
@@ -250,7 +250,7 @@ int run_execute(Run *r) {
     }
     snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
     rm_rf(r->partial);
-    if (mkdir_p(r->partial)) return -1;
+    if (run_mkdir_p(r->partial)) return -1;
     run_log(r, "run directory %s", r->dir);
 
     if (stage_weights(r) || stage_images(r) || stage_nouns(r) || stage_candidates(r)) return -1;

@@ -102,6 +102,9 @@ void run_cache_path(Run *r, const char *kind, const char *key, const char *suffi
 /* Creates run.cache_dir if missing. */
 int run_cache_dir(Run *r);
 
+/* mkdir -p (mode 0755); -1 with "<dir>: cannot create: <reason>" recorded (run and sweep dirs). */
+int run_mkdir_p(const char *path);
+
 /* Log a line to stderr and log.txt (printf-style). */
 void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a stage's wall time (seconds) to report.timings. */

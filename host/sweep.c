@@ -283,19 +283,6 @@ int sweep_validate(const SweepSpec *s, const SweepOpts *o) {
 
 // --- running ---------------------------------------------------------------------------------
 
-static int mkdir_p(const char *path) {
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return laic_error("%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return laic_error("%s: cannot create: %s", buf, strerror(errno));
-    return 0;
-}
-
 /* Point directory name: p003-ridge.lambda=5-knn.k=10 (unsafe characters → '_'). */
 static void point_name(const SweepSpec *s, size_t p, const int *idx, char *out, size_t n) {
     size_t len = (size_t)snprintf(out, n, "p%03zu", p);
@@ -767,7 +754,7 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
     struct stat st;
     if (!stat(dir, &st))
         return laic_error("%s: sweep directory already exists ---> HINT: choose another --dir", dir);
-    if (mkdir_p(dir)) return -1;
+    if (run_mkdir_p(dir)) return -1;
     snprintf(dir_out, dir_n, "%s", dir);
     const size_t np = sweep_npoints(s);
     Point *pts = calloc(np, sizeof *pts);
