@@ -190,6 +190,8 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="check the embeddings path against text_model(input_ids) and exit")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true",
+                    help="image encoder under torch.autocast(bfloat16) (laic's --precision bf16)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -222,7 +224,9 @@ def main():
         t0 = time.perf_counter()
         xw, xs, idx = batch
         xw, xs = xw.to(dev, non_blocking=True), xs.to(dev, non_blocking=True)
-        f = F.normalize(encode_images(model, torch.cat([xw, xs])), dim=-1)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            f = encode_images(model, torch.cat([xw, xs]))
+        f = F.normalize(f.float(), dim=-1)
         sync(dev)
         t1 = time.perf_counter()
         for gr in opt.param_groups:
