@@ -28,9 +28,9 @@
 #
 # Missing build dependencies on the device (its image has CUDA, PyTorch, no Debian -dev
 # packages and no network): when pkg-config cannot find them and build-deps/debs exists, the
-# .debs are unpacked into build-deps/root (dpkg -x, never into /) and pkg-config, the compiler,
-# the linker and the loader are pointed there (PKG_CONFIG_LIBDIR + PKG_CONFIG_SYSROOT_DIR,
-# LD_LIBRARY_PATH, LAIC_VOCAB).
+# .debs are unpacked into /tmp/laic-deps-root (DEPS_ROOT; dpkg -x, never into /, never into the
+# carried tree) and pkg-config, the compiler, the linker and the loader are pointed there
+# (PKG_CONFIG_LIBDIR + PKG_CONFIG_SYSROOT_DIR, LIBRARY_PATH, LD_LIBRARY_PATH, LAIC_VOCAB).
 #
 # Knobs (environment): BUILD=build-cuda, JOBS=nproc, DEPS=build-deps, LOGDIR=$BUILD/session,
 # T_TEST=180 T_MEMCHECK=300 T_RACE=60 (seconds per racecheck filter), T_ENC=420 T_BANK=100
@@ -97,7 +97,7 @@ summary() {
 PKGS="inih libcjson libjpeg libpng zlib openblas"
 DEBS="libinih-dev libinih1 libinireader0 libcjson-dev libcjson1 libjpeg62-turbo-dev
       libjpeg62-turbo libpng-dev libpng16-16 zlib1g-dev libopenblas-dev libopenblas-openmp-dev
-      libopenblas0-openmp libgfortran5 wordnet-base pkgconf pkgconf-bin libpkgconf3"
+      libopenblas0-openmp libgfortran5 zlib1g wordnet-base pkgconf pkgconf-bin libpkgconf3"
 
 stage_fetch_deps() {
     if [ $DRY = 1 ]; then
@@ -113,9 +113,9 @@ stage_fetch_deps() {
     [ $DRY = 1 ] || summary "fetch-deps: $(ls "$DEPS"/debs/*.deb | wc -l) packages, $(du -sh "$DEPS" | cut -f1) in $DEPS: pass carry [\"$DEPS\"] to the device's run"
 }
 
-# Points the build and the binaries at build-deps/root when the system lacks the packages.
+# Points the build and the binaries at the unpacked packages when the system lacks them.
 use_deps() {
-    local R=$ROOT/$DEPS/root MA=x86_64-linux-gnu
+    local R=${DEPS_ROOT:-/tmp/laic-deps-root} MA=x86_64-linux-gnu   # outside the tree: never carried
     [ -f "$ROOT/$DEPS/bpe_simple_vocab_16e6.txt.gz" ] && [ -z "${LAIC_VOCAB:-}" ] &&
         export LAIC_VOCAB=$ROOT/$DEPS/bpe_simple_vocab_16e6.txt.gz
     if [ "${FORCE_DEPS:-0}" = 0 ] && command -v pkg-config >/dev/null &&
@@ -126,7 +126,15 @@ use_deps() {
     fi
     if [ ! -f "$R/.unpacked" ]; then
         say "unpacking $DEPS/debs into $R (dpkg -x)"
-        [ $DRY = 1 ] || { mkdir -p "$R" && for d in "$ROOT/$DEPS"/debs/*.deb; do dpkg -x "$d" "$R" || return 1; done && touch "$R/.unpacked"; } || return 1
+        [ $DRY = 1 ] || { mkdir -p "$R" && for d in "$ROOT/$DEPS"/debs/*.deb; do dpkg -x "$d" "$R" || return 1; done; } || return 1
+        # absolute links (libz.so -> /lib/.../libz.so.1.2.13) would point into the device's own
+        # /lib, where that version need not exist: point them at the unpacked copy
+        local l t
+        [ $DRY = 1 ] || while IFS= read -r l; do
+            t=$(readlink "$l")
+            case "$t" in /*) [ -e "$R$t" ] && ln -sfn "$R$t" "$l" ;; esac
+        done < <(find "$R" -type l)
+        [ $DRY = 1 ] || touch "$R/.unpacked"
     fi
     export PATH=$R/usr/bin:$PATH
     export LD_LIBRARY_PATH=$R/usr/lib/$MA/openblas-openmp:$R/usr/lib/$MA${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
