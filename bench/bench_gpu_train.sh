@@ -16,8 +16,8 @@
 #   torch       bench/bench_train_torch.py on a same-sized synthetic set with the same settings
 #               (its own random images: the content does not change the time)
 #   text bwd    bench_text_backward: K = 100 prompts of 16 tokens, forward vs backward
-# The image encoder runs in bf16 on CUDA (laic --precision bf16, which is process-wide: the
-# text tower's matmuls are bf16 too; torch --bf16 autocasts the image encoder only); fp32 on the
+# The image encoder runs in bf16 on CUDA (laic --precision bf16; the text tower stays fp32,
+# --text-precision's default, as torch --bf16 autocasts the image encoder only); fp32 on the
 # CPU. Env: LAIC_BIN (build/laic), BWD_BIN (build/bench/bench_text_backward), N, EPOCHS,
 # WORKERS (torch DataLoader workers, 8), OUT (bench/results/<UTC date>-train-gpu.md).
 set -euo pipefail

@@ -89,6 +89,7 @@ struct ClipModel {
     ClipWeights w;         // pointers into the backend's parameters
     float *dev_params;     // the backend copy of the arena; NULL when aliasing host weights
     uint16_t *dev_bf16;    // (n_params) bf16 twin of dev_params (CUDA bf16 modes), else NULL
+    int mm_algo;           // the CUDA matmul mode it was created in (use_precision); -1 on the CPU
     int max_batch;
     ClipActs a;
     float *act_mem;        // the one activation allocation (backend memory)
@@ -256,6 +257,10 @@ static ClipModel *model_create(const ClipWeights *w, const OpsBackend *ops, int 
     m->ops = ops;
     m->w = *w;
     m->max_batch = max_batch;
+    m->mm_algo = -1;
+#ifdef LAIC_CUDA
+    if (ops == &ops_cuda) m->mm_algo = ops_cuda_get_matmul();
+#endif
     if (on_device) {
         // one copy of the arena, then every pointer moves by the same offset
         float **ptrs[12 * 2 * CLIP_MAX_LAYERS + 16];
@@ -310,6 +315,20 @@ ClipModel *clip_model_create(const ClipWeights *w, const OpsBackend *ops, int ma
 
 ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch) {
     return model_create(w, ops, max_batch, 1);
+}
+
+ClipModel *clip_model_create_train_in(const ClipWeights *w, const OpsBackend *ops, int max_batch,
+                                      const char *precision) {
+    if (!precision) return model_create(w, ops, max_batch, 1);
+#ifdef LAIC_CUDA
+    const int before = ops == &ops_cuda ? ops_cuda_get_matmul() : -1;
+#endif
+    if (clip_set_precision(ops, precision, NULL)) return NULL;
+    ClipModel *m = model_create(w, ops, max_batch, 1);
+#ifdef LAIC_CUDA
+    if (before >= 0) ops_cuda_set_matmul(ops_cuda_matmul_name(before));   // process-wide: restore
+#endif
+    return m;
 }
 
 void clip_model_free(ClipModel *m) {
@@ -386,6 +405,21 @@ static BlockSave train_slots(const ClipModel *m, int l, int B, int T) {
     return s;
 }
 
+// A model multiplies in the matmul mode it was created in. The switch of kernels/ops_cuda.h is
+// process-wide, so each entry point selects its model's mode (and its resident bf16 weights)
+// first: a bf16 image tower and an fp32 text tower being trained can then run side by side.
+// Host-side state only, so it is also right inside a CUDA-graph capture (the capture records
+// the kernels the mode selects).
+static void use_precision(const ClipModel *m) {
+#ifdef LAIC_CUDA
+    if (m->ops != &ops_cuda) return;
+    if (ops_cuda_get_matmul() != m->mm_algo) ops_cuda_set_matmul(ops_cuda_matmul_name(m->mm_algo));
+    if (m->dev_bf16) ops_cuda_set_bf16_weights(m->dev_params, m->w.n_params, m->dev_bf16);
+#else
+    (void)m;
+#endif
+}
+
 static int check_batch(const ClipModel *m, int B) {
     if (B < 1 || B > m->max_batch)
         return laic_error("clip: batch of %d outside [1,%d] (the model's max_batch) ---> HINT: "
@@ -396,6 +430,7 @@ static int check_batch(const ClipModel *m, int B) {
 
 int clip_encode_images_dev(ClipModel *m, const float *pixels, int B, float *out) {
     if (check_batch(m, B)) return -1;
+    use_precision(m);
     const OpsBackend *o = m->ops;
     const ClipConfig *c = &m->cfg;
     const ClipWeights *w = &m->w;
@@ -473,6 +508,7 @@ static int32_t *eot_slot(ClipModel *m) {
 
 int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *out) {
     if (check_batch(m, B)) return -1;
+    use_precision(m);
     const ClipConfig *c = &m->cfg;
     if (L < 1 || L > c->context_length)
         return laic_error("clip: token length %d outside [1,%d] (the context length)", L,
@@ -511,6 +547,7 @@ int clip_encode_text(ClipModel *m, const int32_t *tokens, int B, int L, float *o
 int clip_encode_text_embeds_dev(ClipModel *m, const float *embeds, const int32_t *eot, int B,
                                 int T, int T_run, float *out) {
     if (check_batch(m, B)) return -1;
+    use_precision(m);
     const ClipConfig *c = &m->cfg;
     if (T < 1 || T > c->context_length || T_run < 1 || T_run > T)
         return laic_error("clip: prompt length %d / run length %d outside 1 <= run <= length <= "

@@ -104,6 +104,11 @@ void clip_model_free(ClipModel *m);
  * clip.c; ViT-B/32 text tower, max_batch 100: ~2 GB), so clip_text_backward can follow a
  * text forward. Inference models never allocate it. */
 ClipModel *clip_model_create_train(const ClipWeights *w, const OpsBackend *ops, int max_batch);
+/* clip_model_create_train in matmul precision "fp32" | "tf32" | "bf16" (NULL = the current
+ * mode; clip_set_precision's rules), leaving the process-wide mode as it was. Each model keeps
+ * the mode it was created in: the trainer's fp32 text tower next to a bf16 image model. */
+ClipModel *clip_model_create_train_in(const ClipWeights *w, const OpsBackend *ops, int max_batch,
+                                      const char *precision);
 /* pixels (B,3,S,S) float32 normalised; out (B,E). Host pointers. */
 int clip_encode_images(ClipModel *m, const float *pixels, int B, float *out);
 /* tokens (B,L) int32, EOT = argmax id per row; out (B,E). Host pointers.

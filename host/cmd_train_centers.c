@@ -66,7 +66,8 @@ int cmd_train_centers(int argc, char **argv) {
         {"--seed", "S", "1234", "seed (init, shuffle, views)", NULL, 0},
         {"--device", "D", "auto", "cpu, cuda or auto", NULL, 0},
         {"--threads", "N", "0", "CPU threads (0 = all cores)", NULL, 0},
-        {"--precision", "P", "fp32", "matmul precision fp32, tf32 or bf16 (CUDA; both towers)", NULL, 0},
+        {"--precision", "P", "fp32", "image-encoder matmul precision fp32, tf32 or bf16 (CUDA)", NULL, 0},
+        {"--text-precision", "P", "fp32", "text-tower matmul precision fp32, tf32 or bf16 (CUDA)", NULL, 0},
         {"--no-graph", NULL, NULL, "run every step eagerly (no CUDA graph; train.cuda_graph=0)", NULL, 0},
     };
     const int n = CLI_N(opts);
@@ -121,11 +122,21 @@ int cmd_train_centers(int argc, char **argv) {
     o.ckpt_path = cli_get(opts, n, "--ckpt");
     o.log = log_stderr;
     o.graph = !cli_flag(opts, n, "--no-graph");
+    o.text_precision = cli_get(opts, n, "--text-precision");
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);
     // before any model exists: in bf16 the weights are converted once at model creation
     if (clip_set_precision(ops, cli_get(opts, n, "--precision"), NULL)) return cli_fail(2);
+    if (!clip_matmul_algo(ops->name, o.text_precision, NULL)) {   // checked before any loading
+        // the message reads "--precision <p>: ..."; name this option instead (copied first:
+        // laic_error formats into the buffer laic_last_error points at)
+        char why[512];
+        const char *e = laic_last_error();
+        snprintf(why, sizeof why, "%s", strncmp(e, "--precision", 11) ? e : e + 11);
+        laic_error("--text-precision%s%s", strncmp(e, "--precision", 11) ? ": " : "", why);
+        return cli_fail(2);
+    }
 
     int rc = 1;
     const char *out = cli_get(opts, n, "--out"), *vout = cli_get(opts, n, "--vectors-out");

@@ -97,6 +97,9 @@ const CfgKey laic_config_keys[] = {
     {"train", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
      "stop after this many epochs, keeping <run.dir>.partial/train.ckpt (0 = train all epochs); "
      "continue with run.resume"},
+    {"train", "text_precision", CFG_ENUM, "fp32", "fp32|tf32|bf16", NOLIM, "ours",
+     "matmul precision of the text tower being trained (its forward; the backward is fp32); "
+     "model.precision sets the frozen image encoder's (the issue: bf16 views, fp32 prompts)"},
     {"train", "cuda_graph", CFG_BOOL, "true", NULL, NOLIM, "ours",
      "capture the training step as a CUDA graph after one eager warm-up step per batch size, and "
      "replay it (no effect on the CPU; identical numbers either way)"},

@@ -64,6 +64,7 @@ void trainer_opts_default(TrainerOpts *o) {
     sgd_config_default(&o->sgd);
     o->seed = 1234;
     o->graph = 1;
+    o->text_precision = "fp32";
 }
 
 void trainer_result_free(TrainResult *r) {
@@ -500,7 +501,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     if (L.chunk > K) L.chunk = K;
     L.ib = o->image_batch > 0 ? o->image_batch : 2 * B;
     if (image_model && L.ib > clip_model_max_batch(image_model)) L.ib = clip_model_max_batch(image_model);
-    L.txt = clip_model_create_train(w, ops, L.chunk);
+    L.txt = clip_model_create_train_in(w, ops, L.chunk, o->text_precision);
     if (!L.txt) {
         free(L.prefix_ids);
         return -1;

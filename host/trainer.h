@@ -55,6 +55,8 @@ typedef struct {
     uint64_t seed;
     int text_batch;           // prompts per text forward/backward (0 = min(K, 100))
     int image_batch;          // views per image-encoder call (0 = 2*batch); <= the image model's
+    const char *text_precision; // matmul precision of the text tower trained here: "fp32"
+                              // (default: gradients in fp32), "tf32" or "bf16" (CUDA only)
     int graph;                // capture the device step as a CUDA graph where the backend can
                               // (1 default; no effect on the CPU); see trainer.c's graph rule
     const char *ckpt_path;    // written atomically after every epoch (NULL = none)

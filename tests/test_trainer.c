@@ -458,4 +458,10 @@ TEST(trainer_cli_train_centers) {
     rc = run_laic(args, NULL, err, sizeof err);
     CHECK(rc == 1 && count_lines(err) == 1 && strstr(err, "X.npy") && !file_exists(p),
           "a non-checkpoint as --resume: one line (%d): %s", rc, err);
+    // the text tower's precision is checked before anything is read: the CPU multiplies in fp32
+    snprintf(args, sizeof args, "train-centers --weights %s --features %s --labels %s --mask %s "
+             "--out %s/o1.npy %s --text-precision bf16", W, Xp, Yp, Mp, dir, common);
+    rc = run_laic(args, NULL, err, sizeof err);
+    CHECK(rc == 2 && count_lines(err) == 1 && strstr(err, "--text-precision bf16: the CPU") &&
+              !file_exists(p), "--text-precision bf16 on the CPU: usage error (%d): %s", rc, err);
 }

@@ -163,6 +163,7 @@ int method_rsc_train(Run *r) {
     o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
     o.stop_after = (int)config_int(&r->cfg, "train", "stop_after");
     o.graph = config_bool(&r->cfg, "train", "cuda_graph");
+    o.text_precision = config_str(&r->cfg, "train", "text_precision");
     o.resume = r->resume;
     long mb = config_int(&r->cfg, "model", "batch");
     o.image_batch = (int)(mb < 2L * o.batch ? mb : 2L * o.batch);

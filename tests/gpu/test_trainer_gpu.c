@@ -225,4 +225,75 @@ TEST(gpu_trainer_resume_bitwise) {
     fix_free(&f);
 }
 
+// Each model multiplies in the mode it was created in (host/clip.c use_precision): a bf16 image
+// model keeps encoding in bf16 after an fp32 text tower was created and run, and the trainer's
+// fp32 text tower next to it gives the same vectors whatever the process-wide mode is when
+// trainer_run is called. Bitwise: the same kernels run on the same inputs.
+TEST(gpu_trainer_per_model_precision) {
+    need_gpu();
+    Fix f;
+    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    const int S = f.w.cfg.image_size, E = f.w.cfg.embed_dim, nb = 2;
+    float *pix = malloc((size_t)nb * 3 * S * S * sizeof *pix);
+    Rng g;
+    rng_init(&g, 5, 1);
+    for (size_t i = 0; i < (size_t)nb * 3 * S * S; i++) pix[i] = (float)rng_normal(&g);
+    float a0[2 * 512], a1[2 * 512], a32[2 * 512];
+    REQUIRE(E <= 512, "embed dim %d", E);
+    REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
+    ClipModel *i32 = clip_model_create(&f.w, &ops_cuda, 4);
+    REQUIRE(clip_set_precision(&ops_cuda, "bf16", NULL) == 0, "%s", laic_last_error());
+    ClipModel *i16 = clip_model_create(&f.w, &ops_cuda, 4);
+    REQUIRE(i32 && i16, "%s", laic_last_error());
+    REQUIRE(clip_encode_images(i16, pix, nb, a0) == 0, "%s", laic_last_error());
+    ClipModel *t32 = clip_model_create_train_in(&f.w, &ops_cuda, 2, "fp32");
+    REQUIRE(t32, "%s", laic_last_error());
+    CHECK(ops_cuda_get_matmul() == LAIC_MM_BF16_CUBLAS, "the process-wide mode is restored");
+    int32_t tok[2 * 8] = {0}, eot[2] = {5, 7};
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 8; t++) tok[b * 8 + t] = t == eot[b] ? 49407 : 320 + t;
+    float tf[2 * 512];
+    REQUIRE(clip_encode_text(t32, tok, 2, 8, tf) == 0, "%s", laic_last_error());
+    REQUIRE(clip_encode_images(i16, pix, nb, a1) == 0, "%s", laic_last_error());
+    REQUIRE(clip_encode_images(i32, pix, nb, a32) == 0, "%s", laic_last_error());
+    CHECK(!memcmp(a0, a1, (size_t)nb * E * sizeof *a0), "bf16 image model unchanged by an fp32 "
+          "model run in between");
+    double dot = 0, n0 = 0, n1 = 0;
+    int differ = 0;
+    for (int i = 0; i < nb * E; i++) {
+        dot += (double)a0[i] * a32[i];
+        n0 += (double)a0[i] * a0[i];
+        n1 += (double)a32[i] * a32[i];
+        differ |= a0[i] != a32[i];
+    }
+    CHECK(differ && dot / sqrt(n0 * n1) >= 0.999, "bf16 features differ from fp32 yet cosine "
+          "%.6f >= 0.999", dot / sqrt(n0 * n1));
+    // the trainer: bf16 image model, fp32 text tower; the mode at the call does not matter
+    TrainData d = {.N = NS, .K = KP, .yhat = f.y, .hq = f.hq, .get_image = get_image,
+                   .img_ctx = &f.im};
+    TrainerOpts o;
+    trainer_opts_default(&o);
+    o.epochs = 1;
+    o.batch = 5;
+    o.sgd.max_epoch = 1;
+    o.sgd.warmup_epoch = 0;
+    o.text_batch = 2;
+    o.image_batch = 4;
+    o.seed = 31;
+    TrainResult r1, r2;
+    REQUIRE(trainer_run(&r1, &f.w, i16, &ops_cuda, &d, &o) == 0, "%s", laic_last_error());
+    REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
+    REQUIRE(trainer_run(&r2, &f.w, i16, &ops_cuda, &d, &o) == 0, "%s", laic_last_error());
+    size_t nv = (size_t)KP * o.n_ctx * f.w.cfg.text_width;
+    CHECK(!memcmp(r1.st.vec, r2.st.vec, nv * sizeof(float)), "vectors independent of the "
+          "process-wide mode at the call");
+    trainer_result_free(&r1);
+    trainer_result_free(&r2);
+    clip_model_free(t32);
+    clip_model_free(i16);
+    clip_model_free(i32);
+    free(pix);
+    fix_free(&f);
+}
+
 #endif
