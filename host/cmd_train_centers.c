@@ -129,12 +129,10 @@ int cmd_train_centers(int argc, char **argv) {
     // before any model exists: in bf16 the weights are converted once at model creation
     if (clip_set_precision(ops, cli_get(opts, n, "--precision"), NULL)) return cli_fail(2);
     if (!clip_matmul_algo(ops->name, o.text_precision, NULL)) {   // checked before any loading
-        // the message reads "--precision <p>: ..."; name this option instead (copied first:
-        // laic_error formats into the buffer laic_last_error points at)
-        char why[512];
+        // the message reads "--precision <p>: ..."; name this option instead
         const char *e = laic_last_error();
-        snprintf(why, sizeof why, "%s", strncmp(e, "--precision", 11) ? e : e + 11);
-        laic_error("--text-precision%s%s", strncmp(e, "--precision", 11) ? ": " : "", why);
+        int named = !strncmp(e, "--precision", 11);
+        laic_error("--text-precision%s%s", named ? "" : ": ", named ? e + 11 : e);
         return cli_fail(2);
     }
 

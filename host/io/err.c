@@ -7,10 +7,14 @@
 static _Thread_local char g_err[1024];
 
 int laic_error(const char *fmt, ...) {
+    // Formatted aside first: callers may wrap the previous message, laic_error("x: %s",
+    // laic_last_error()), and vsnprintf must not read the buffer it writes.
+    char msg[sizeof g_err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(g_err, msg, sizeof g_err);
     return -1;
 }
 

@@ -16,7 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Record the last error (printf-style); returns -1 so `return laic_error(...)` reads well. */
+/* Record the last error (printf-style); returns -1 so `return laic_error(...)` reads well. The
+ * arguments may include laic_last_error() itself (wrapping a message with context). */
 int laic_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last recorded error message ("" if none). Thread-local. */
 const char *laic_last_error(void);
