@@ -18,7 +18,8 @@
 #                   CUDA); without torch: laic-only figures (random-init ViT-B/32, --arch), and
 #                   the file says why; then the WordNet noun bank with laic
 #   bench-cluster   bench/bench_gpu_cluster.sh (laic's CUDA clustering vs cuSOLVER/torch)
-#   bench-train     bench/bench_gpu_train.sh, when it exists
+#   bench-train     bench/bench_gpu_train.sh (laic training step, 20 epochs graph on/off, the
+#                   PyTorch loop, text backward)
 #   all             every stage above except fetch-deps, in order
 #
 # A failing stage never stops the stages after it. Each stage appends one line to the summary
@@ -276,15 +277,15 @@ stage_bench_cluster() {
 
 stage_bench_train() {
     if [ ! -f bench/bench_gpu_train.sh ]; then
-        summary "bench-train: skipped (bench/bench_gpu_train.sh does not exist yet)"
+        summary "bench-train: skipped (bench/bench_gpu_train.sh does not exist)"
         return 0
     fi
-    local stamp=$LOGDIR/.train-stamp
-    touch "$stamp"
-    xt "${T_TRAIN:-500}" env BUILD="$BUILD" bash bench/bench_gpu_train.sh
-    local rc=$? f
-    for f in $(find bench/results -newer "$stamp" -type f 2>/dev/null); do RESULTS+=("$f"); done
-    summary "bench-train: exit $rc (new results: ${RESULTS[*]:-none})"
+    local md=bench/results/$(date -u +%Y-%m-%d)-train-gpu.md
+    xt "${T_TRAIN:-500}" env LAIC_BIN="$LAIC" BWD_BIN="$BUILD/bench/bench_text_backward" OUT="$md" \
+        bash bench/bench_gpu_train.sh
+    local rc=$?
+    RESULTS+=("$md")
+    summary "bench-train: exit $rc -> $md ($( [ -f "$md" ] && echo written || echo 'not written'))"
     return $rc
 }
 
