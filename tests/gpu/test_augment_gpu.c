@@ -30,13 +30,7 @@
 
 static const OpsBackend *G = &ops_cuda;
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 static void *dev_alloc(size_t bytes) {
     void *d = G->alloc(bytes);

@@ -25,13 +25,7 @@
 
 static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 static float *rnd(Rng *r, size_t n, float scale) {
     float *x = mallocCheck(n * sizeof(float));

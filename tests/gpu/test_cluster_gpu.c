@@ -41,13 +41,7 @@
 
 static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 // --- helpers -------------------------------------------------------------------------------
 static void *up(const void *host, size_t bytes) {

@@ -30,14 +30,7 @@
 
 static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
-// Exits 77 (waived) on the first test when there is no device.
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 // --- helpers -------------------------------------------------------------------------------
 static float *rand_host(Rng *r, size_t n, float scale, float shift) {

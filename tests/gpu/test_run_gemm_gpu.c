@@ -23,13 +23,7 @@
 #include "run.h"
 #include "../../kernels/ops_cuda.h"
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 /* S (n,N) from backend o, in blocks of `rows`. -1 when init fails. */
 static int products(const OpsBackend *o, float *S, const float *A, const float *B, int trans,

@@ -38,13 +38,7 @@
 
 static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 // --- helpers -------------------------------------------------------------------------------
 static void *dev(size_t bytes) {

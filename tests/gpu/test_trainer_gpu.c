@@ -32,13 +32,7 @@
 #include "trainer.h"
 #include "../../kernels/ops_cuda.h"
 
-static void need_gpu(void) {
-    if (ops_cuda_device_count() == 0) {
-        printf("no CUDA device: GPU tests waived\n");
-        fflush(stdout);
-        exit(77);
-    }
-}
+#include "gpu_test.h"
 
 typedef struct {
     int n, h, w;
