@@ -59,7 +59,8 @@ const CfgKey laic_config_keys[] = {
     {"ridge", "lambda", CFG_FLOAT, "10", NULL, 1e-12, 1e12, "paper",
      "ridge λ of C = X Tᵀ (T Tᵀ + λI)⁻¹ (paper App. C: λ = 10)"},
     {"ridge", "form", CFG_ENUM, "auto", "auto|primal|dual|reduced", NOLIM, "ours",
-     "M×M system, d×d push-through, or the exact N×d reduction of SPEC §5 (auto: smallest)"},
+     "M×M system, d×d push-through, or the exact N×d reduction of SPEC §5 (auto: the reduction "
+     "when M >= d and C is not saved, else the smaller system)"},
     {"ridge", "save_c", CFG_BOOL, "false", NULL, NOLIM, "ours",
      "write C.npy (≤ 2,000 fit rows, evenly spaced after a stable sort by true class) and "
      "C_labels.npy into the run directory, for the heat map of scripts/plot.py (paper Fig. 3)"},

@@ -78,6 +78,7 @@ typedef struct Run {
     int K, kc, knn_k;
     int64_t *cand;         // (M) candidate noun indices into T_all (sorted)
     size_t M;
+    const char *ridge_form;   // the form stage_ridge used: "primal", "dual" or "reduced"
     float *T;              // (M,E) candidate features
     // prompt learning (methods/rsc_train.c)
     int64_t *pl_y;         // (Nf) pseudo-labels ŷ of the fit split, left by ours-notrain

@@ -731,21 +731,37 @@ int stage_candidates(Run *r) {
 
 // --- ridge and clustering --------------------------------------------------------------------
 
+// ridge.form = auto follows SPEC §5: when M >= d every later step (k-means, the kNN filter) works
+// on the exact N×d reduction Z = X L (Z Zᵀ = C Cᵀ: the same distances and cosines, N×d instead of
+// N×M work and memory) unless C itself is asked for (ridge.save_c); when M < d, or when T has
+// rank < d so that A Aᵀ is singular, on C from the smaller of the two systems.
 int stage_ridge(Run *r, const float *X, size_t N, float **C, int *Dout) {
     double t = now_seconds();
     const int D = r->E;
     const double lambda = config_float(&r->cfg, "ridge", "lambda");
     const char *form = config_str(&r->cfg, "ridge", "form");
-    int rc;
-    if (!strcmp(form, "reduced")) {
+    const int autof = !strcmp(form, "auto");
+    int rc = -1;
+    *C = NULL;
+    if (!strcmp(form, "reduced") ||
+        (autof && r->M >= (size_t)D && !config_bool(&r->cfg, "ridge", "save_c"))) {
         *C = mallocCheck(N * (size_t)D * sizeof **C);
         rc = ridge_reduce(*C, X, r->T, lambda, (int)N, (int)r->M, D);
         *Dout = D;
-    } else {
+        r->ridge_form = "reduced";
+        if (rc && autof) {
+            run_log(r, "ridge: the N×d reduction failed (%s); solving for C instead",
+                    laic_last_error());
+            free(*C);
+            *C = NULL;
+        }
+    }
+    if (!*C) {   // not reduced, or auto's reduction failed
         RidgeForm f = !strcmp(form, "primal") ? RIDGE_PRIMAL : !strcmp(form, "dual") ? RIDGE_DUAL : RIDGE_AUTO;
         *C = mallocCheck(N * r->M * sizeof **C);
         rc = ridge_solve(*C, X, r->T, lambda, (int)N, (int)r->M, D, f);
         *Dout = (int)r->M;
+        r->ridge_form = f == RIDGE_PRIMAL || (f == RIDGE_AUTO && r->M <= (size_t)D) ? "primal" : "dual";
     }
     if (rc) {
         free(*C);

@@ -104,6 +104,39 @@ TEST(run_recovers_planted_clusters) {
     npy_free(&b);
 }
 
+// ridge.form = auto takes SPEC §5's exact N×d reduction when M >= d and C is not saved: the same
+// clusters as the explicit C (the distances are equal up to rounding), and C when it is saved.
+TEST(run_ridge_auto_takes_the_reduction) {
+    const char *dir = test_path("ridge_auto");
+    mkdir(dir, 0755);
+    synth_planted(dir, 5, 24, 500, 150, 0.08, 42, 1);   // E = 24 < M (the candidates)
+    char args[2048], err[8192], p[600];
+    const char *cases[][2] = {{"auto", "reduced"}, {"dual", "dual"}, {"auto ridge.save_c=true", "dual"}};
+    Npy a[3];
+    memset(a, 0, sizeof a);
+    for (int c = 0; c < 3; c++) {
+        char extra[256];
+        snprintf(extra, sizeof extra, "eval.methods=ours-notrain run.dir=%s/run%d ridge.form=%s",
+                 dir, c, cases[c][0]);
+        int rc = run_laic(planted_args(args, sizeof args, dir, extra), NULL, err, sizeof err);
+        REQUIRE(rc == 0, "laic run (%s) failed (%d): %s", cases[c][0], rc, err);
+        snprintf(p, sizeof p, "%s/run%d/log.txt", dir, c);
+        char *log = test_read_file(p, NULL), want[64];
+        snprintf(want, sizeof want, "form %s)", cases[c][1]);
+        CHECK(log && strstr(log, want), "ridge.form=%s runs the %s form", cases[c][0], cases[c][1]);
+        free(log);
+        snprintf(p, sizeof p, "%s/run%d/assignments.npy", dir, c);
+        REQUIRE(npy_read(p, &a[c]) == 0, "%s", laic_last_error());
+    }
+    for (int c = 1; c < 3; c++)
+        CHECK(a[c].count == a[0].count &&
+                  !memcmp(a[c].data, a[0].data, a[0].count * sizeof(int64_t)),
+              "ridge.form=%s gives the reduction's assignments", cases[c][0]);
+    snprintf(p, sizeof p, "%s/run2/C.npy", dir);
+    CHECK(file_exists(p), "ridge.save_c writes C.npy");
+    for (int c = 0; c < 3; c++) npy_free(&a[c]);
+}
+
 TEST(run_bad_inputs_leave_no_run_dir) {
     const char *dir = test_path("planted_bad");
     mkdir(dir, 0755);

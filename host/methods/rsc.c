@@ -145,7 +145,7 @@ int method_rsc_notrain(Run *r) {
         return -1;
     }
     run_log(r, "ridge: C is %zu x %d (λ = %g, form %s)", r->fit.N, D,
-            config_float(&r->cfg, "ridge", "lambda"), config_str(&r->cfg, "ridge", "form"));
+            config_float(&r->cfg, "ridge", "lambda"), r->ridge_form);
     if (config_bool(&r->cfg, "ridge", "save_c") && save_c(r, Cf, D)) {
         free(Cf);
         free(Ce);
