@@ -36,8 +36,11 @@
  *   Then knn_rerank_kernel1 recomputes the kc candidates exactly and keeps the k best, so the
  *   output contract is the fp32 path's (sims are exact fp32 dot products of the returned pairs,
  *   sorted, ties to the lowest index, self excluded). kc = min(max(2k, k+16), 64, N-1)
- *   (LAIC_KNN_SLACK=s overrides the slack: kc = min(k+s, 64, N-1)); k with k+16 > 64 (k > 48)
- *   falls back to the tiled path with bf16 candidates.
+ *   (LAIC_KNN_SLACK=s, decimal 0..64, overrides the slack: kc = min(k+s, 64, N-1); any other
+ *   value is ignored); k with k+16 > 64 (k > 48) falls back to the tiled path with bf16
+ *   candidates. Precondition (as the drivers guarantee: finite input, rows normalised): finite
+ *   similarities. A NaN is never inserted into a running list, so a row of F with NaNs would
+ *   leave empty slots (index -1) for the re-rank to read.
  *   The caveat (as the other reduced-precision modes): a true neighbour is missed only when its
  *   bf16 similarity falls below the kc-th candidate's. |bf16 sim − exact| ≤ (2u+u²)·Σ|a_i b_i|
  *   + fp32 accumulation ≤ ε ≈ 7.9e-3 on unit rows (u = 2⁻⁸), so a returned neighbour that is
@@ -113,6 +116,20 @@ __global__ static void knn_topk_kernel1(int64_t *idx, float *sims, const float *
     }
 }
 
+// scratch_get, but a growth (cudaFree + cudaMalloc) inside a CUDA graph capture is a fatal
+// error with a hint instead of a cudaFree that invalidates the capture: the kNN scratch only
+// grows, so one eager call at the largest N before capturing makes captures allocation-free.
+static void *knn_scratch(ScratchBuf *b, size_t bytes) {
+    if (bytes > b->cap && stream_is_capturing()) {
+        fprintf(stderr, "laic: fatal: knn: scratch must grow from %zu to %zu bytes while a CUDA "
+                        "graph is being captured ---> HINT: run the same kNN once eagerly before "
+                        "capturing it\n",
+                b->cap, bytes);
+        exit(1);
+    }
+    return scratch_get(b, bytes);
+}
+
 // Tiled similarity GEMM + per-row top-kk selection: idx (N,kk), sims (N,kk) or NULL. prec 0:
 // SGEMM (TF32 off); 1: TF32 tensor cores; 2: bf16 operands Fb (N,d), fp32 accumulate.
 static void knn_candidates(int64_t *idx, float *sims, const float *F, const uint16_t *Fb, int N,
@@ -120,7 +137,7 @@ static void knn_candidates(int64_t *idx, float *sims, const float *F, const uint
     static ScratchBuf scratch = {NULL, 0};
     size_t tr = ((size_t)1 << 26) / (size_t)N;
     const int T = tr < 1 ? 1 : tr > (size_t)N ? N : (int)tr;
-    float *S = (float *)scratch_get(&scratch, sizeof(float) * (size_t)T * N);   // (T,N)
+    float *S = (float *)knn_scratch(&scratch, sizeof(float) * (size_t)T * N);   // (T,N)
     // Warps per block: as many as fit in 48 KiB (at least one, at most 8).
     const size_t per_warp = (size_t)32 * k * (sizeof(float) + sizeof(int));
     int W = (int)((48u << 10) / per_warp);
@@ -428,10 +445,13 @@ extern "C" int ops_cuda_knn_kernel(void) {
 extern "C" int ops_cuda_knn_fused_kc(int N, int k) {
     if (k < 1 || k > N - 1 || k + KNN2_MIN_SLACK > KNN2_MAX_KC) return 0;
     int slack = k > KNN2_MIN_SLACK ? k : KNN2_MIN_SLACK;
+    // LAIC_KNN_SLACK: decimal digits only, taken when <= KNN2_MAX_KC (more is capped anyway);
+    // anything else keeps the default (atoi had no range check: k + a huge value overflowed int,
+    // and "abc" read as 0, silently dropping the slack).
     const char *e = getenv("LAIC_KNN_SLACK");
-    if (e && *e) {
+    if (e && *e && strspn(e, "0123456789") == strlen(e) && strlen(e) <= 3) {
         const int s = atoi(e);
-        if (s >= 0) slack = s;
+        if (s <= KNN2_MAX_KC) slack = s;
     }
     int kc = k + slack;
     if (kc > KNN2_MAX_KC) kc = KNN2_MAX_KC;
@@ -471,8 +491,8 @@ static int knn_topk_fused(int64_t *idx, float *sims, const float *F, int N, int 
     if (smem > (size_t)knn_smem_optin()) return 0;
     static ScratchBuf bf_buf = {NULL, 0}, cand_buf = {NULL, 0};
     const int dp = (d + K2_BK - 1) / K2_BK * K2_BK;
-    __nv_bfloat16 *Fb = (__nv_bfloat16 *)scratch_get(&bf_buf, sizeof(__nv_bfloat16) * (size_t)N * dp);   // (N,dp)
-    int64_t *cand = (int64_t *)scratch_get(&cand_buf, sizeof(int64_t) * (size_t)N * kc);   // (N,kc)
+    __nv_bfloat16 *Fb = (__nv_bfloat16 *)knn_scratch(&bf_buf, sizeof(__nv_bfloat16) * (size_t)N * dp);   // (N,dp)
+    int64_t *cand = (int64_t *)knn_scratch(&cand_buf, sizeof(int64_t) * (size_t)N * kc);   // (N,kc)
     knn_bf16_pad_kernel1<<<grid_for((size_t)N * dp, 256), 256>>>(Fb, F, N, d, dp);
     launchCheck();
     cudaCheck(cudaFuncSetAttribute(knn_topk_forward_kernel2,
@@ -502,10 +522,10 @@ void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, i
         int kc = k + 32 < KNN_MAX_K ? k + 32 : KNN_MAX_K;
         if (kc > N - 1) kc = N - 1;
         static ScratchBuf cand_buf = {NULL, 0}, bf_buf = {NULL, 0};
-        int64_t *cand = (int64_t *)scratch_get(&cand_buf, sizeof(int64_t) * (size_t)N * kc);
+        int64_t *cand = (int64_t *)knn_scratch(&cand_buf, sizeof(int64_t) * (size_t)N * kc);
         const uint16_t *Fb = NULL;   // (N,d) bf16 bit patterns
         if (prec == 2) {
-            uint16_t *b = (uint16_t *)scratch_get(&bf_buf, sizeof(uint16_t) * (size_t)N * d);
+            uint16_t *b = (uint16_t *)knn_scratch(&bf_buf, sizeof(uint16_t) * (size_t)N * d);
             ops_cuda_f32_to_bf16(b, F, (size_t)N * d);
             Fb = b;
         }
