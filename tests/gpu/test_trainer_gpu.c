@@ -5,16 +5,19 @@
  * Built into build/test_gpu by `make test-gpu`; exits 77 ("waived") without a device.
  *
  * Checks, and tolerances with their reasons:
- *  - CUDA vs CPU, feature and image mode: final vectors within 2e-3 scale-aware
- *    (max |cuda-cpu| / max |cpu|) and centres within 2e-3. Every op agrees to ~1e-5 (the op
- *    tests), but 6 SGD steps feed each step's rounding into the next and the GCE/softmax at
- *    scale 100 amplifies feature differences ~100x in the gradient; 2e-3 still fails a wrong
- *    step (a missing update or a wrong gradient moves the vectors by ~1e-1 relative).
+ *  - CUDA vs CPU, feature and image mode: final vectors within 1e-2 scale-aware
+ *    (max |cuda-cpu| / max |cpu|), centres within 3e-2, epoch-2 loss within 1e-2 (relative,
+ *    floor 1). Every op agrees to ~1e-6..1e-5 (the op tests), but 6 SGD steps at lr 0.05 feed
+ *    each step's rounding into the next, and this run amplifies it: measured on the CPU
+ *    trainer (this fixture, weights and features scaled by 1 + eps N(0,1)), feature mode moves
+ *    by vectors 2.8e-4 / 2.9e-3, centres 9.5e-4 / 1.0e-2, loss 1.6e-4 / 1.8e-3 for eps = 1e-6 /
+ *    1e-5 (image mode: 10x less). So 2e-3 would fail a correct GPU whose ops differ by a few
+ *    1e-6. The tolerances still fail a wrong step: the vectors move from |v| ~0.05 to ~2..6
+ *    (the update is the whole value), and a 2% change of β alone moves them by 5e-2..1e-1.
  *  - graph on vs off on CUDA: bitwise (a graph replays the same kernels with the same inputs).
  *  - two CUDA runs: bitwise (the kernels are deterministic: no float atomics).
  *  - stop after epoch 1 + resume on CUDA == uninterrupted CUDA run, bitwise.
- * Status: compiled, never run (no GPU where it was written; needs A1's CUDA training ops —
- * until they land each test reports the trainer's one-line "has no ... op" refusal and fails).
+ * Status: compiled, never run (no GPU where it was written).
  */
 #include "../test.h"
 
@@ -159,9 +162,9 @@ TEST(gpu_trainer_matches_cpu_feature_and_image_mode) {
         double rv = rel(g.st.vec, c.st.vec, nv), rw = rel(g.W, c.W, (size_t)c.K * c.E);
         printf("    %s: vectors %.3g, centres %.3g (max|cuda-cpu|/max|cpu|); loss %.6f / %.6f; "
                "%d graphs\n", mode, rv, rw, g.epoch_loss[1], c.epoch_loss[1], g.graph_captures);
-        CHECK(rv <= 2e-3, "%s: vectors %.3g > 2e-3", mode, rv);
-        CHECK(rw <= 2e-3, "%s: centres %.3g > 2e-3", mode, rw);
-        CHECK(fabs(g.epoch_loss[1] - c.epoch_loss[1]) <= 1e-3 * fmax(1, fabs(c.epoch_loss[1])),
+        CHECK(rv <= 1e-2, "%s: vectors %.3g > 1e-2", mode, rv);
+        CHECK(rw <= 3e-2, "%s: centres %.3g > 3e-2", mode, rw);
+        CHECK(fabs(g.epoch_loss[1] - c.epoch_loss[1]) <= 1e-2 * fmax(1, fabs(c.epoch_loss[1])),
               "%s: epoch-2 loss %.6f vs %.6f", mode, g.epoch_loss[1], c.epoch_loss[1]);
         CHECK(g.graph_captures == 2, "%s: one graph per batch size (%d)", mode, g.graph_captures);
         // training moved the vectors (a step that did nothing would match nothing above)
