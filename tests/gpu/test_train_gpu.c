@@ -226,6 +226,114 @@ TEST(gpu_train_loss_deterministic) {
     free(d1), free(d2);
 }
 
+// A pseudo-label outside [0,K) on a high-quality row (the trainer rejects these up front; the op
+// does not check): no out-of-bounds read (run under compute-sanitizer memcheck), the loss and
+// its GCE term are NaN (kernels/train.cu's promise), the other terms and dW stay finite.
+TEST(gpu_train_loss_bad_label_is_nan) {
+    need_gpu();
+    enum { b = 6, K = 4, E = 16 };
+    Rng r;
+    rng_init(&r, 7, 16);
+    float *F = rand_f32(&r, 2 * b * E, 1.0), *W = rand_f32(&r, K * E, 1.0);
+    normalize_rows(F, 2 * b, E);
+    normalize_rows(W, K, E);
+    const int32_t y[b] = {0, 1, K + 1000000, 3, -7, 2};
+    const uint8_t hq[b] = {1, 0, 1, 1, 1, 0};
+    float *dF = upload(F, sizeof(float) * 2 * b * E), *dW_ = upload(W, sizeof(float) * K * E);
+    int32_t *dy = upload(y, sizeof y);
+    uint8_t *dhq = upload(hq, sizeof hq);
+    float *ddW = dev(sizeof(float) * K * E), dWh[K * E];
+    double *dt = dev(6 * sizeof(double)), t[6];
+    G->prompt_loss_forward_backward(dt, ddW, dF, dW_, dy, dhq, b, K, E, 7, 0.7, 1, 1, 100);
+    download(t, dt, sizeof t);
+    download(dWh, ddW, sizeof dWh);
+    int finite = 1;
+    for (int i = 0; i < K * E; i++) finite &= isfinite(dWh[i]);
+    printf("    bad labels: total %g gce %g mse %g H %g n_hq %g n_u %g\n", t[0], t[1], t[2], t[3],
+           t[4], t[5]);
+    CHECK(isnan(t[0]) && isnan(t[1]), "bad label: total %g and gce %g must be NaN", t[0], t[1]);
+    CHECK(isfinite(t[2]) && isfinite(t[3]) && t[4] == 4 && t[5] == 2,
+          "bad label: mse %g, H %g, counts %g %g", t[2], t[3], t[4], t[5]);
+    CHECK(finite, "bad label: dW has non-finite entries");
+    free(F), free(W);
+    G->free(dF), G->free(dW_), G->free(dy), G->free(dhq), G->free(ddW), G->free(dt);
+}
+
+// A graph captured with the loss's scratch buffer must survive that buffer growing afterwards
+// (a larger eager call): the old buffer is kept, not freed under the graph (train.cu
+// loss_scratch). Replays after the growth equal the eager result bitwise; a freed buffer would
+// show under compute-sanitizer memcheck, or as wrong values once the memory is reused.
+typedef struct {
+    double *terms;
+    float *dW, *F, *W;
+    int32_t *y;
+    uint8_t *hq;
+    int b, K, E;
+} LossCtx;
+
+static void loss_step(void *vctx) {
+    LossCtx *c = vctx;
+    G->prompt_loss_forward_backward(c->terms, c->dW, c->F, c->W, c->y, c->hq, c->b, c->K, c->E, 7,
+                                    0.7, 1.0, 1.0, 100.0);
+}
+
+static void loss_ctx_alloc(LossCtx *c, Rng *r, int b, int K, int E) {
+    float *F = rand_f32(r, (size_t)2 * b * E, 1.0), *W = rand_f32(r, (size_t)K * E, 1.0);
+    normalize_rows(F, 2 * b, E);
+    normalize_rows(W, K, E);
+    int32_t *y = mallocCheck((size_t)b * sizeof *y);
+    uint8_t *hq = mallocCheck((size_t)b);
+    for (int i = 0; i < b; i++) y[i] = (int32_t)rng_below(r, (uint64_t)K), hq[i] = i % 3 == 0;
+    *c = (LossCtx){.terms = dev(6 * sizeof(double)), .dW = dev((size_t)K * E * sizeof(float)),
+                   .F = upload(F, (size_t)2 * b * E * sizeof(float)),
+                   .W = upload(W, (size_t)K * E * sizeof(float)),
+                   .y = upload(y, (size_t)b * sizeof *y), .hq = upload(hq, (size_t)b),
+                   .b = b, .K = K, .E = E};
+    free(F), free(W), free(y), free(hq);
+}
+
+static void loss_ctx_free(LossCtx *c) {
+    void *all[] = {c->terms, c->dW, c->F, c->W, c->y, c->hq};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) G->free(all[i]);
+}
+
+TEST(gpu_train_loss_graph_survives_scratch_growth) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 8, 17);
+    enum { SB = 16, SK = 10, SE = 64 };
+    LossCtx small, big;
+    loss_ctx_alloc(&small, &r, SB, SK, SE);
+    // larger than any loss the other tests run (b 64, K 1000), so its scratch must grow here
+    loss_ctx_alloc(&big, &r, 256, 2000, 8);
+    double t_eager[6], t_replay[6];
+    float *dW_eager = mallocCheck(SK * SE * sizeof(float));
+    float *dW_replay = mallocCheck(SK * SE * sizeof(float));
+    loss_step(&small);   // eager warm-up (sizes the scratch when nothing larger ran before)
+    download(t_eager, small.terms, sizeof t_eager);
+    download(dW_eager, small.dW, SK * SE * sizeof(float));
+    void *g = G->graph_capture(loss_step, &small);
+    REQUIRE(g != NULL, "capture: %s", laic_last_error());
+    loss_step(&big);   // eager, grows the scratch after the capture
+    G->synchronize();
+    for (int rep = 0; rep < 2; rep++) {
+        G->memset0(small.terms, 6 * sizeof(double));
+        G->memset0(small.dW, SK * SE * sizeof(float));
+        CHECK(G->graph_launch(g) == 0, "launch: %s", laic_last_error());
+        download(t_replay, small.terms, sizeof t_replay);
+        download(dW_replay, small.dW, SK * SE * sizeof(float));
+        CHECK(same_bits(t_eager, t_replay, sizeof t_eager), "replay %d after the growth: terms "
+              "%.17g vs %.17g", rep, t_replay[0], t_eager[0]);
+        CHECK(same_bits(dW_eager, dW_replay, SK * SE * sizeof(float)), "replay %d after the "
+              "growth: dW differs", rep);
+        loss_step(&big);   // the grown scratch in use between replays
+    }
+    G->graph_free(g);
+    loss_ctx_free(&small);
+    loss_ctx_free(&big);
+    free(dW_eager), free(dW_replay);
+}
+
 // --- SGD ---------------------------------------------------------------------------------------
 TEST(gpu_train_sgd_bitwise) {
     need_gpu();
