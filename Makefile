@@ -144,9 +144,13 @@ asan:
 ifeq ($(USE_CUDA),1)
 TEST_GPU_OBJ := $(TEST_GPU_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_main.o
 $(BUILD)/test_gpu: $(TEST_GPU_OBJ) $(HOST_OBJ) $(CU_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)
 test-gpu: all $(BUILD)/test_gpu
 	@LAIC_BIN=$(BUILD)/laic ./$(BUILD)/test_gpu $(T)
+# `all` builds the GPU test program too: on a machine without a GPU (CI) compiling it is the
+# only check the GPU tests get.
+all: $(BUILD)/test_gpu
 else
 test-gpu:
 	@echo "test-gpu: CUDA not built (nvcc not found); waived"; exit 77
@@ -158,8 +162,11 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 BENCH_CFLAGS := $(if $(filter 1,$(USE_CUDA)),-I$(CUDA_HOME)/include)
 $(BUILD)/bench/%: bench/%.c $(HOST_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(BENCH_CFLAGS) $(CFLAGS) $< $(HOST_OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(CFLAGS_BASE) $(BENCH_CFLAGS) $(CFLAGS) $< $(HOST_OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
 bench: all $(BENCH_BIN)
+# ... and the bench programs, for the same reason.
+all: $(BENCH_BIN)
 
 setup:
 	bash scripts/setup.sh

@@ -8,6 +8,7 @@
  * (kernels/knn.cu, knn_topk_forward_kernel2) when k <= 48.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cluster.h"
@@ -57,7 +58,10 @@ int cmd_knn(int argc, char **argv) {
     if (knn_topk(idx, sims, F.data, N, d, (int)k)) goto done;
     size_t shape[2] = {(size_t)N, (size_t)k};
     if (npy_write(out, NPY_I64, 2, shape, idx)) goto done;
-    if (sout && npy_write(sout, NPY_F32, 2, shape, sims)) goto done;
+    if (sout && npy_write(sout, NPY_F32, 2, shape, sims)) {
+        unlink(out);   // all or nothing: no idx.npy without the sims asked for
+        goto done;
+    }
     rc = 0;
 done:
     free(idx);

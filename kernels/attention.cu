@@ -108,9 +108,14 @@ __global__ static void __launch_bounds__(ATT_THREADS)
 // device maximum).
 static void attention_smem_optin(const void *kernel, int *raised, const char *who, size_t smem,
                                  int T, int hs) {
-    int dev = 0, optin = 0;
-    cudaCheck(cudaGetDevice(&dev));
-    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    // Queried once (one device per process): the trainer's graph capture then replays launches
+    // that make no device-attribute calls at all.
+    static int optin = -1;
+    if (optin < 0) {
+        int dev = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    }
     if (smem > (size_t)optin) {
         fprintf(stderr,
                 "laic: fatal: %s: T=%d, head size %d need %zu bytes of shared "
