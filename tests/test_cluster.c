@@ -650,6 +650,9 @@ TEST(cluster_cli_bad_inputs) {
     expect_fail(a, "k = 0", o);
     snprintf(a, sizeof a, "knn --in %s --k 2", NaN);
     expect_fail(a, "contains NaN", o);
+    // the second output cannot be written: the first is not left behind either
+    snprintf(a, sizeof a, "knn --in %s --k 2 --sims-out %s/no/such/dir/S.npy", X, test_tmpdir());
+    expect_fail(a, "S.npy", o);
     snprintf(a, sizeof a, "knn-filter --in %s --labels %s --k 2", X, y5);
     expect_fail(a, "bad_y5.npy: 5 labels for 4 rows", o);
     snprintf(a, sizeof a, "knn-filter --in %s --labels %s --k 2", X, yneg);
