@@ -67,16 +67,22 @@ __global__ static void f64_to_f32_kernel1(float *out, const double *inp, size_t 
         out[i] = __double2float_rn(inp[i]);
 }
 
-// out (c,r) = inp (r,c)ᵀ through a 32×32 shared tile (coalesced reads and writes).
+// out (c,r) = inp (r,c)ᵀ through a 32×32 shared tile (coalesced reads and writes). Row tiles
+// of inp are strided by gridDim.y, which the launcher caps at 65535 (a grid's y limit): r may
+// exceed 65535·32 (e.g. the M text rows of the dual ridge form).
 __global__ static void transpose_f64_kernel1(double *out, const double *inp, int r, int c) {
     __shared__ double t[32][33];
     const int x = blockIdx.x * 32 + threadIdx.x;   // column of inp
-    for (int y = blockIdx.y * 32 + threadIdx.y, k = threadIdx.y; k < 32; y += 8, k += 8)
-        if (y < r && x < c) t[k][threadIdx.x] = inp[(size_t)y * c + x];
-    __syncthreads();
-    const int ox = blockIdx.y * 32 + threadIdx.x;   // column of out = row of inp
-    for (int oy = blockIdx.x * 32 + threadIdx.y, k = threadIdx.y; k < 32; oy += 8, k += 8)
-        if (oy < c && ox < r) out[(size_t)oy * r + ox] = t[threadIdx.x][k];
+    const int ytiles = (r + 31) / 32;
+    for (int by = blockIdx.y; by < ytiles; by += gridDim.y) {   // block-uniform bounds
+        for (int y = by * 32 + threadIdx.y, k = threadIdx.y; k < 32; y += 8, k += 8)
+            if (y < r && x < c) t[k][threadIdx.x] = inp[(size_t)y * c + x];
+        __syncthreads();
+        const int ox = by * 32 + threadIdx.x;   // column of out = row of inp
+        for (int oy = blockIdx.x * 32 + threadIdx.y, k = threadIdx.y; k < 32; oy += 8, k += 8)
+            if (oy < c && ox < r) out[(size_t)oy * r + ox] = t[threadIdx.x][k];
+        __syncthreads();   // t is refilled by the next row tile
+    }
 }
 
 __global__ static void add_diag_kernel1(double *A, double v, int n) {
@@ -105,7 +111,8 @@ void f64_to_f32(float *out, const double *inp, size_t n) {
 
 void transpose_f64(double *out, const double *inp, int r, int c) {
     if (r == 0 || c == 0) return;
-    dim3 grid(ceil_div_u((size_t)c, 32), ceil_div_u((size_t)r, 32)), block(32, 8);
+    const unsigned ytiles = ceil_div_u((size_t)r, 32);
+    dim3 grid(ceil_div_u((size_t)c, 32), ytiles < 65535u ? ytiles : 65535u), block(32, 8);
     transpose_f64_kernel1<<<grid, block>>>(out, inp, r, c);
     launchCheck();
 }
