@@ -629,7 +629,7 @@ extern "C" int kmeans_lloyd_batched_cuda(float *C, double *obj, int *n_iter, dou
             kmb_begin_kernel1<<<gr, 128>>>(s.it, s.changed, s.active, R);
             launchCheck();
             cudaCheck(cudaMemcpyAsync(s.Cold, C, sizeof(float) * (size_t)RK * d,
-                                      cudaMemcpyDeviceToDevice, 0));
+                                      cudaMemcpyDeviceToDevice, cudaStreamPerThread));
             kmb_count_kernel1<<<grk, 256>>>(s.counts, s.labels, s.active, N, K, R);
             launchCheck();
             kmb_members_kernel1<<<grk, 256>>>(s.members, s.counts, s.labels, s.active, N, K, R);
