@@ -177,7 +177,8 @@ TEST(gpu_cluster_cholesky_and_solves) {
     // n: below one block, exactly one, tails, several blocks (NB = 64 on the GPU, 96 on the CPU)
     const int ns[] = {1, 5, 64, 65, 200, 513};
     for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
-        int n = ns[t], R = 37;
+        // R: one partial thread block of the per-row solve kernels, or three (a tail of 44)
+        int n = ns[t], R = t % 2 ? 300 : 37;
         size_t nn = (size_t)n * n;
         double *A = spd(&r, n), *Lc = mallocCheck(8 * nn);
         memcpy(Lc, A, 8 * nn);
@@ -311,6 +312,19 @@ TEST(gpu_cluster_kmeans_ops) {
            unexplained ? "NOT OK" : "OK", differ, unexplained, tied5);
     CHECK(unexplained == 0, "%d labels differ beyond float ties", unexplained);
     CHECK(tied5 > 0, "the tie case was exercised");
+    // The tie rule itself, which the near-tie allowance above cannot see: where the GPU's own
+    // distances to centres 5 and 20 are bitwise equal (same dots, same norms: the usual case
+    // for duplicate GEMM columns), the assignment must never pick 20 (ties to the lowest index).
+    int exact_ties = 0, tie_to_20 = 0;
+    for (int i = 0; i < N; i++) {
+        float a = gD[(size_t)i * K + 5], b = gD[(size_t)i * K + 20];
+        if (a != b || !(a > 0.0f)) continue;   // clamped zeros may hide unequal distances
+        exact_ties++;
+        tie_to_20 += glab[i] == 20;
+    }
+    printf("    %s tie rule: %d rows with bitwise-equal distances to 5 and 20, %d took 20\n",
+           tie_to_20 ? "NOT OK" : "OK", exact_ties, tie_to_20);
+    CHECK(tie_to_20 == 0, "%d exact ties went to the higher centre index", tie_to_20);
     report("assign mind", max_rel_err(gmind, mind, N), 1e-5);
 
     // update from the CPU labels on both sides: bitwise (same additions, same order); an
@@ -534,6 +548,31 @@ TEST(gpu_cluster_kmeans_batched_restarts) {
         report("batched trace", e, 1e-9);
         report("batched objective", fabs(og - oc) / oc, 1e-9);
         report("batched centres", max_rel_err(cg, cc, (size_t)K * d), 1e-6);
+    }
+    // d = 160: the centre-mean kernel's second 128-column chunk, with a 32-column tail (the
+    // cases above have d = 32, one partial chunk); ~600 members per cluster cross the 512-row
+    // member stage. Same blobs idea, given init (no k-means++ draws) for a strict comparison.
+    {
+        const int d2 = 160;
+        float *B2 = mallocCheck(4 * (size_t)N * d2), *C2 = mallocCheck(4 * (size_t)K * d2);
+        float *cc2 = mallocCheck(4 * (size_t)K * d2), *cg2 = mallocCheck(4 * (size_t)K * d2);
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < d2; j++)
+                B2[(size_t)i * d2 + j] =
+                    (float)rng_normal(&r) * 0.2f + (j % K == i % K && j >= 120 ? 3.0f : 0.0f);
+        memcpy(C2, B2 + (size_t)7 * d2, 4 * (size_t)K * d2);   // rows 7..11: one per blob
+        KMeansOpts o = {.K = K, .iters = 30, .restarts = 1, .init = KMEANS_INIT_GIVEN,
+                        .init_centers = C2, .trace = tc, .trace_len = &nc};
+        cluster_set_backend(REF);
+        REQUIRE(kmeans_fit(lc, cc2, &oc, B2, N, d2, &o) == 0, "cpu");
+        o.trace = tg, o.trace_len = &ng;
+        cluster_set_backend(G);
+        REQUIRE(kmeans_fit(lg, cg2, &og, B2, N, d2, &o) == 0, "%s", laic_last_error());
+        CHECK(!memcmp(lg, lc, 8 * (size_t)N), "d=160: labels equal the CPU's");
+        CHECK(nc == ng, "d=160: trace length %d vs %d", ng, nc);
+        report("d=160 objective", fabs(og - oc) / oc, 1e-9);
+        report("d=160 centres", max_rel_err(cg2, cc2, (size_t)K * d2), 1e-6);
+        free(B2), free(C2), free(cc2), free(cg2);
     }
     // random data, spherical and not, with tol > 0 (early stop per restart)
     float *Xr = randf(&r, (size_t)N * d, 1);
