@@ -50,6 +50,21 @@ static float *down(const float *d, size_t n) {
     return h;
 }
 
+// n floats of device memory filled with NaN (all bits set), so an element a kernel fails to
+// write fails the comparison instead of matching stale memory.
+static float *dev_nan(size_t n) {
+    float *d = G->alloc(n * sizeof(float));
+    void *h = mallocCheck(n * sizeof(float));
+    if (!d) {
+        fprintf(stderr, "alloc: %s\n", laic_last_error());
+        exit(1);
+    }
+    memset(h, 0xff, n * sizeof(float));
+    G->to_device(d, h, n * sizeof(float));
+    free(h);
+    return d;
+}
+
 static int near(const float *gpu, const float *cpu, size_t n, const char *what) {
     double rel = max_rel_err(gpu, cpu, n);
     printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
@@ -65,11 +80,14 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     float *ref = mallocCheck((size_t)M * K * 4);
     REF->matmul_backward(ref, dout, w, M, K, N);
     float *dd = up(dout, (size_t)M * N * 4), *dw = up(w, (size_t)N * K * 4);
-    float *dr = up(ref, (size_t)M * K * 4);   // overwritten: checks "=" not "+="
+    // Prefilled with unrelated values (not ref: a backward that wrote nothing would pass), so
+    // "+=" instead of "=" and unwritten elements both fail.
+    float *junk = rnd(&r, (size_t)M * K, 1);
+    float *dr = up(junk, (size_t)M * K * 4);
     G->matmul_backward(dr, dd, dw, M, K, N);
     float *got = down(dr, (size_t)M * K);
     near(got, ref, (size_t)M * K, "matmul_backward");
-    free(got); G->free(dr); G->free(dw); G->free(dd); free(ref); free(w); free(dout);
+    free(got); G->free(dr); G->free(dw); G->free(dd); free(ref); free(w); free(dout); free(junk);
 
     int R = 200, C = 512;
     size_t n = (size_t)R * C;
@@ -99,31 +117,56 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     free(x); free(lw); free(lb); free(dy); free(base); free(y); free(mean); free(rstd); free(dx);
 }
 
+// max |gpu-cpu| / max |cpu| of one third of dqkv (B,T,3C): part 0 dq, 1 dk, 2 dv, each judged
+// on its own scale, so a wrong dq cannot hide under dv's larger values.
+static int near_part(const float *gpu, const float *cpu, int BT, int C, int part,
+                     const char *what) {
+    float *g = mallocCheck((size_t)BT * C * 4), *c = mallocCheck((size_t)BT * C * 4);
+    for (int t = 0; t < BT; t++) {
+        memcpy(g + (size_t)t * C, gpu + (size_t)t * 3 * C + (size_t)part * C, (size_t)C * 4);
+        memcpy(c + (size_t)t * C, cpu + (size_t)t * 3 * C + (size_t)part * C, (size_t)C * 4);
+    }
+    int ok = near(g, c, (size_t)BT * C, what);
+    free(g);
+    free(c);
+    return ok;
+}
+
 TEST(gpu_backward_attention) {
     need_gpu();
     Rng r;
     rng_init(&r, 8, 0);
-    int B = 3, T = 77, C = 512, NH = 8;
-    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
-    float *qkv = rnd(&r, nq, 1), *dout = rnd(&r, no, 1);
-    float *out = mallocCheck(no * 4), *att = mallocCheck(na * 4), *ref = mallocCheck(nq * 4);
-    float *gq = up(qkv, nq * 4), *gd = up(dout, no * 4), *ga = G->alloc(na * 4),
-          *go = G->alloc(no * 4), *gdq = G->alloc(nq * 4);
-    for (int causal = 1; causal >= 0; causal--) {
-        REF->attention_forward(out, att, qkv, B, T, C, NH, causal);
-        REF->attention_backward(ref, dout, qkv, att, B, T, C, NH, causal);
-        G->attention_forward(go, ga, gq, B, T, C, NH, causal);
-        G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
-        float *got = down(gdq, nq);
-        near(got, ref, nq, causal ? "attention_backward causal" : "attention_backward");
-        // deterministic: a second run is bitwise identical
-        G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
-        float *again = down(gdq, nq);
-        CHECK(!memcmp(got, again, nq * 4), "attention_backward run-to-run bitwise");
-        free(got); free(again);
+    // The text shape (T = 77, 8 heads of 64), and odd ones: head size 4 / 16, T = 9 and 40
+    // (> 32: a row spans two lane strides in the softmax backward).
+    const int cfg[3][4] = {{3, 77, 512, 8}, {2, 9, 12, 3}, {2, 40, 48, 3}};
+    for (int s = 0; s < 3; s++) {
+        int B = cfg[s][0], T = cfg[s][1], C = cfg[s][2], NH = cfg[s][3];
+        size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+        float *qkv = rnd(&r, nq, 1), *dout = rnd(&r, no, 1);
+        float *out = mallocCheck(no * 4), *att = mallocCheck(na * 4), *ref = mallocCheck(nq * 4);
+        float *gq = up(qkv, nq * 4), *gd = up(dout, no * 4), *ga = dev_nan(na),
+              *go = dev_nan(no);
+        for (int causal = 1; causal >= 0; causal--) {
+            printf("    B=%d T=%d C=%d NH=%d causal=%d\n", B, T, C, NH, causal);
+            REF->attention_forward(out, att, qkv, B, T, C, NH, causal);
+            REF->attention_backward(ref, dout, qkv, att, B, T, C, NH, causal);
+            G->attention_forward(go, ga, gq, B, T, C, NH, causal);
+            float *gdq = dev_nan(nq);   // overwrites: every element must be written
+            G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
+            float *got = down(gdq, nq);
+            near_part(got, ref, B * T, C, 0, causal ? "dq causal" : "dq");
+            near_part(got, ref, B * T, C, 1, causal ? "dk causal" : "dk");
+            near_part(got, ref, B * T, C, 2, causal ? "dv causal" : "dv");
+            // deterministic: a second run is bitwise identical
+            G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
+            float *again = down(gdq, nq);
+            CHECK(!memcmp(got, again, nq * 4), "attention_backward run-to-run bitwise");
+            free(got); free(again);
+            G->free(gdq);
+        }
+        G->free(gq); G->free(gd); G->free(ga); G->free(go);
+        free(qkv); free(dout); free(out); free(att); free(ref);
     }
-    G->free(gq); G->free(gd); G->free(ga); G->free(go); G->free(gdq);
-    free(qkv); free(dout); free(out); free(att); free(ref);
 }
 
 TEST(gpu_backward_copies) {

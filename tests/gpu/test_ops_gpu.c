@@ -65,6 +65,18 @@ static float *dev_empty(size_t n) {
     return d;
 }
 
+// n floats of device memory filled with NaN (all bits set): an element a kernel fails to write
+// then fails the comparison, instead of passing on whatever a previous test's buffer held at
+// the same address (cudaMalloc often hands back the block just freed).
+static float *dev_sentinel(size_t n) {
+    float *d = dev_empty(n);
+    void *h = mallocCheck(n * sizeof(float) + 1);
+    memset(h, 0xff, n * sizeof(float));
+    G->to_device(d, h, n * sizeof(float));
+    free(h);
+    return d;
+}
+
 // --- device + memory -----------------------------------------------------------------------
 TEST(gpu_describe_and_count) {
     need_gpu();
@@ -143,7 +155,7 @@ static void check_matmul(const char *algo, double tol) {
         float *b = rand_host(&r, sh.N, 0.5f, 0), *ref = mallocCheck(no * sizeof(float));
         REF->matmul_forward(ref, a, w, sh.bias ? b : NULL, sh.M, sh.K, sh.N);
         float *da = upload(a, na * 4), *dw = upload(w, nw * 4), *db = upload(b, (size_t)sh.N * 4);
-        float *dout = dev_empty(no);
+        float *dout = dev_sentinel(no);
         G->matmul_forward(dout, da, dw, sh.bias ? db : NULL, sh.M, sh.K, sh.N);
         float *got = download(dout, no);
         double e = max_rel_err(got, ref, no);
@@ -189,10 +201,9 @@ TEST(gpu_matmul_bf16_fused_bias_gelu) {
     REQUIRE(a16 && w16, "alloc bf16 operands");
     ops_cuda_f32_to_bf16(a16, da, na);
     ops_cuda_f32_to_bf16(w16, dw, nw);
-    float *dout = dev_empty(no);
     const int algos[2] = {LAIC_MM_BF16_WMMA, LAIC_MM_BF16_CUBLAS};
     for (int i = 0; i < 2; i++) {
-        G->memset0(dout, no * 4);
+        float *dout = dev_sentinel(no);   // NaN: an unwritten element fails
         ops_cuda_matmul_bf16(dout, a16, w16, db, M, K, N, algos[i], 1);
         float *got = download(dout, no);
         double e = max_rel_err(got, ref, no);
@@ -200,9 +211,10 @@ TEST(gpu_matmul_bf16_fused_bias_gelu) {
                ops_cuda_matmul_name(algos[i]), e);
         CHECK(e <= 2e-2, "%s fused: %.3g", ops_cuda_matmul_name(algos[i]), e);
         free(got);
+        G->free(dout);
     }
     free(a), free(w), free(b), free(ref);
-    G->free(da), G->free(dw), G->free(db), G->free(a16), G->free(w16), G->free(dout);
+    G->free(da), G->free(dw), G->free(db), G->free(a16), G->free(w16);
 }
 
 // --- normalisation ---------------------------------------------------------------------------
@@ -286,15 +298,19 @@ TEST(gpu_attention) {
     need_gpu();
     Rng r;
     rng_init(&r, 7, 0);
-    // Vision (T = 50, 12 heads of 64), text (T = 77, causal, 8 heads of 64), and an odd shape.
-    const int cfg[3][5] = {{2, 50, 768, 12, 0}, {3, 77, 512, 8, 1}, {2, 9, 12, 3, 1}};
-    for (int s = 0; s < 3; s++) {
+    // Vision (T = 50, 12 heads of 64), text (T = 77, causal, 8 heads of 64), and odd shapes:
+    // head size 4 and 16 (not a warp or block multiple), T = 40 (> 32: rows span two warp
+    // strides in the softmax), both with and without the causal mask.
+    const int cfg[5][5] = {{2, 50, 768, 12, 0}, {3, 77, 512, 8, 1}, {2, 9, 12, 3, 1},
+                           {1, 40, 48, 3, 0},   {2, 40, 48, 3, 1}};
+    for (int s = 0; s < 5; s++) {
         int B = cfg[s][0], T = cfg[s][1], C = cfg[s][2], NH = cfg[s][3], causal = cfg[s][4];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = rand_host(&r, nq, 1, 0);
         float *ref = mallocCheck(no * 4), *ratt = mallocCheck(na * 4);
         REF->attention_forward(ref, ratt, qkv, B, T, C, NH, causal);
-        float *dq = upload(qkv, nq * 4), *dout = dev_empty(no), *datt = dev_empty(na);
+        // NaN-filled outputs: masked probabilities must be written as 0, not left alone.
+        float *dq = upload(qkv, nq * 4), *dout = dev_sentinel(no), *datt = dev_sentinel(na);
         G->attention_forward(dout, datt, dq, B, T, C, NH, causal);
         float *got = download(dout, no), *gatt = download(datt, na);
         printf("    B=%d T=%d C=%d NH=%d causal=%d\n", B, T, C, NH, causal);
