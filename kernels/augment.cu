@@ -393,6 +393,10 @@ extern "C" int augment_views_cuda(float *out, uint8_t *out_u8, const uint8_t *co
                                   int S) {
     if (n <= 0) return 0;
     if (S <= 0) return laic_error("augment_views_cuda: bad view size %d", S);
+    // The view index is blockIdx.y in every per-view kernel: gridDim.y is at most 65535, and a
+    // larger n would otherwise stop the program in launchCheck instead of returning an error.
+    if (n > 65535)
+        return laic_error("augment_views_cuda: %d views in one call (at most 65535)", n);
     AugDesc *desc = (AugDesc *)callocCheck((size_t)n, sizeof(AugDesc));
     size_t *img_off = (size_t *)mallocCheck((size_t)n * sizeof(size_t));
     uint8_t *first_use = (uint8_t *)mallocCheck((size_t)n);
@@ -507,6 +511,8 @@ extern "C" int augment_batch_cuda(float *out, uint8_t *out_u8, const uint8_t *co
                                   const int *H, const int *W, const size_t *index, int b, int S,
                                   uint64_t seed, uint64_t epoch) {
     if (b <= 0) return 0;
+    if (b > 65535 / 2)   // 2b views, each a gridDim.y index (augment_views_cuda)
+        return laic_error("augment_batch_cuda: batch of %d images (at most %d)", b, 65535 / 2);
     const int n = 2 * b;
     AugmentParams *p = (AugmentParams *)mallocCheck((size_t)n * sizeof *p);
     const uint8_t **im = (const uint8_t **)mallocCheck((size_t)n * sizeof *im);

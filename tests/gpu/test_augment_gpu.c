@@ -212,4 +212,34 @@ TEST(gpu_augment_every_op_matches_cpu) {
     G->free(d_u8);
 }
 
+// The view index is gridDim.y in every per-view kernel (at most 65535): a larger call must
+// return one error line before touching the device, not stop the program at a launch.
+TEST(gpu_augment_too_many_views_is_an_error) {
+    need_gpu();
+    const int n = 65536, S = 8;
+    uint8_t px[3 * 8 * 8] = {0};
+    AugmentParams *p = callocCheck((size_t)n, sizeof *p);
+    const uint8_t **ims = mallocCheck((size_t)n * sizeof *ims);
+    int *hs = mallocCheck((size_t)n * sizeof *hs), *ws = mallocCheck((size_t)n * sizeof *ws);
+    for (int j = 0; j < n; j++) {
+        p[j].crop = (CropBox){0, 0, S, S};
+        ims[j] = px, hs[j] = S, ws[j] = S;
+    }
+    laic_clear_error();
+    CHECK(augment_views_cuda(NULL, NULL, ims, hs, ws, p, n, S) == -1, "65536 views refused");
+    const char *msg = laic_last_error();
+    CHECK(strstr(msg, "augment_views_cuda: 65536 views") != NULL && count_lines(msg) == 1,
+          "one line naming the count: '%s'", msg);
+    size_t index[1] = {0};
+    laic_clear_error();
+    CHECK(augment_batch_cuda(NULL, NULL, ims, hs, ws, index, 40000, S, 1, 0) == -1,
+          "a batch of 40000 (80000 views) refused");
+    CHECK(strstr(laic_last_error(), "augment_batch_cuda: batch of 40000") != NULL, "'%s'",
+          laic_last_error());
+    free(p);
+    free(ims);
+    free(hs);
+    free(ws);
+}
+
 #endif
