@@ -58,13 +58,13 @@ void dsyrk_rm_lower(int trans, int n, int k, double alpha, const double *A, int 
 __global__ static void f32_to_f64_kernel1(double *out, const float *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = (double)inp[i];
+        out[i] = f2d_exact(inp[i]);   // exact under -ftz (cluster.cuh)
 }
 
 __global__ static void f64_to_f32_kernel1(float *out, const double *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = __double2float_rn(inp[i]);
+        out[i] = d2f_rn_exact(inp[i]);
 }
 
 // out (c,r) = inp (r,c)ᵀ through a 32×32 shared tile (coalesced reads and writes). Row tiles

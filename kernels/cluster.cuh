@@ -17,6 +17,28 @@
 
 #include "common.cuh"
 
+// Exact float <-> double conversions under --use_fast_math. That flag implies -ftz=true, and
+// nvcc then emits cvt.ftz.f64.f32 / cvt.rn.ftz.f32.f64 for plain casts and __double2float_rn
+// (checked in the PTX): a subnormal float (|x| < 2^-126) widens to ±0, and a double whose
+// float rounding is subnormal narrows to ±0. The ops promise C's conversions (exact widening,
+// round to nearest even; the centre update promises the CPU's bits), so the subnormal range
+// is done in integers here. Emulated on the host against C casts (random bit patterns,
+// subnormal ties, values rounding up to FLT_MIN, -0): equal.
+__device__ __forceinline__ double f2d_exact(float x) {
+    const int b = __float_as_int(x);
+    if ((b & 0x7f800000) != 0) return (double)x;              // normal, inf, nan: exact
+    const double m = (double)(b & 0x007fffff) * 0x1p-149;     // subnormal or zero: exact
+    return b < 0 ? -m : m;
+}
+__device__ __forceinline__ float d2f_rn_exact(double v) {
+    const double a = fabs(v);
+    if (!(a < 0x1p-126)) return __double2float_rn(v);   // normal result, inf, nan, overflow
+    // a·2^149 is exact (power-of-two scale) and < 2^23: its nearest integer (ties to even) is
+    // the float's significand field; 2^23 is FLT_MIN's bit pattern when it rounds up.
+    const int m = __double2int_rn(a * 0x1p149);
+    return __int_as_float(__double_as_longlong(v) < 0 ? (int)(0x80000000u | (unsigned)m) : m);
+}
+
 // The cuBLAS handle of the clustering ops (created on first use, never destroyed).
 cublasHandle_t cluster_cublas(void);
 

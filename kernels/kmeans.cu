@@ -208,8 +208,8 @@ __global__ static void kmeans_mean_kernel1(float *C, const int64_t *counts, cons
     long long off = 0;
     for (int q = 0; q < c; q++) off += counts[q];
     double acc = 0.0;
-    for (long long p = 0; p < n; p++) acc += (double)X[(size_t)members[off + p] * d + j];
-    C[e] = __double2float_rn(acc / (double)n);
+    for (long long p = 0; p < n; p++) acc += f2d_exact(X[(size_t)members[off + p] * d + j]);
+    C[e] = d2f_rn_exact(acc / (double)n);   // exact casts under -ftz: the CPU's bits
 }
 
 void kmeans_update_forward(float *C, int64_t *counts, const float *X, const int64_t *labels,
@@ -406,12 +406,12 @@ __global__ static void kmb_mean_kernel1(float *C, const int64_t *counts, const i
 #pragma unroll
                 for (int u = 0; u < 8; u++) v[u] = X[(size_t)sm[q + u] * d + j];
 #pragma unroll
-                for (int u = 0; u < 8; u++) acc += (double)v[u];
+                for (int u = 0; u < 8; u++) acc += f2d_exact(v[u]);   // -ftz-proof
             }
-            for (; q < m; q++) acc += (double)X[(size_t)sm[q] * d + j];
+            for (; q < m; q++) acc += f2d_exact(X[(size_t)sm[q] * d + j]);
         }
     }
-    if (j < d) C[(size_t)g * d + j] = __double2float_rn(acc / (double)n);
+    if (j < d) C[(size_t)g * d + j] = d2f_rn_exact(acc / (double)n);
 }
 
 // Empty clusters, one block per running restart with any: in cluster order, the unused row with

@@ -122,6 +122,10 @@ TEST(gpu_cluster_dense_helpers) {
     rng_init(&r, 11, 0);
     const int M = 70, K = 45, N = 33;
     float *a = randf(&r, (size_t)M * K, 1), *b = randf(&r, (size_t)K * N, 1);
+    // Subnormals, ±0 and FLT_MIN among the inputs: nvcc's -ftz (from --use_fast_math) would
+    // flush them in a plain cast; the conversions must stay exact.
+    const float special[] = {1e-40f, -3e-39f, 1.4e-45f, -0.0f, 0.0f, 1.17549435e-38f, -1e-45f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) a[5 + 13 * i] = special[i];
     double *ad = mallocCheck(sizeof(double) * M * K), *bd = mallocCheck(sizeof(double) * N * K);
     for (int i = 0; i < M * K; i++) ad[i] = a[i];
     for (int i = 0; i < N * K; i++) bd[i] = b[i];   // (N,K) view for the NT product
@@ -140,6 +144,28 @@ TEST(gpu_cluster_dense_helpers) {
     G->f64_to_f32(df, dd, (size_t)M * K);
     float *gf = down(df, 4 * (size_t)M * K);
     CHECK(!memcmp(gf, a, 4 * (size_t)M * K), "f64_to_f32 exact");
+    // Narrowing doubles whose float is subnormal (round to nearest even, incl. exact ties and
+    // values that round up to FLT_MIN) and ordinary ones: the same bits as the CPU's cast.
+    {
+        enum { NS = 64 };
+        double sd[NS];
+        for (int i = 0; i < NS; i++) {
+            double m = ldexp(1.0 + rng_uniform(&r), -127 - (i % 24));   // in [2^-150, 2^-126)
+            if (i % 4 == 1) m = ldexp((double)(i * 977 % 8388608) + 0.5, -149);   // a tie
+            if (i % 8 == 3) m = ldexp(1.0 - ldexp(1.0, -30), -126);   // rounds up to FLT_MIN
+            if (i == 7) m = 1.0 / 3.0;
+            sd[i] = i % 2 ? -m : m;
+        }
+        sd[9] = -0.0;
+        double *dsd = up(sd, sizeof sd);
+        float *dsf = dev(sizeof(float) * NS), rf[NS];
+        G->f64_to_f32(dsf, dsd, NS);
+        REF->f64_to_f32(rf, sd, NS);
+        float *gsf = down(dsf, sizeof(float) * NS);
+        CHECK(!memcmp(gsf, rf, sizeof rf), "f64_to_f32 exact in the subnormal range");
+        free(gsf);
+        G->free(dsd), G->free(dsf);
+    }
 
     // gram, both forms, with λ
     for (int trans = 0; trans < 2; trans++) {
