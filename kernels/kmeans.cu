@@ -18,6 +18,8 @@
  *   labels the centres are bitwise equal to the CPU's. Empty clusters are left untouched.
  * - norms and objective terms: one warp per row, double accumulation (a different order from
  *   the CPU's loop, so equal to it within double rounding before the final float rounding).
+ * - every float<->double conversion goes through f2d_exact / d2f_rn_exact (cluster.cuh):
+ *   --use_fast_math's -ftz would otherwise flush subnormals in plain casts.
  *
  * Status: compiled for sm_90, unverified on hardware.
  */
@@ -34,9 +36,9 @@ __global__ static void rownorm2_forward_kernel1(float *out, const float *X, int 
     if (row >= N) return;
     const float *x = X + (size_t)row * d;
     double s = 0.0;
-    for (int j = lane; j < d; j += 32) s += (double)x[j] * x[j];
+    for (int j = lane; j < d; j += 32) s += f2d_exact(x[j]) * f2d_exact(x[j]);
     s = warp_sum_f64(s);
-    if (lane == 0) out[row] = __double2float_rn(s);
+    if (lane == 0) out[row] = d2f_rn_exact(s);
 }
 
 __global__ static void l2normalize_rows_kernel1(float *out, const float *X, int N, int d) {
@@ -44,11 +46,11 @@ __global__ static void l2normalize_rows_kernel1(float *out, const float *X, int 
     if (row >= N) return;
     const float *x = X + (size_t)row * d;
     double s = 0.0;
-    for (int j = lane; j < d; j += 32) s += (double)x[j] * x[j];
+    for (int j = lane; j < d; j += 32) s += f2d_exact(x[j]) * f2d_exact(x[j]);
     const double nrm = sqrt(warp_sum_f64(s));   // complete before any lane writes (in place)
     const double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
     float *o = out + (size_t)row * d;
-    for (int j = lane; j < d; j += 32) o[j] = __double2float_rn((double)x[j] * inv);
+    for (int j = lane; j < d; j += 32) o[j] = d2f_rn_exact(f2d_exact(x[j]) * inv);
 }
 
 void rownorm2_forward(float *out, const float *X, int N, int d) {
@@ -236,7 +238,7 @@ __global__ static void kmeans_rowdist_kernel1(double *out, const float *X, const
     const float *x = X + (size_t)row * d, *c = C + (size_t)labels[row] * d;
     double s = 0.0;
     for (int j = lane; j < d; j += 32) {
-        const double t = (double)x[j] - (double)c[j];
+        const double t = f2d_exact(x[j]) - f2d_exact(c[j]);
         s += t * t;
     }
     s = warp_sum_f64(s);
@@ -307,10 +309,10 @@ __global__ static void kmb_l2normalize_kernel1(float *C, const int *active, int 
     if (row >= RK || !active[row / K]) return;
     float *x = C + (size_t)row * d;
     double s = 0.0;
-    for (int j = lane; j < d; j += 32) s += (double)x[j] * x[j];
+    for (int j = lane; j < d; j += 32) s += f2d_exact(x[j]) * f2d_exact(x[j]);
     const double nrm = sqrt(warp_sum_f64(s));
     const double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
-    for (int j = lane; j < d; j += 32) x[j] = __double2float_rn((double)x[j] * inv);
+    for (int j = lane; j < d; j += 32) x[j] = d2f_rn_exact(f2d_exact(x[j]) * inv);
 }
 
 // kmeans_argmin_kernel1 for a tile of R rows (from row r0) × the restarts r_lo .. r_lo+Rn-1 of
@@ -472,7 +474,7 @@ __global__ static void kmb_shift_kernel1(double *shift, const float *C, const fl
     const size_t n = (size_t)K * d, base = (size_t)r * n;
     double s = 0.0;
     for (size_t e = threadIdx.x; e < n; e += blockDim.x) {
-        const double t = (double)C[base + e] - (double)Cold[base + e];
+        const double t = f2d_exact(C[base + e]) - f2d_exact(Cold[base + e]);
         s += t * t;
     }
     s = block_sum_f64(s, sh);
@@ -492,7 +494,7 @@ __global__ static void kmb_rowdist_kernel1(double *out, const float *X, const fl
     const float *x = X + (size_t)row * d, *c = C + ((size_t)r * K + labels[w]) * d;
     double s = 0.0;
     for (int j = lane; j < d; j += 32) {
-        const double t = (double)x[j] - (double)c[j];
+        const double t = f2d_exact(x[j]) - f2d_exact(c[j]);
         s += t * t;
     }
     s = warp_sum_f64(s);
