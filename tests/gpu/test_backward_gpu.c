@@ -89,7 +89,7 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     near(got, ref, (size_t)M * K, "matmul_backward");
     free(got); G->free(dr); G->free(dw); G->free(dd); free(ref); free(w); free(dout); free(junk);
 
-    int R = 200, C = 512;
+    int R = 203, C = 500;   // tails: rows not a multiple of 8 warps per block, C of 32 lanes
     size_t n = (size_t)R * C;
     float *x = rnd(&r, n, 2), *lw = rnd(&r, C, 1), *lb = rnd(&r, C, 1), *dy = rnd(&r, n, 1);
     float *base = rnd(&r, n, 1), *y = mallocCheck(n * 4), *mean = mallocCheck(R * 4),
@@ -113,6 +113,21 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     got = down(gdy, n);
     near(got, dx, n, "quickgelu_backward (in place)");
     free(got);
+    {   // l2norm_backward at the 1e-12 floor (a zero row: dx = dout / 1e-12) and in place (dinp
+        // == dout, allowed by host/ops.h), on its own tensor: the floor row's 1e12 scale would
+        // hide every other row's error in a scale-aware comparison.
+        const int R2 = 5, C2 = 40;
+        const size_t n2 = (size_t)R2 * C2;
+        float *x2 = rnd(&r, n2, 1), *d2 = rnd(&r, n2, 1), *ref2 = mallocCheck(n2 * 4);
+        memset(x2 + C2, 0, C2 * 4);
+        REF->l2norm_backward(ref2, d2, x2, R2, C2);
+        float *gx2 = up(x2, n2 * 4), *gd2 = up(d2, n2 * 4);
+        G->l2norm_backward(gd2, gd2, gx2, R2, C2);
+        got = down(gd2, n2);
+        CHECK(test_allclose(got, ref2, n2, 1e-6, 1e-4, "l2norm_backward floor + in place"),
+              "l2norm_backward with a zero row, in place");
+        free(got); free(x2); free(d2); free(ref2); G->free(gx2); G->free(gd2);
+    }
     G->free(gx); G->free(gw); G->free(gdy); G->free(gdx); G->free(gm); G->free(gr);
     free(x); free(lw); free(lb); free(dy); free(base); free(y); free(mean); free(rstd); free(dx);
 }
@@ -175,15 +190,19 @@ TEST(gpu_backward_copies) {
     rng_init(&r, 9, 0);
     int B = 4, T = 20, C = 64;
     size_t n = (size_t)B * T * C;
-    float *dout = rnd(&r, n, 1), *dpos = calloc((size_t)T * C, 4), *de = mallocCheck(n * 4);
+    // dpos starts non-zero: it accumulates ("+="); dembeds starts NaN: every element written.
+    float *dout = rnd(&r, n, 1), *dpos = rnd(&r, (size_t)T * C, 1), *de = mallocCheck(n * 4);
+    float *gd = up(dout, n * 4), *gde = dev_nan(n), *gp = up(dpos, (size_t)T * C * 4);
     REF->pos_add_backward(de, dpos, dout, B, T, C);
-    float *gd = up(dout, n * 4), *gde = G->alloc(n * 4), *gp = G->alloc((size_t)T * C * 4);
-    G->memset0(gp, (size_t)T * C * 4);
     G->pos_add_backward(gde, gp, gd, B, T, C);
     float *got = down(gde, n), *gotp = down(gp, (size_t)T * C);
     CHECK(!memcmp(got, de, n * 4), "pos_add dembeds bitwise");
-    near(gotp, dpos, (size_t)T * C, "pos_add dpos");
+    near(gotp, dpos, (size_t)T * C, "pos_add dpos (+=)");
     free(got); free(gotp);
+    G->pos_add_backward(gd, NULL, gd, B, T, C);   // in place, no dpos (both allowed)
+    got = down(gd, n);
+    CHECK(!memcmp(got, dout, n * 4), "pos_add_backward in place leaves dout as it was");
+    free(got);
     int32_t idx[4] = {19, 0, 7, 3};
     float *g4 = rnd(&r, (size_t)B * C, 1);
     REF->gather_rows_backward(de, g4, idx, B, T, C);
@@ -195,7 +214,10 @@ TEST(gpu_backward_copies) {
     free(got);
     G->residual_backward(gde, gp, gd, (size_t)T * C);
     got = down(gde, (size_t)T * C);
-    CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward bitwise");
+    CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward da bitwise");
+    free(got);
+    got = down(gp, (size_t)T * C);
+    CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward db bitwise");
     free(got);
     G->free(gd); G->free(gde); G->free(gp); G->free(gi); G->free(gg);
     free(dout); free(dpos); free(de); free(g4);

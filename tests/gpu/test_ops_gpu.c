@@ -232,7 +232,7 @@ TEST(gpu_layernorm) {
         float *ref = mallocCheck(n * 4), *rm = mallocCheck(N * 4), *rr = mallocCheck(N * 4);
         REF->layernorm_forward(ref, rm, rr, x, w, b, N, C);
         float *dx = upload(x, n * 4), *dw = upload(w, C * 4), *db = upload(b, C * 4);
-        float *dout = dev_empty(n), *dm = dev_empty(N), *dr = dev_empty(N);
+        float *dout = dev_sentinel(n), *dm = dev_sentinel(N), *dr = dev_sentinel(N);
         G->layernorm_forward(dout, dm, dr, dx, dw, db, N, C);
         float *got = download(dout, n), *gm = download(dm, N), *gr = download(dr, N);
         CHECK(test_allclose(got, ref, n, 1e-5, 1e-4, "layernorm out"), "N=%d C=%d", N, C);
@@ -252,12 +252,12 @@ TEST(gpu_l2norm) {
     need_gpu();
     Rng r;
     rng_init(&r, 5, 0);
-    const int N = 37, C = 512;
+    const int N = 37, C = 500;   // 37 rows: a partial last block; 500: a partial lane stride
     size_t n = (size_t)N * C;
     float *x = rand_host(&r, n, 3, 0), *ref = mallocCheck(n * 4);
     memset(x + 7 * C, 0, C * 4);   // a zero row: the 1e-12 floor, result 0 not NaN
     REF->l2norm_forward(ref, x, N, C);
-    float *dx = upload(x, n * 4), *dout = dev_empty(n);
+    float *dx = upload(x, n * 4), *dout = dev_sentinel(n);
     G->l2norm_forward(dout, dx, N, C);
     float *got = download(dout, n);
     CHECK(test_allclose(got, ref, n, 1e-6, 1e-4, "l2norm"), "out of place");
@@ -279,7 +279,7 @@ TEST(gpu_quickgelu_and_residual) {
     float *ref = mallocCheck(n * 4), *ref2 = mallocCheck(n * 4);
     REF->quickgelu_forward(ref, x, n);
     REF->residual_forward(ref2, x, y, n);
-    float *dx = upload(x, n * 4), *dy = upload(y, n * 4), *dout = dev_empty(n);
+    float *dx = upload(x, n * 4), *dy = upload(y, n * 4), *dout = dev_sentinel(n);
     G->quickgelu_forward(dout, dx, n);
     float *got = download(dout, n);
     CHECK(test_allclose(got, ref, n, 1e-6, 1e-4, "quickgelu"), "quickgelu");
@@ -334,7 +334,7 @@ TEST(gpu_im2col_and_vision_embed) {
     size_t npx = (size_t)B * 3 * H * H, npatch = (size_t)B * G2 * 3 * P * P;
     float *px = rand_host(&r, npx, 1, 0), *ref = mallocCheck(npatch * 4);
     REF->im2col_forward(ref, px, B, H, P);
-    float *dpx = upload(px, npx * 4), *dpat = dev_empty(npatch);
+    float *dpx = upload(px, npx * 4), *dpat = dev_sentinel(npatch);
     G->im2col_forward(dpat, dpx, B, H, P);
     float *got = download(dpat, npatch);
     CHECK(memcmp(got, ref, npatch * 4) == 0, "im2col is a pure copy: bitwise equal");
@@ -344,7 +344,7 @@ TEST(gpu_im2col_and_vision_embed) {
     float *pos = rand_host(&r, (size_t)(G2 + 1) * C, 1, 0), *ref2 = mallocCheck(nout * 4);
     REF->vision_embed_forward(ref2, pe, cls, pos, B, G2, C);
     float *dpe = upload(pe, npe * 4), *dcls = upload(cls, C * 4);
-    float *dpos = upload(pos, (size_t)(G2 + 1) * C * 4), *dout = dev_empty(nout);
+    float *dpos = upload(pos, (size_t)(G2 + 1) * C * 4), *dout = dev_sentinel(nout);
     G->vision_embed_forward(dout, dpe, dcls, dpos, B, G2, C);
     float *got2 = download(dout, nout);
     CHECK(test_allclose(got2, ref2, nout, 0, 0, "vision_embed (exact)"), "vision_embed");
@@ -370,7 +370,7 @@ TEST(gpu_token_embed_pos_add_gather) {
     REF->gather_rows_forward(r3, x, idx, B, T, C);
     int32_t *dtok = upload(tok, sizeof tok), *didx = upload(idx, sizeof idx);
     float *demb = upload(emb, (size_t)V * C * 4), *dpos = upload(pos, (size_t)T * C * 4);
-    float *dx = upload(x, n * 4), *dout = dev_empty(n);
+    float *dx = upload(x, n * 4), *dout = dev_sentinel(n);   // NaN: unwritten elements fail
     G->token_embed_forward(dout, dtok, demb, dpos, B, T, C);
     float *g1 = download(dout, n);
     CHECK(test_allclose(g1, r1, n, 0, 0, "token_embed (exact)"), "token_embed");
