@@ -21,6 +21,14 @@
  */
 #include "common.cuh"
 
+// x + y rounded once, subnormals kept (no .ftz, unlike a plain `+` under --use_fast_math's
+// -ftz=true): the embedding adds are bitwise the CPU's for every input.
+__device__ __forceinline__ static float add_exact(float x, float y) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(x), "f"(y));
+    return r;
+}
+
 // --- im2col ----------------------------------------------------------------------------------
 __global__ static void im2col_forward_kernel1(float *patches, const float *pixels, int B, int H,
                                               int P) {
@@ -59,7 +67,7 @@ __global__ static void vision_embed_forward_kernel1(float *out, const float *pat
         const int c = (int)(i % C), t = (int)((i / C) % T);
         const size_t b = i / ((size_t)T * C);
         const float x = t == 0 ? class_emb[c] : patch_emb[(b * NP + (t - 1)) * C + c];
-        out[i] = x + pos[(size_t)t * C + c];
+        out[i] = add_exact(x, pos[(size_t)t * C + c]);
     }
 }
 
@@ -88,7 +96,7 @@ __global__ static void token_embed_forward_kernel1(float *out, const int32_t *to
         const int32_t id = tokens[bt];
         // V is not passed (ops.h); only the lower bound can be checked here.
         const float x = id >= 0 ? tok_emb[(size_t)id * C + c] : __int_as_float(0x7fc00000);
-        out[i] = x + pos[(size_t)t * C + c];
+        out[i] = add_exact(x, pos[(size_t)t * C + c]);
     }
 }
 
@@ -110,7 +118,7 @@ __global__ static void pos_add_forward_kernel1(float *out, const float *embeds, 
     const size_t total = (size_t)B * T * C, TC = (size_t)T * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = embeds[i] + pos[i % TC];
+        out[i] = add_exact(embeds[i], pos[i % TC]);
 }
 
 void pos_add_forward(float *out, const float *embeds, const float *pos, int B, int T, int C) {

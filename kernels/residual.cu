@@ -8,11 +8,20 @@
  */
 #include "common.cuh"
 
+// a + b rounded once, subnormals kept: --use_fast_math implies -ftz=true, under which a plain
+// `+` becomes add.ftz.f32 and flushes subnormal inputs and results to 0, unlike the CPU; the
+// explicit PTX has no .ftz, so the sum is bitwise the CPU's for every input.
+__device__ __forceinline__ static float add_exact(float a, float b) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
 __global__ static void residual_forward_kernel1(float *out, const float *a, const float *b,
                                                 size_t N) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < N;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = a[i] + b[i];
+        out[i] = add_exact(a[i], b[i]);
 }
 
 void residual_forward(float *out, const float *a, const float *b, size_t N) {

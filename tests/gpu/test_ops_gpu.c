@@ -276,6 +276,9 @@ TEST(gpu_quickgelu_and_residual) {
     const size_t n = 100003;   // not a multiple of any block size
     float *x = rand_host(&r, n, 4, 0), *y = rand_host(&r, n, 1, 0);
     x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f, x[3] = -60.0f;   // overflow side: -0, not NaN
+    // Subnormal sums (an input, then only the result): the residual add must not flush them
+    // to zero (-ftz=true comes with --use_fast_math; the CPU keeps them).
+    x[4] = 1e-40f, y[4] = 2e-40f, x[5] = 3e-38f, y[5] = -2.9e-38f;
     float *ref = mallocCheck(n * 4), *ref2 = mallocCheck(n * 4);
     REF->quickgelu_forward(ref, x, n);
     REF->residual_forward(ref2, x, y, n);
@@ -364,6 +367,7 @@ TEST(gpu_token_embed_pos_add_gather) {
     idx[0] = T - 1;   // the last row (an EOT at the end of a full context)
     float *emb = rand_host(&r, (size_t)V * C, 1, 0), *pos = rand_host(&r, (size_t)T * C, 1, 0);
     float *x = rand_host(&r, n, 1, 0);
+    pos[0] = 1e-40f, pos[1] = 3e-38f, x[0] = 1e-40f, x[1] = -2.9e-38f;   // subnormal sums: exact
     float *r1 = mallocCheck(n * 4), *r2 = mallocCheck(n * 4), *r3 = mallocCheck((size_t)B * C * 4);
     REF->token_embed_forward(r1, tok, emb, pos, B, T, C);
     REF->pos_add_forward(r2, x, pos, B, T, C);
