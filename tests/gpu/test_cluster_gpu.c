@@ -354,7 +354,7 @@ TEST(gpu_cluster_kmeans_ops) {
     report("assign mind", max_rel_err(gmind, mind, N), 1e-5);
 
     // update from the CPU labels on both sides: bitwise (same additions, same order); an
-    // empty cluster (none has label 20) keeps its previous row.
+    // empty cluster (30: no row is near it) keeps its previous row.
     float *Cu = mallocCheck(4 * (size_t)K * d);
     memcpy(Cu, C, 4 * (size_t)K * d);
     int64_t *cnt = mallocCheck(8 * (size_t)K), *dcnt = dev(8 * (size_t)K);
