@@ -17,7 +17,8 @@
 
 #include "common.cuh"
 
-// Exact float <-> double conversions under --use_fast_math. That flag implies -ftz=true, and
+// Exact float <-> double conversions even under --use_fast_math (the Makefile no longer passes
+// it, but a user's NVCCFLAGS may). That flag implies -ftz=true, and
 // nvcc then emits cvt.ftz.f64.f32 / cvt.rn.ftz.f32.f64 for plain casts and __double2float_rn
 // (checked in the PTX): a subnormal float (|x| < 2^-126) widens to ±0, and a double whose
 // float rounding is subnormal narrows to ±0. The ops promise C's conversions (exact widening,

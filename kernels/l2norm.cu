@@ -18,8 +18,8 @@ __global__ static void l2norm_forward_kernel1(float *out, const float *inp, int 
     const float *x = inp + (size_t)row * C;
     float s = 0.0f;
     for (int c = lane; c < C; c += 32) s += x[c] * x[c];
-    // Divides as F.normalize does (x / max(norm, eps)); the CPU op multiplies by a float
-    // reciprocal and --use_fast_math makes this division approximate: both within an ulp or two.
+    // Divides as F.normalize does (x / max(norm, eps), IEEE division); the CPU op multiplies by
+    // a float reciprocal: the two agree within an ulp or two.
     const float norm = fmaxf(sqrtf(warp_sum(s)), 1e-12f);
     float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32) o[c] = x[c] / norm;
