@@ -35,7 +35,14 @@ run() {   # run CMD...: records the command and its output (fenced) in the log
   local t1=$(date +%s.%N)
   echo "[exit $rc, wall $(echo "$t1 - $t0" | bc) s]" >>"$LOG"; echo '```' >>"$LOG"
   [ $rc -eq 0 ] || [ $rc -eq 77 ] || status=1
+  write_out   # after every step: a run cut off by a time limit keeps what it measured
   return $rc
+}
+
+write_out() {
+  [ -f "$LOG.head" ] || return 0
+  mkdir -p "$(dirname "$OUT")"
+  cat "$LOG.head" "$LOG" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 }
 
 {
@@ -82,7 +89,6 @@ run "$L" ridge --images "$DATA/X.npy" --texts "$DATA/T.npy" --lambda 10 --form p
 run "$L" ridge --images "$DATA/X.npy" --texts "$DATA/T.npy" --lambda 10 --form dual \
   --out "$DATA/C.npy" --device $DEV --threads "$THREADS"
 
-mkdir -p "$(dirname "$OUT")"
-cat "$LOG.head" "$LOG" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+write_out
 echo "bench_gpu_cluster: wrote $OUT (status $status)"
 exit $status
