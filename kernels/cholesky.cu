@@ -273,8 +273,9 @@ void cholesky_solve_right(double *B, const double *L, int R, int n) {
 void cholesky_solve_left(double *B, const double *L, int n, int R) {
     if (R == 0 || n == 0) return;
     // G⁻¹ B = ((Bᵀ) G⁻¹)ᵀ for symmetric G: transpose, right solve, transpose back.
-    static ScratchBuf tmp = {NULL, 0};
-    double *Bt = (double *)scratch_get(&tmp, sizeof(double) * (size_t)n * R);   // (R,n)
+    static ScratchBuf tmp;
+    double *Bt = (double *)scratch_get(&tmp, sizeof(double) * (size_t)n * R,   // (R,n)
+                                       "cholesky_solve");
     transpose_f64(Bt, B, n, R);
     cholesky_solve_right(Bt, L, R, n);
     transpose_f64(B, Bt, R, n);

@@ -43,21 +43,6 @@ __device__ __forceinline__ float d2f_rn_exact(double v) {
 // The cuBLAS handle of the clustering ops (created on first use, never destroyed).
 cublasHandle_t cluster_cublas(void);
 
-// Device scratch that grows to the largest request and is kept for the process lifetime.
-struct ScratchBuf {
-    void *p;
-    size_t cap;
-};
-static inline void *scratch_get(ScratchBuf *s, size_t bytes) {
-    if (bytes > s->cap) {
-        if (s->p) cudaCheck(cudaFree(s->p));
-        s->p = NULL;
-        cudaCheck(cudaMalloc(&s->p, bytes));
-        s->cap = bytes;
-    }
-    return s->p;
-}
-
 // Row-major C (M,N) = alpha·op(A)·op(B) + beta·C through column-major cuBLAS: a row-major X
 // with leading dimension ld is the column-major Xᵀ, so C = op(A) op(B) is Cᵀ = op(B)ᵀ op(A)ᵀ.
 void dgemm_rm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,

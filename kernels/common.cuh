@@ -81,6 +81,41 @@ static inline int stream_is_capturing(void) {
     return st != cudaStreamCaptureStatusNone;
 }
 
+// Device scratch that only grows (to the largest request) and is kept for the process lifetime,
+// so steady state allocates nothing. A `static ScratchBuf` starts empty. Under CUDA-graph
+// capture: growing is illegal (cudaMalloc), so it is a fatal error with a hint (warm up with
+// one eager call at the same sizes first); and a buffer used while a graph was being captured
+// is never freed, because the instantiated graph may still point at it (a later growth leaves
+// it be). `who` names the op in the message.
+struct ScratchBuf {
+    void *p;
+    size_t cap;     // bytes
+    int in_graph;   // 1 once used during a capture
+};
+static inline void *scratch_get(ScratchBuf *s, size_t bytes, const char *who) {
+    const int capturing = stream_is_capturing();
+    if (bytes > s->cap) {
+        if (capturing) {
+            fprintf(stderr, "laic: fatal: %s: scratch must grow from %zu to %zu bytes while a "
+                            "CUDA graph is being captured (allocation is illegal there) ---> "
+                            "HINT: run the same step once eagerly, at the same sizes, before "
+                            "capturing it\n",
+                    who, s->cap, bytes);
+            exit(1);
+        }
+        if (s->p && !s->in_graph) {
+            cudaCheck(cudaDeviceSynchronize());   // earlier kernels may still use it
+            cudaCheck(cudaFree(s->p));
+        }
+        s->p = NULL;
+        s->in_graph = 0;
+        cudaCheck(cudaMalloc(&s->p, bytes));
+        s->cap = bytes;
+    }
+    if (capturing) s->in_graph = 1;
+    return s->p;
+}
+
 static inline unsigned int ceil_div_u(size_t a, size_t b) {
     return (unsigned int)((a + b - 1) / b);
 }

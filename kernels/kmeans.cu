@@ -156,9 +156,10 @@ __global__ static void kmeans_argmin_kernel1(int64_t *labels, float *mind, const
 void kmeans_assign_forward(int64_t *labels, float *mind, const float *X, const float *xx,
                            const float *C, const float *cc, int N, int d, int K) {
     if (N <= 0) return;
-    static ScratchBuf scratch = {NULL, 0};
+    static ScratchBuf scratch;
     const int T = rows_per_tile(N, K);
-    float *dots = (float *)scratch_get(&scratch, sizeof(float) * (size_t)T * K);   // (T,K)
+    float *dots = (float *)scratch_get(&scratch, sizeof(float) * (size_t)T * K,   // (T,K)
+                                       "kmeans_assign");
     for (int r0 = 0; r0 < N; r0 += T) {
         const int R = N - r0 < T ? N - r0 : T;
         dots_sgemm(dots, X + (size_t)r0 * d, C, R, d, K);
@@ -217,8 +218,9 @@ __global__ static void kmeans_mean_kernel1(float *C, const int64_t *counts, cons
 void kmeans_update_forward(float *C, int64_t *counts, const float *X, const int64_t *labels,
                            int N, int d, int K) {
     if (K <= 0) return;
-    static ScratchBuf scratch = {NULL, 0};
-    int *members = (int *)scratch_get(&scratch, sizeof(int) * (size_t)(N > 0 ? N : 1));   // (N)
+    static ScratchBuf scratch;
+    int *members = (int *)scratch_get(&scratch, sizeof(int) * (size_t)(N > 0 ? N : 1),   // (N)
+                                      "kmeans_update");
     const unsigned gk = ceil_div_u((size_t)K, 8);
     kmeans_count_kernel1<<<gk, 256>>>(counts, labels, N, K);
     launchCheck();

@@ -116,28 +116,14 @@ __global__ static void knn_topk_kernel1(int64_t *idx, float *sims, const float *
     }
 }
 
-// scratch_get, but a growth (cudaFree + cudaMalloc) inside a CUDA graph capture is a fatal
-// error with a hint instead of a cudaFree that invalidates the capture: the kNN scratch only
-// grows, so one eager call at the largest N before capturing makes captures allocation-free.
-static void *knn_scratch(ScratchBuf *b, size_t bytes) {
-    if (bytes > b->cap && stream_is_capturing()) {
-        fprintf(stderr, "laic: fatal: knn: scratch must grow from %zu to %zu bytes while a CUDA "
-                        "graph is being captured ---> HINT: run the same kNN once eagerly before "
-                        "capturing it\n",
-                b->cap, bytes);
-        exit(1);
-    }
-    return scratch_get(b, bytes);
-}
-
 // Tiled similarity GEMM + per-row top-kk selection: idx (N,kk), sims (N,kk) or NULL. prec 0:
 // SGEMM (TF32 off); 1: TF32 tensor cores; 2: bf16 operands Fb (N,d), fp32 accumulate.
 static void knn_candidates(int64_t *idx, float *sims, const float *F, const uint16_t *Fb, int N,
                            int d, int k, int prec) {
-    static ScratchBuf scratch = {NULL, 0};
+    static ScratchBuf scratch;
     size_t tr = ((size_t)1 << 26) / (size_t)N;
     const int T = tr < 1 ? 1 : tr > (size_t)N ? N : (int)tr;
-    float *S = (float *)knn_scratch(&scratch, sizeof(float) * (size_t)T * N);   // (T,N)
+    float *S = (float *)scratch_get(&scratch, sizeof(float) * (size_t)T * N, "knn");   // (T,N)
     // Warps per block: as many as fit in 48 KiB (at least one, at most 8).
     const size_t per_warp = (size_t)32 * k * (sizeof(float) + sizeof(int));
     int W = (int)((48u << 10) / per_warp);
@@ -489,10 +475,12 @@ static void knn_rerank(int64_t *idx, float *sims, const int64_t *cand, const flo
 static int knn_topk_fused(int64_t *idx, float *sims, const float *F, int N, int d, int k, int kc) {
     const size_t smem = knn2_smem_bytes(kc);
     if (smem > (size_t)knn_smem_optin()) return 0;
-    static ScratchBuf bf_buf = {NULL, 0}, cand_buf = {NULL, 0};
+    static ScratchBuf bf_buf, cand_buf;
     const int dp = (d + K2_BK - 1) / K2_BK * K2_BK;
-    __nv_bfloat16 *Fb = (__nv_bfloat16 *)knn_scratch(&bf_buf, sizeof(__nv_bfloat16) * (size_t)N * dp);   // (N,dp)
-    int64_t *cand = (int64_t *)knn_scratch(&cand_buf, sizeof(int64_t) * (size_t)N * kc);   // (N,kc)
+    __nv_bfloat16 *Fb = (__nv_bfloat16 *)scratch_get(   // (N,dp)
+        &bf_buf, sizeof(__nv_bfloat16) * (size_t)N * dp, "knn");
+    int64_t *cand = (int64_t *)scratch_get(&cand_buf, sizeof(int64_t) * (size_t)N * kc,   // (N,kc)
+                                           "knn");
     knn_bf16_pad_kernel1<<<grid_for((size_t)N * dp, 256), 256>>>(Fb, F, N, d, dp);
     launchCheck();
     cudaCheck(cudaFuncSetAttribute(knn_topk_forward_kernel2,
@@ -521,11 +509,11 @@ void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, i
         // Candidates: the kc best under the reduced-precision similarities, then exact re-rank.
         int kc = k + 32 < KNN_MAX_K ? k + 32 : KNN_MAX_K;
         if (kc > N - 1) kc = N - 1;
-        static ScratchBuf cand_buf = {NULL, 0}, bf_buf = {NULL, 0};
-        int64_t *cand = (int64_t *)knn_scratch(&cand_buf, sizeof(int64_t) * (size_t)N * kc);
+        static ScratchBuf cand_buf, bf_buf;
+        int64_t *cand = (int64_t *)scratch_get(&cand_buf, sizeof(int64_t) * (size_t)N * kc, "knn");
         const uint16_t *Fb = NULL;   // (N,d) bf16 bit patterns
         if (prec == 2) {
-            uint16_t *b = (uint16_t *)knn_scratch(&bf_buf, sizeof(uint16_t) * (size_t)N * d);
+            uint16_t *b = (uint16_t *)scratch_get(&bf_buf, sizeof(uint16_t) * (size_t)N * d, "knn");
             ops_cuda_f32_to_bf16(b, F, (size_t)N * d);
             Fb = b;
         }

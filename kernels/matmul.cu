@@ -89,34 +89,11 @@ extern "C" int ops_cuda_get_matmul(void) {
 // Scratch for the bf16 copies of the operands of ops_cuda.matmul_forward in the bf16 modes.
 // Grown on demand, never shrunk; freed at exit by the driver. Converting the weights on every
 // call is the simple, obviously correct first step; the README sketches keeping bf16 weights.
-// Growing is illegal inside a CUDA graph capture (cudaMalloc, cudaDeviceSynchronize): that is
-// a fatal error with a hint (the trainer captures after one eager step, so sizes are final).
-// A buffer a graph was captured with is never freed, since the graph may still be replayed.
-static uint16_t *g_scratch;
-static size_t g_scratch_elems;
-static int g_scratch_in_graph;
-
+// Its rules under CUDA-graph capture are ScratchBuf's (common.cuh): the trainer captures after
+// one eager step, so the size is final by then.
 static uint16_t *scratch_bf16(size_t elems) {
-    const int capturing = stream_is_capturing();
-    if (elems > g_scratch_elems) {
-        if (capturing) {
-            fprintf(stderr, "laic: fatal: matmul: the bf16 operand scratch must grow from %zu to "
-                            "%zu elements while a CUDA graph is being captured ---> HINT: run "
-                            "the same step once eagerly before capturing it\n",
-                    g_scratch_elems, elems);
-            exit(1);
-        }
-        if (g_scratch && !g_scratch_in_graph) {
-            cudaCheck(cudaDeviceSynchronize());   // earlier kernels may still read it
-            cudaCheck(cudaFree(g_scratch));
-        }
-        g_scratch = NULL;
-        g_scratch_in_graph = 0;
-        cudaCheck(cudaMalloc((void **)&g_scratch, elems * sizeof(uint16_t)));
-        g_scratch_elems = elems;
-    }
-    if (capturing) g_scratch_in_graph = 1;
-    return g_scratch;
+    static ScratchBuf s;
+    return (uint16_t *)scratch_get(&s, elems * sizeof(uint16_t), "matmul (bf16 operands)");
 }
 
 // Resident bf16 weights (ops_cuda_set_bf16_weights): the fp32 range [g_wbase, g_wbase + g_wn)

@@ -91,36 +91,11 @@ __device__ double block_max_d(double v, double *sh) {
 #define TRAIN_THREADS 256
 
 // --- loss scratch -----------------------------------------------------------------------------
-// One grow-only device buffer of doubles, carved per call (see loss_layout). A buffer that was
-// used while a graph was being captured is never freed, because an instantiated graph may
-// still point at it; growing it again (a larger problem after a capture) just leaves it be.
-static double *g_loss_scratch;          // (g_loss_cap) doubles
-static size_t g_loss_cap;
-static int g_loss_in_graph;
-
+// One grow-only device buffer of n doubles, carved per call (see the layout in the launcher);
+// its rules under CUDA-graph capture are ScratchBuf's (common.cuh).
 static double *loss_scratch(size_t n) {
-    const int capturing = stream_is_capturing();
-    if (n > g_loss_cap) {
-        if (capturing) {
-            fprintf(stderr,
-                    "laic: fatal: prompt_loss_forward_backward: its scratch must grow from %zu to "
-                    "%zu doubles while a CUDA graph is being captured (allocation is illegal "
-                    "there) ---> HINT: run the same step once eagerly, with the same batch and "
-                    "class count, before capturing it\n",
-                    g_loss_cap, n);
-            exit(1);
-        }
-        if (g_loss_scratch && !g_loss_in_graph) {
-            cudaCheck(cudaDeviceSynchronize());   // earlier kernels may still use it
-            cudaCheck(cudaFree(g_loss_scratch));
-        }
-        g_loss_scratch = NULL;
-        g_loss_in_graph = 0;
-        cudaCheck(cudaMalloc((void **)&g_loss_scratch, n * sizeof(double)));
-        g_loss_cap = n;
-    }
-    if (capturing) g_loss_in_graph = 1;
-    return g_loss_scratch;
+    static ScratchBuf s;
+    return (double *)scratch_get(&s, n * sizeof(double), "prompt_loss_forward_backward");
 }
 
 // --- loss kernels -----------------------------------------------------------------------------
