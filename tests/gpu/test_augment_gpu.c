@@ -32,15 +32,6 @@ static const OpsBackend *G = &ops_cuda;
 
 #include "gpu_test.h"
 
-static void *dev_alloc(size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    return d;
-}
-
 // Smooth-ish random image: low-frequency pattern plus noise, so the ops see real structure
 // (histograms with gaps and runs, edges for the sharpness kernel).
 static uint8_t *rand_image(Rng *r, int h, int w) {
@@ -100,8 +91,8 @@ TEST(gpu_augment_batch_matches_cpu) {
         index[i] = 1000 + (size_t)i * 37;
     }
     const size_t vb = (size_t)S * S * 3;
-    uint8_t *d_u8 = dev_alloc((size_t)n * vb);
-    float *d_f = dev_alloc((size_t)n * vb * sizeof(float));
+    uint8_t *d_u8 = gpu_alloc((size_t)n * vb);
+    float *d_f = gpu_alloc((size_t)n * vb * sizeof(float));
     uint8_t *g8 = mallocCheck((size_t)n * vb), *c8 = mallocCheck(vb);
     float *gf = mallocCheck((size_t)n * vb * sizeof(float)), *cf = mallocCheck(vb * sizeof(float));
     for (uint64_t epoch = 0; epoch < 3; epoch++) {
@@ -179,7 +170,8 @@ TEST(gpu_augment_every_op_matches_cpu) {
                     n++;
                 }
     const size_t vb = (size_t)S * S * 3;
-    uint8_t *d_u8 = dev_alloc((size_t)n * vb), *g8 = mallocCheck((size_t)n * vb), *c8 = mallocCheck(vb);
+    uint8_t *d_u8 = gpu_alloc((size_t)n * vb), *g8 = mallocCheck((size_t)n * vb),
+            *c8 = mallocCheck(vb);
     REQUIRE(augment_views_cuda(NULL, d_u8, ims, hs, ws, p, n, S) == 0, "%s", laic_last_error());
     G->synchronize();
     G->to_host(g8, d_u8, (size_t)n * vb);

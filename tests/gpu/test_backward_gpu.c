@@ -33,38 +33,6 @@ static float *rnd(Rng *r, size_t n, float scale) {
     return x;
 }
 
-static void *up(const void *h, size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    G->to_device(d, h, bytes);
-    return d;
-}
-
-static float *down(const float *d, size_t n) {
-    float *h = mallocCheck(n * sizeof(float));
-    G->synchronize();
-    G->to_host(h, d, n * sizeof(float));
-    return h;
-}
-
-// n floats of device memory filled with NaN (all bits set), so an element a kernel fails to
-// write fails the comparison instead of matching stale memory.
-static float *dev_nan(size_t n) {
-    float *d = G->alloc(n * sizeof(float));
-    void *h = mallocCheck(n * sizeof(float));
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    memset(h, 0xff, n * sizeof(float));
-    G->to_device(d, h, n * sizeof(float));
-    free(h);
-    return d;
-}
-
 static int near(const float *gpu, const float *cpu, size_t n, const char *what) {
     double rel = max_rel_err(gpu, cpu, n);
     printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
@@ -79,13 +47,13 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     float *dout = rnd(&r, (size_t)M * N, 1), *w = rnd(&r, (size_t)N * K, 0.02f);
     float *ref = mallocCheck((size_t)M * K * 4);
     REF->matmul_backward(ref, dout, w, M, K, N);
-    float *dd = up(dout, (size_t)M * N * 4), *dw = up(w, (size_t)N * K * 4);
+    float *dd = gpu_upload(dout, (size_t)M * N * 4), *dw = gpu_upload(w, (size_t)N * K * 4);
     // Prefilled with unrelated values (not ref: a backward that wrote nothing would pass), so
     // "+=" instead of "=" and unwritten elements both fail.
     float *junk = rnd(&r, (size_t)M * K, 1);
-    float *dr = up(junk, (size_t)M * K * 4);
+    float *dr = gpu_upload(junk, (size_t)M * K * 4);
     G->matmul_backward(dr, dd, dw, M, K, N);
-    float *got = down(dr, (size_t)M * K);
+    float *got = gpu_download(dr, ((size_t)M * K) * sizeof(float));
     near(got, ref, (size_t)M * K, "matmul_backward");
     free(got); G->free(dr); G->free(dw); G->free(dd); free(ref); free(w); free(dout); free(junk);
 
@@ -97,20 +65,21 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     REF->layernorm_forward(y, mean, rstd, x, lw, lb, R, C);
     memcpy(dx, base, n * 4);
     REF->layernorm_backward(dx, dy, x, lw, mean, rstd, R, C);
-    float *gx = up(x, n * 4), *gw = up(lw, C * 4), *gdy = up(dy, n * 4), *gdx = up(base, n * 4),
-          *gm = up(mean, R * 4), *gr = up(rstd, R * 4);
+    float *gx = gpu_upload(x, n * 4), *gw = gpu_upload(lw, C * 4), *gdy = gpu_upload(dy, n * 4),
+          *gdx = gpu_upload(base, n * 4),
+          *gm = gpu_upload(mean, R * 4), *gr = gpu_upload(rstd, R * 4);
     G->layernorm_backward(gdx, gdy, gx, gw, gm, gr, R, C);
-    got = down(gdx, n);
+    got = gpu_download(gdx, n * sizeof(float));
     near(got, dx, n, "layernorm_backward (+=)");
     free(got);
     REF->l2norm_backward(dx, dy, x, R, C);
     G->l2norm_backward(gdx, gdy, gx, R, C);
-    got = down(gdx, n);
+    got = gpu_download(gdx, n * sizeof(float));
     near(got, dx, n, "l2norm_backward");
     free(got);
     REF->quickgelu_backward(dx, dy, x, n);
     G->quickgelu_backward(gdy, gdy, gx, n);   // in place
-    got = down(gdy, n);
+    got = gpu_download(gdy, n * sizeof(float));
     near(got, dx, n, "quickgelu_backward (in place)");
     free(got);
     {   // l2norm_backward at the 1e-12 floor (a zero row: dx = dout / 1e-12) and in place (dinp
@@ -121,9 +90,9 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
         float *x2 = rnd(&r, n2, 1), *d2 = rnd(&r, n2, 1), *ref2 = mallocCheck(n2 * 4);
         memset(x2 + C2, 0, C2 * 4);
         REF->l2norm_backward(ref2, d2, x2, R2, C2);
-        float *gx2 = up(x2, n2 * 4), *gd2 = up(d2, n2 * 4);
+        float *gx2 = gpu_upload(x2, n2 * 4), *gd2 = gpu_upload(d2, n2 * 4);
         G->l2norm_backward(gd2, gd2, gx2, R2, C2);
-        got = down(gd2, n2);
+        got = gpu_download(gd2, n2 * sizeof(float));
         CHECK(test_allclose(got, ref2, n2, 1e-6, 1e-4, "l2norm_backward floor + in place"),
               "l2norm_backward with a zero row, in place");
         free(got); free(x2); free(d2); free(ref2); G->free(gx2); G->free(gd2);
@@ -159,22 +128,22 @@ TEST(gpu_backward_attention) {
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = rnd(&r, nq, 1), *dout = rnd(&r, no, 1);
         float *out = mallocCheck(no * 4), *att = mallocCheck(na * 4), *ref = mallocCheck(nq * 4);
-        float *gq = up(qkv, nq * 4), *gd = up(dout, no * 4), *ga = dev_nan(na),
-              *go = dev_nan(no);
+        float *gq = gpu_upload(qkv, nq * 4), *gd = gpu_upload(dout, no * 4), *ga = gpu_nan(na),
+              *go = gpu_nan(no);
         for (int causal = 1; causal >= 0; causal--) {
             printf("    B=%d T=%d C=%d NH=%d causal=%d\n", B, T, C, NH, causal);
             REF->attention_forward(out, att, qkv, B, T, C, NH, causal);
             REF->attention_backward(ref, dout, qkv, att, B, T, C, NH, causal);
             G->attention_forward(go, ga, gq, B, T, C, NH, causal);
-            float *gdq = dev_nan(nq);   // overwrites: every element must be written
+            float *gdq = gpu_nan(nq);   // overwrites: every element must be written
             G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
-            float *got = down(gdq, nq);
+            float *got = gpu_download(gdq, nq * sizeof(float));
             near_part(got, ref, B * T, C, 0, causal ? "dq causal" : "dq");
             near_part(got, ref, B * T, C, 1, causal ? "dk causal" : "dk");
             near_part(got, ref, B * T, C, 2, causal ? "dv causal" : "dv");
             // deterministic: a second run is bitwise identical
             G->attention_backward(gdq, gd, gq, ga, B, T, C, NH, causal);
-            float *again = down(gdq, nq);
+            float *again = gpu_download(gdq, nq * sizeof(float));
             CHECK(!memcmp(got, again, nq * 4), "attention_backward run-to-run bitwise");
             free(got); free(again);
             G->free(gdq);
@@ -192,31 +161,33 @@ TEST(gpu_backward_copies) {
     size_t n = (size_t)B * T * C;
     // dpos starts non-zero: it accumulates ("+="); dembeds starts NaN: every element written.
     float *dout = rnd(&r, n, 1), *dpos = rnd(&r, (size_t)T * C, 1), *de = mallocCheck(n * 4);
-    float *gd = up(dout, n * 4), *gde = dev_nan(n), *gp = up(dpos, (size_t)T * C * 4);
+    float *gd = gpu_upload(dout, n * 4), *gde = gpu_nan(n),
+          *gp = gpu_upload(dpos, (size_t)T * C * 4);
     REF->pos_add_backward(de, dpos, dout, B, T, C);
     G->pos_add_backward(gde, gp, gd, B, T, C);
-    float *got = down(gde, n), *gotp = down(gp, (size_t)T * C);
+    float *got = gpu_download(gde, n * sizeof(float)),
+          *gotp = gpu_download(gp, ((size_t)T * C) * sizeof(float));
     CHECK(!memcmp(got, de, n * 4), "pos_add dembeds bitwise");
     near(gotp, dpos, (size_t)T * C, "pos_add dpos (+=)");
     free(got); free(gotp);
     G->pos_add_backward(gd, NULL, gd, B, T, C);   // in place, no dpos (both allowed)
-    got = down(gd, n);
+    got = gpu_download(gd, n * sizeof(float));
     CHECK(!memcmp(got, dout, n * 4), "pos_add_backward in place leaves dout as it was");
     free(got);
     int32_t idx[4] = {19, 0, 7, 3};
     float *g4 = rnd(&r, (size_t)B * C, 1);
     REF->gather_rows_backward(de, g4, idx, B, T, C);
-    int32_t *gi = up(idx, sizeof idx);
-    float *gg = up(g4, (size_t)B * C * 4);
+    int32_t *gi = gpu_upload(idx, sizeof idx);
+    float *gg = gpu_upload(g4, (size_t)B * C * 4);
     G->gather_rows_backward(gde, gg, gi, B, T, C);
-    got = down(gde, n);
+    got = gpu_download(gde, n * sizeof(float));
     CHECK(!memcmp(got, de, n * 4), "gather_rows_backward bitwise");
     free(got);
     G->residual_backward(gde, gp, gd, (size_t)T * C);
-    got = down(gde, (size_t)T * C);
+    got = gpu_download(gde, ((size_t)T * C) * sizeof(float));
     CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward da bitwise");
     free(got);
-    got = down(gp, (size_t)T * C);
+    got = gpu_download(gp, ((size_t)T * C) * sizeof(float));
     CHECK(!memcmp(got, dout, (size_t)T * C * 4), "residual_backward db bitwise");
     free(got);
     G->free(gd); G->free(gde); G->free(gp); G->free(gi); G->free(gg);

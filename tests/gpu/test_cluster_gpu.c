@@ -43,33 +43,6 @@ static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
 #include "gpu_test.h"
 
-// --- helpers -------------------------------------------------------------------------------
-static void *up(const void *host, size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "upload: %s\n", laic_last_error());
-        exit(1);
-    }
-    G->to_device(d, host, bytes);
-    return d;
-}
-
-static void *dev(size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    return d;
-}
-
-static void *down(const void *d, size_t bytes) {
-    void *h = mallocCheck(bytes ? bytes : 1);
-    G->synchronize();
-    G->to_host(h, d, bytes);
-    return h;
-}
-
 static float *randf(Rng *r, size_t n, float scale) {
     float *x = mallocCheck(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
@@ -131,18 +104,18 @@ TEST(gpu_cluster_dense_helpers) {
     for (int i = 0; i < N * K; i++) bd[i] = b[i];   // (N,K) view for the NT product
 
     // f32 → f64 → f32 round trip and transpose: exact
-    float *da = up(a, 4 * (size_t)M * K);
-    double *dd = dev(8 * (size_t)M * K), *dt = dev(8 * (size_t)M * K);
+    float *da = gpu_upload(a, 4 * (size_t)M * K);
+    double *dd = gpu_alloc(8 * (size_t)M * K), *dt = gpu_alloc(8 * (size_t)M * K);
     G->f32_to_f64(dd, da, (size_t)M * K);
-    double *gd = down(dd, 8 * (size_t)M * K);
+    double *gd = gpu_download(dd, 8 * (size_t)M * K);
     CHECK(!memcmp(gd, ad, 8 * (size_t)M * K), "f32_to_f64 exact");
     G->transpose_f64(dt, dd, M, K);
-    double *gt = down(dt, 8 * (size_t)M * K), *rt = mallocCheck(8 * (size_t)M * K);
+    double *gt = gpu_download(dt, 8 * (size_t)M * K), *rt = mallocCheck(8 * (size_t)M * K);
     REF->transpose_f64(rt, ad, M, K);
     CHECK(!memcmp(gt, rt, 8 * (size_t)M * K), "transpose_f64 exact (M=70, K=45: tile tails)");
-    float *df = dev(4 * (size_t)M * K);
+    float *df = gpu_alloc(4 * (size_t)M * K);
     G->f64_to_f32(df, dd, (size_t)M * K);
-    float *gf = down(df, 4 * (size_t)M * K);
+    float *gf = gpu_download(df, 4 * (size_t)M * K);
     CHECK(!memcmp(gf, a, 4 * (size_t)M * K), "f64_to_f32 exact");
     // Narrowing doubles whose float is subnormal (round to nearest even, incl. exact ties and
     // values that round up to FLT_MIN) and ordinary ones: the same bits as the CPU's cast.
@@ -157,11 +130,11 @@ TEST(gpu_cluster_dense_helpers) {
             sd[i] = i % 2 ? -m : m;
         }
         sd[9] = -0.0;
-        double *dsd = up(sd, sizeof sd);
-        float *dsf = dev(sizeof(float) * NS), rf[NS];
+        double *dsd = gpu_upload(sd, sizeof sd);
+        float *dsf = gpu_alloc(sizeof(float) * NS), rf[NS];
         G->f64_to_f32(dsf, dsd, NS);
         REF->f64_to_f32(rf, sd, NS);
-        float *gsf = down(dsf, sizeof(float) * NS);
+        float *gsf = gpu_download(dsf, sizeof(float) * NS);
         CHECK(!memcmp(gsf, rf, sizeof rf), "f64_to_f32 exact in the subnormal range");
         free(gsf);
         G->free(dsd), G->free(dsf);
@@ -170,24 +143,26 @@ TEST(gpu_cluster_dense_helpers) {
     // gram, both forms, with λ
     for (int trans = 0; trans < 2; trans++) {
         int n = trans ? K : M, k = trans ? M : K;
-        double *rg = mallocCheck(8 * (size_t)n * n), *dg = dev(8 * (size_t)n * n);
+        double *rg = mallocCheck(8 * (size_t)n * n), *dg = gpu_alloc(8 * (size_t)n * n);
         REF->gram_f64_forward(rg, ad, 0.5, n, k, trans);
         G->gram_f64_forward(dg, dd, 0.5, n, k, trans);
-        double *gg = down(dg, 8 * (size_t)n * n);
+        double *gg = gpu_download(dg, 8 * (size_t)n * n);
         report(trans ? "gram AᵀA+λI (lower)" : "gram AAᵀ+λI (lower)", rel_err_lower(gg, rg, n), 1e-12);
         free(rg), free(gg), G->free(dg);
     }
     // dgemm_nt: C (M,N) = A (M,K) B (N,K)ᵀ
-    double *rc = mallocCheck(8 * (size_t)M * N), *dbd = up(bd, 8 * (size_t)N * K), *dc = dev(8 * (size_t)M * N);
+    double *rc = mallocCheck(8 * (size_t)M * N), *dbd = gpu_upload(bd, 8 * (size_t)N * K),
+           *dc = gpu_alloc(8 * (size_t)M * N);
     REF->dgemm_nt_forward(rc, ad, bd, M, K, N);
     G->dgemm_nt_forward(dc, dd, dbd, M, K, N);
-    double *gc = down(dc, 8 * (size_t)M * N);
+    double *gc = gpu_download(dc, 8 * (size_t)M * N);
     report("dgemm_nt", rel_err_f64(gc, rc, (size_t)M * N), 1e-13);
     // sgemm_nn: C (M,N) = A (M,K) B (K,N)
-    float *rs = mallocCheck(4 * (size_t)M * N), *db = up(b, 4 * (size_t)K * N), *ds = dev(4 * (size_t)M * N);
+    float *rs = mallocCheck(4 * (size_t)M * N), *db = gpu_upload(b, 4 * (size_t)K * N),
+          *ds = gpu_alloc(4 * (size_t)M * N);
     REF->sgemm_nn_forward(rs, a, b, M, K, N);
     G->sgemm_nn_forward(ds, da, db, M, K, N);
-    float *gs = down(ds, 4 * (size_t)M * N);
+    float *gs = gpu_download(ds, 4 * (size_t)M * N);
     report("sgemm_nn", max_rel_err(gs, rs, (size_t)M * N), 1e-5);
     free(a), free(b), free(ad), free(bd), free(gd), free(gt), free(rt), free(gf), free(rc), free(gc);
     free(rs), free(gs);
@@ -209,9 +184,9 @@ TEST(gpu_cluster_cholesky_and_solves) {
         double *A = spd(&r, n), *Lc = mallocCheck(8 * nn);
         memcpy(Lc, A, 8 * nn);
         REQUIRE(REF->cholesky_forward(Lc, n, "cpu") == 0, "%s", laic_last_error());
-        double *dA = up(A, 8 * nn);
+        double *dA = gpu_upload(A, 8 * nn);
         REQUIRE(G->cholesky_forward(dA, n, "gpu") == 0, "%s", laic_last_error());
-        double *Lg = down(dA, 8 * nn);
+        double *Lg = gpu_download(dA, 8 * nn);
         char what[64];
         snprintf(what, sizeof what, "cholesky n=%d vs cpu", n);
         report(what, rel_err_f64(Lg, Lc, nn), 1e-10);
@@ -233,9 +208,9 @@ TEST(gpu_cluster_cholesky_and_solves) {
         for (size_t i = 0; i < (size_t)R * n; i++) B[i] = rng_normal(&r);
         memcpy(Bc, B, 8 * (size_t)R * n);
         REF->cholesky_solve_right(Bc, Lc, R, n);
-        double *dB = up(B, 8 * (size_t)R * n);
+        double *dB = gpu_upload(B, 8 * (size_t)R * n);
         G->cholesky_solve_right(dB, dA, R, n);
-        double *Bg = down(dB, 8 * (size_t)R * n);
+        double *Bg = gpu_download(dB, 8 * (size_t)R * n);
         snprintf(what, sizeof what, "solve_right n=%d R=%d", n, R);
         report(what, rel_err_f64(Bg, Bc, (size_t)R * n), 1e-10);
         memcpy(Bc, B, 8 * (size_t)R * n);
@@ -243,7 +218,7 @@ TEST(gpu_cluster_cholesky_and_solves) {
         G->to_device(dB, B, 8 * (size_t)R * n);
         G->cholesky_solve_left(dB, dA, n, R);
         free(Bg);
-        Bg = down(dB, 8 * (size_t)R * n);
+        Bg = gpu_download(dB, 8 * (size_t)R * n);
         snprintf(what, sizeof what, "solve_left n=%d R=%d", n, R);
         report(what, rel_err_f64(Bg, Bc, (size_t)R * n), 1e-10);
         free(A), free(Lc), free(Lg), free(B), free(Bc), free(Bg);
@@ -260,7 +235,7 @@ TEST(gpu_cluster_cholesky_not_pd_names_the_pivot) {
     for (int t = 0; t < 2; t++) {
         double *A = spd(&r, n);
         A[(size_t)bad[t] * n + bad[t]] = -5.0;
-        double *dA = up(A, 8 * (size_t)n * n);
+        double *dA = gpu_upload(A, 8 * (size_t)n * n);
         char ec[256], eg[256];
         laic_clear_error();
         CHECK(REF->cholesky_forward(A, n, "m") != 0, "cpu accepts non-PD");
@@ -292,39 +267,39 @@ TEST(gpu_cluster_kmeans_ops) {
     float *xx = mallocCheck(4 * (size_t)N), *cc = mallocCheck(4 * (size_t)K);
     REF->rownorm2_forward(xx, X, N, d);
     REF->rownorm2_forward(cc, C, K, d);
-    float *dX = up(X, 4 * (size_t)N * d), *dC = up(C, 4 * (size_t)K * d);
-    float *dxx = dev(4 * (size_t)N), *dcc = dev(4 * (size_t)K);
+    float *dX = gpu_upload(X, 4 * (size_t)N * d), *dC = gpu_upload(C, 4 * (size_t)K * d);
+    float *dxx = gpu_alloc(4 * (size_t)N), *dcc = gpu_alloc(4 * (size_t)K);
     G->rownorm2_forward(dxx, dX, N, d);
     G->rownorm2_forward(dcc, dC, K, d);
-    float *gxx = down(dxx, 4 * (size_t)N);
+    float *gxx = gpu_download(dxx, 4 * (size_t)N);
     report("rownorm2", max_rel_err(gxx, xx, N), 1e-6);
     // use the CPU norms on both sides from here, so the checks below isolate each op
     G->to_device(dxx, xx, 4 * (size_t)N);
     G->to_device(dcc, cc, 4 * (size_t)K);
 
-    float *Xn = mallocCheck(4 * (size_t)N * d), *dXn = dev(4 * (size_t)N * d);
+    float *Xn = mallocCheck(4 * (size_t)N * d), *dXn = gpu_alloc(4 * (size_t)N * d);
     REF->l2normalize_rows(Xn, X, N, d);
     G->l2normalize_rows(dXn, dX, N, d);
-    float *gXn = down(dXn, 4 * (size_t)N * d);
+    float *gXn = gpu_download(dXn, 4 * (size_t)N * d);
     report("l2normalize_rows", max_rel_err(gXn, Xn, (size_t)N * d), 1e-6);
     G->copy(dXn, dX, 4 * (size_t)N * d);
     G->l2normalize_rows(dXn, dXn, N, d);   // in place
     free(gXn);
-    gXn = down(dXn, 4 * (size_t)N * d);
+    gXn = gpu_download(dXn, 4 * (size_t)N * d);
     report("l2normalize_rows in place", max_rel_err(gXn, Xn, (size_t)N * d), 1e-6);
 
-    float *D = mallocCheck(4 * (size_t)N * K), *dD = dev(4 * (size_t)N * K);
+    float *D = mallocCheck(4 * (size_t)N * K), *dD = gpu_alloc(4 * (size_t)N * K);
     REF->sqdist_forward(D, X, xx, C, cc, N, d, K);
     G->sqdist_forward(dD, dX, dxx, dC, dcc, N, d, K);
-    float *gD = down(dD, 4 * (size_t)N * K);
+    float *gD = gpu_download(dD, 4 * (size_t)N * K);
     report("sqdist", max_rel_err(gD, D, (size_t)N * K), 1e-5);
 
-    int64_t *lab = mallocCheck(8 * (size_t)N), *dlab = dev(8 * (size_t)N);
-    float *mind = mallocCheck(4 * (size_t)N), *dmind = dev(4 * (size_t)N);
+    int64_t *lab = mallocCheck(8 * (size_t)N), *dlab = gpu_alloc(8 * (size_t)N);
+    float *mind = mallocCheck(4 * (size_t)N), *dmind = gpu_alloc(4 * (size_t)N);
     REF->kmeans_assign_forward(lab, mind, X, xx, C, cc, N, d, K);
     G->kmeans_assign_forward(dlab, dmind, dX, dxx, dC, dcc, N, d, K);
-    int64_t *glab = down(dlab, 8 * (size_t)N);
-    float *gmind = down(dmind, 4 * (size_t)N);
+    int64_t *glab = gpu_download(dlab, 8 * (size_t)N);
+    float *gmind = gpu_download(dmind, 4 * (size_t)N);
     int unexplained = 0, differ = 0, tied5 = 0;
     for (int i = 0; i < N; i++) {
         tied5 += lab[i] == 5 || lab[i] == 20;
@@ -357,20 +332,20 @@ TEST(gpu_cluster_kmeans_ops) {
     // empty cluster (30: no row is near it) keeps its previous row.
     float *Cu = mallocCheck(4 * (size_t)K * d);
     memcpy(Cu, C, 4 * (size_t)K * d);
-    int64_t *cnt = mallocCheck(8 * (size_t)K), *dcnt = dev(8 * (size_t)K);
+    int64_t *cnt = mallocCheck(8 * (size_t)K), *dcnt = gpu_alloc(8 * (size_t)K);
     REF->kmeans_update_forward(Cu, cnt, X, lab, N, d, K);
     G->to_device(dlab, lab, 8 * (size_t)N);
     G->kmeans_update_forward(dC, dcnt, dX, dlab, N, d, K);
-    float *gC = down(dC, 4 * (size_t)K * d);
-    int64_t *gcnt = down(dcnt, 8 * (size_t)K);
+    float *gC = gpu_download(dC, 4 * (size_t)K * d);
+    int64_t *gcnt = gpu_download(dcnt, 8 * (size_t)K);
     CHECK(cnt[30] == 0, "cluster 30 is empty in this case");
     CHECK(!memcmp(gcnt, cnt, 8 * (size_t)K), "counts equal");
     CHECK(!memcmp(gC, Cu, 4 * (size_t)K * d), "update bitwise equal to the CPU (incl. the empty row)");
 
-    double *rd = mallocCheck(8 * (size_t)N), *drd = dev(8 * (size_t)N);
+    double *rd = mallocCheck(8 * (size_t)N), *drd = gpu_alloc(8 * (size_t)N);
     REF->kmeans_rowdist_forward(rd, X, Cu, lab, N, d);
     G->kmeans_rowdist_forward(drd, dX, dC, dlab, N, d);
-    double *grd = down(drd, 8 * (size_t)N);
+    double *grd = gpu_download(drd, 8 * (size_t)N);
     report("rowdist (double)", rel_err_f64(grd, rd, N), 1e-12);
 
     free(X), free(C), free(xx), free(cc), free(gxx), free(Xn), free(gXn), free(D), free(gD);
@@ -409,16 +384,16 @@ TEST(gpu_cluster_knn_ops) {
     memcpy(F + 1200 * d, F + 3 * d, 4 * (size_t)d);
     float *Fn = mallocCheck(4 * (size_t)N * d);
     REF->l2normalize_rows(Fn, F, N, d);
-    float *dF = up(Fn, 4 * (size_t)N * d);
+    float *dF = gpu_upload(Fn, 4 * (size_t)N * d);
     for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
         int k = ks[t];
         size_t nk = (size_t)N * k;
-        int64_t *ci = mallocCheck(8 * nk), *di = dev(8 * nk);
-        float *cs = mallocCheck(4 * nk), *ds = dev(4 * nk);
+        int64_t *ci = mallocCheck(8 * nk), *di = gpu_alloc(8 * nk);
+        float *cs = mallocCheck(4 * nk), *ds = gpu_alloc(4 * nk);
         REF->knn_topk_forward(ci, cs, Fn, N, d, k);
         G->knn_topk_forward(di, ds, dF, N, d, k);
-        int64_t *gi = down(di, 8 * nk);
-        float *gs = down(ds, 4 * nk);
+        int64_t *gi = gpu_download(di, 8 * nk);
+        float *gs = gpu_download(ds, 4 * nk);
         int sorted = 1, same = 0;
         for (int i = 0; i < N; i++)
             for (int p = 1; p < k; p++) sorted &= gs[(size_t)i * k + p - 1] >= gs[(size_t)i * k + p];
@@ -445,13 +420,13 @@ TEST(gpu_cluster_knn_ops) {
             float *sc = mallocCheck(4 * (size_t)N);
             uint8_t *mk = mallocCheck((size_t)N);
             REF->knn_filter_forward(sc, mk, ci, y, N, k);
-            int64_t *dy = up(y, 8 * (size_t)N);
-            float *dsc = dev(4 * (size_t)N);
-            uint8_t *dmk = dev((size_t)N);
+            int64_t *dy = gpu_upload(y, 8 * (size_t)N);
+            float *dsc = gpu_alloc(4 * (size_t)N);
+            uint8_t *dmk = gpu_alloc((size_t)N);
             G->to_device(di, ci, 8 * nk);
             G->knn_filter_forward(dsc, dmk, di, dy, N, k);
-            float *gsc = down(dsc, 4 * (size_t)N);
-            uint8_t *gmk = down(dmk, (size_t)N);
+            float *gsc = gpu_download(dsc, 4 * (size_t)N);
+            uint8_t *gmk = gpu_download(dmk, (size_t)N);
             CHECK(!memcmp(gsc, sc, 4 * (size_t)N) && !memcmp(gmk, mk, (size_t)N), "filter exact");
             free(y), free(sc), free(mk), free(gsc), free(gmk);
             G->free(dy), G->free(dsc), G->free(dmk);

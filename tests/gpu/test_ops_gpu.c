@@ -39,44 +39,6 @@ static float *rand_host(Rng *r, size_t n, float scale, float shift) {
     return x;
 }
 
-static void *upload(const void *host, size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "upload: %s\n", laic_last_error());
-        exit(1);
-    }
-    G->to_device(d, host, bytes);
-    return d;
-}
-
-static float *download(const float *dev, size_t n) {
-    float *h = mallocCheck(n * sizeof(float));
-    G->synchronize();
-    G->to_host(h, dev, n * sizeof(float));
-    return h;
-}
-
-static float *dev_empty(size_t n) {
-    float *d = G->alloc(n * sizeof(float));
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    return d;
-}
-
-// n floats of device memory filled with NaN (all bits set): an element a kernel fails to write
-// then fails the comparison, instead of passing on whatever a previous test's buffer held at
-// the same address (cudaMalloc often hands back the block just freed).
-static float *dev_sentinel(size_t n) {
-    float *d = dev_empty(n);
-    void *h = mallocCheck(n * sizeof(float) + 1);
-    memset(h, 0xff, n * sizeof(float));
-    G->to_device(d, h, n * sizeof(float));
-    free(h);
-    return d;
-}
-
 // --- device + memory -----------------------------------------------------------------------
 TEST(gpu_describe_and_count) {
     need_gpu();
@@ -104,7 +66,7 @@ TEST(gpu_alloc_oom_is_an_error_not_an_abort) {
     CHECK(count_lines(msg) == 1 && !strchr(msg, '\n'), "one line");
     // The failure must not poison later work (CUDA's sticky last-error is cleared).
     float one = 1.0f, back = 0.0f;
-    float *d = upload(&one, sizeof one);
+    float *d = gpu_upload(&one, sizeof one);
     G->quickgelu_forward(d, d, 1);
     G->synchronize();
     G->to_host(&back, d, sizeof back);
@@ -121,12 +83,12 @@ TEST(gpu_memory_roundtrip) {
     rng_init(&r, 1, 0);
     const size_t n = 1000;
     float *x = rand_host(&r, n, 1, 0);
-    float *d = upload(x, n * sizeof(float)), *d2 = dev_empty(n);
+    float *d = gpu_upload(x, n * sizeof(float)), *d2 = gpu_alloc(n * sizeof(float));
     G->copy(d2, d, n * sizeof(float));
-    float *y = download(d2, n);
+    float *y = gpu_download(d2, n * sizeof(float));
     CHECK(memcmp(x, y, n * sizeof(float)) == 0, "to_device/copy/to_host are exact");
     G->memset0(d2, n * sizeof(float));
-    float *z = download(d2, n);
+    float *z = gpu_download(d2, n * sizeof(float));
     int zero = 1;
     for (size_t i = 0; i < n; i++) zero &= z[i] == 0.0f;
     CHECK(zero, "memset0 zeroes");
@@ -154,10 +116,11 @@ static void check_matmul(const char *algo, double tol) {
         float *a = rand_host(&r, na, 1, 0), *w = rand_host(&r, nw, 0.05f, 0);
         float *b = rand_host(&r, sh.N, 0.5f, 0), *ref = mallocCheck(no * sizeof(float));
         REF->matmul_forward(ref, a, w, sh.bias ? b : NULL, sh.M, sh.K, sh.N);
-        float *da = upload(a, na * 4), *dw = upload(w, nw * 4), *db = upload(b, (size_t)sh.N * 4);
-        float *dout = dev_sentinel(no);
+        float *da = gpu_upload(a, na * 4), *dw = gpu_upload(w, nw * 4),
+              *db = gpu_upload(b, (size_t)sh.N * 4);
+        float *dout = gpu_nan(no);
         G->matmul_forward(dout, da, dw, sh.bias ? db : NULL, sh.M, sh.K, sh.N);
-        float *got = download(dout, no);
+        float *got = gpu_download(dout, no * sizeof(float));
         double e = max_rel_err(got, ref, no);
         printf("    %s %s M=%d K=%d N=%d bias=%d: max_rel_err %.3g (tol %.0e)\n",
                e <= tol ? "OK" : "NOT OK", algo, sh.M, sh.K, sh.N, sh.bias, e, tol);
@@ -196,16 +159,17 @@ TEST(gpu_matmul_bf16_fused_bias_gelu) {
     float *b = rand_host(&r, N, 0.5f, 0), *ref = mallocCheck(no * sizeof(float));
     REF->matmul_forward(ref, a, w, b, M, K, N);
     REF->quickgelu_forward(ref, ref, no);
-    float *da = upload(a, na * 4), *dw = upload(w, nw * 4), *db = upload(b, (size_t)N * 4);
+    float *da = gpu_upload(a, na * 4), *dw = gpu_upload(w, nw * 4),
+          *db = gpu_upload(b, (size_t)N * 4);
     uint16_t *a16 = G->alloc(na * 2), *w16 = G->alloc(nw * 2);
     REQUIRE(a16 && w16, "alloc bf16 operands");
     ops_cuda_f32_to_bf16(a16, da, na);
     ops_cuda_f32_to_bf16(w16, dw, nw);
     const int algos[2] = {LAIC_MM_BF16_WMMA, LAIC_MM_BF16_CUBLAS};
     for (int i = 0; i < 2; i++) {
-        float *dout = dev_sentinel(no);   // NaN: an unwritten element fails
+        float *dout = gpu_nan(no);   // NaN: an unwritten element fails
         ops_cuda_matmul_bf16(dout, a16, w16, db, M, K, N, algos[i], 1);
-        float *got = download(dout, no);
+        float *got = gpu_download(dout, no * sizeof(float));
         double e = max_rel_err(got, ref, no);
         printf("    %s bias+QuickGELU: max_rel_err %.3g (tol 2e-2)\n",
                ops_cuda_matmul_name(algos[i]), e);
@@ -231,16 +195,17 @@ TEST(gpu_layernorm) {
         float *b = rand_host(&r, C, 0.1f, 0);
         float *ref = mallocCheck(n * 4), *rm = mallocCheck(N * 4), *rr = mallocCheck(N * 4);
         REF->layernorm_forward(ref, rm, rr, x, w, b, N, C);
-        float *dx = upload(x, n * 4), *dw = upload(w, C * 4), *db = upload(b, C * 4);
-        float *dout = dev_sentinel(n), *dm = dev_sentinel(N), *dr = dev_sentinel(N);
+        float *dx = gpu_upload(x, n * 4), *dw = gpu_upload(w, C * 4), *db = gpu_upload(b, C * 4);
+        float *dout = gpu_nan(n), *dm = gpu_nan(N), *dr = gpu_nan(N);
         G->layernorm_forward(dout, dm, dr, dx, dw, db, N, C);
-        float *got = download(dout, n), *gm = download(dm, N), *gr = download(dr, N);
+        float *got = gpu_download(dout, n * sizeof(float)),
+              *gm = gpu_download(dm, N * sizeof(float)), *gr = gpu_download(dr, N * sizeof(float));
         CHECK(test_allclose(got, ref, n, 1e-5, 1e-4, "layernorm out"), "N=%d C=%d", N, C);
         CHECK(test_allclose(gm, rm, N, 1e-5, 1e-4, "layernorm mean"), "N=%d C=%d", N, C);
         CHECK(test_allclose(gr, rr, N, 1e-5, 1e-4, "layernorm rstd"), "N=%d C=%d", N, C);
         // NULL mean/rstd: same output.
         G->layernorm_forward(dout, NULL, NULL, dx, dw, db, N, C);
-        float *got2 = download(dout, n);
+        float *got2 = gpu_download(dout, n * sizeof(float));
         CHECK(memcmp(got, got2, n * 4) == 0, "NULL mean/rstd gives the same output");
         free(x), free(w), free(b), free(ref), free(rm), free(rr), free(got), free(gm),
             free(gr), free(got2);
@@ -257,12 +222,12 @@ TEST(gpu_l2norm) {
     float *x = rand_host(&r, n, 3, 0), *ref = mallocCheck(n * 4);
     memset(x + 7 * C, 0, C * 4);   // a zero row: the 1e-12 floor, result 0 not NaN
     REF->l2norm_forward(ref, x, N, C);
-    float *dx = upload(x, n * 4), *dout = dev_sentinel(n);
+    float *dx = gpu_upload(x, n * 4), *dout = gpu_nan(n);
     G->l2norm_forward(dout, dx, N, C);
-    float *got = download(dout, n);
+    float *got = gpu_download(dout, n * sizeof(float));
     CHECK(test_allclose(got, ref, n, 1e-6, 1e-4, "l2norm"), "out of place");
     G->l2norm_forward(dx, dx, N, C);   // in place (ops.h allows out == inp)
-    float *got2 = download(dx, n);
+    float *got2 = gpu_download(dx, n * sizeof(float));
     CHECK(test_allclose(got2, ref, n, 1e-6, 1e-4, "l2norm in place"), "in place");
     free(x), free(ref), free(got), free(got2);
     G->free(dx), G->free(dout);
@@ -282,15 +247,15 @@ TEST(gpu_quickgelu_and_residual) {
     float *ref = mallocCheck(n * 4), *ref2 = mallocCheck(n * 4);
     REF->quickgelu_forward(ref, x, n);
     REF->residual_forward(ref2, x, y, n);
-    float *dx = upload(x, n * 4), *dy = upload(y, n * 4), *dout = dev_sentinel(n);
+    float *dx = gpu_upload(x, n * 4), *dy = gpu_upload(y, n * 4), *dout = gpu_nan(n);
     G->quickgelu_forward(dout, dx, n);
-    float *got = download(dout, n);
+    float *got = gpu_download(dout, n * sizeof(float));
     CHECK(test_allclose(got, ref, n, 1e-6, 1e-4, "quickgelu"), "quickgelu");
     G->residual_forward(dout, dx, dy, n);
-    float *got2 = download(dout, n);
+    float *got2 = gpu_download(dout, n * sizeof(float));
     CHECK(test_allclose(got2, ref2, n, 0, 0, "residual (exact)"), "residual");
     G->residual_forward(dx, dx, dy, n);   // in place on a
-    float *got3 = download(dx, n);
+    float *got3 = gpu_download(dx, n * sizeof(float));
     CHECK(memcmp(got3, got2, n * 4) == 0, "residual in place");
     free(x), free(y), free(ref), free(ref2), free(got), free(got2), free(got3);
     G->free(dx), G->free(dy), G->free(dout);
@@ -313,15 +278,16 @@ TEST(gpu_attention) {
         float *ref = mallocCheck(no * 4), *ratt = mallocCheck(na * 4);
         REF->attention_forward(ref, ratt, qkv, B, T, C, NH, causal);
         // NaN-filled outputs: masked probabilities must be written as 0, not left alone.
-        float *dq = upload(qkv, nq * 4), *dout = dev_sentinel(no), *datt = dev_sentinel(na);
+        float *dq = gpu_upload(qkv, nq * 4), *dout = gpu_nan(no), *datt = gpu_nan(na);
         G->attention_forward(dout, datt, dq, B, T, C, NH, causal);
-        float *got = download(dout, no), *gatt = download(datt, na);
+        float *got = gpu_download(dout, no * sizeof(float)),
+              *gatt = gpu_download(datt, na * sizeof(float));
         printf("    B=%d T=%d C=%d NH=%d causal=%d\n", B, T, C, NH, causal);
         CHECK(test_allclose(got, ref, no, 1e-5, 1e-4, "attention out"), "config %d", s);
         CHECK(test_allclose(gatt, ratt, na, 1e-6, 1e-4, "attention probs"), "config %d", s);
         // att NULL: same out, and bitwise reproducible.
         G->attention_forward(dout, NULL, dq, B, T, C, NH, causal);
-        float *got2 = download(dout, no);
+        float *got2 = gpu_download(dout, no * sizeof(float));
         CHECK(memcmp(got, got2, no * 4) == 0, "deterministic, att optional");
         free(qkv), free(ref), free(ratt), free(got), free(gatt), free(got2);
         G->free(dq), G->free(dout), G->free(datt);
@@ -337,19 +303,19 @@ TEST(gpu_im2col_and_vision_embed) {
     size_t npx = (size_t)B * 3 * H * H, npatch = (size_t)B * G2 * 3 * P * P;
     float *px = rand_host(&r, npx, 1, 0), *ref = mallocCheck(npatch * 4);
     REF->im2col_forward(ref, px, B, H, P);
-    float *dpx = upload(px, npx * 4), *dpat = dev_sentinel(npatch);
+    float *dpx = gpu_upload(px, npx * 4), *dpat = gpu_nan(npatch);
     G->im2col_forward(dpat, dpx, B, H, P);
-    float *got = download(dpat, npatch);
+    float *got = gpu_download(dpat, npatch * sizeof(float));
     CHECK(memcmp(got, ref, npatch * 4) == 0, "im2col is a pure copy: bitwise equal");
 
     size_t npe = (size_t)B * G2 * C, nout = (size_t)B * (G2 + 1) * C;
     float *pe = rand_host(&r, npe, 1, 0), *cls = rand_host(&r, C, 1, 0);
     float *pos = rand_host(&r, (size_t)(G2 + 1) * C, 1, 0), *ref2 = mallocCheck(nout * 4);
     REF->vision_embed_forward(ref2, pe, cls, pos, B, G2, C);
-    float *dpe = upload(pe, npe * 4), *dcls = upload(cls, C * 4);
-    float *dpos = upload(pos, (size_t)(G2 + 1) * C * 4), *dout = dev_sentinel(nout);
+    float *dpe = gpu_upload(pe, npe * 4), *dcls = gpu_upload(cls, C * 4);
+    float *dpos = gpu_upload(pos, (size_t)(G2 + 1) * C * 4), *dout = gpu_nan(nout);
     G->vision_embed_forward(dout, dpe, dcls, dpos, B, G2, C);
-    float *got2 = download(dout, nout);
+    float *got2 = gpu_download(dout, nout * sizeof(float));
     CHECK(test_allclose(got2, ref2, nout, 0, 0, "vision_embed (exact)"), "vision_embed");
     free(px), free(ref), free(got), free(pe), free(cls), free(pos), free(ref2), free(got2);
     G->free(dpx), G->free(dpat), G->free(dpe), G->free(dcls), G->free(dpos), G->free(dout);
@@ -372,17 +338,17 @@ TEST(gpu_token_embed_pos_add_gather) {
     REF->token_embed_forward(r1, tok, emb, pos, B, T, C);
     REF->pos_add_forward(r2, x, pos, B, T, C);
     REF->gather_rows_forward(r3, x, idx, B, T, C);
-    int32_t *dtok = upload(tok, sizeof tok), *didx = upload(idx, sizeof idx);
-    float *demb = upload(emb, (size_t)V * C * 4), *dpos = upload(pos, (size_t)T * C * 4);
-    float *dx = upload(x, n * 4), *dout = dev_sentinel(n);   // NaN: unwritten elements fail
+    int32_t *dtok = gpu_upload(tok, sizeof tok), *didx = gpu_upload(idx, sizeof idx);
+    float *demb = gpu_upload(emb, (size_t)V * C * 4), *dpos = gpu_upload(pos, (size_t)T * C * 4);
+    float *dx = gpu_upload(x, n * 4), *dout = gpu_nan(n);   // NaN: unwritten elements fail
     G->token_embed_forward(dout, dtok, demb, dpos, B, T, C);
-    float *g1 = download(dout, n);
+    float *g1 = gpu_download(dout, n * sizeof(float));
     CHECK(test_allclose(g1, r1, n, 0, 0, "token_embed (exact)"), "token_embed");
     G->pos_add_forward(dout, dx, dpos, B, T, C);
-    float *g2 = download(dout, n);
+    float *g2 = gpu_download(dout, n * sizeof(float));
     CHECK(test_allclose(g2, r2, n, 0, 0, "pos_add (exact)"), "pos_add");
     G->gather_rows_forward(dout, dx, didx, B, T, C);
-    float *g3 = download(dout, (size_t)B * C);
+    float *g3 = gpu_download(dout, ((size_t)B * C) * sizeof(float));
     CHECK(test_allclose(g3, r3, (size_t)B * C, 0, 0, "gather_rows (exact)"), "gather_rows");
     free(emb), free(pos), free(x), free(r1), free(r2), free(r3), free(g1), free(g2), free(g3);
     G->free(dtok), G->free(didx), G->free(demb), G->free(dpos), G->free(dx), G->free(dout);

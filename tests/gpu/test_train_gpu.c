@@ -40,27 +40,6 @@ static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
 #include "gpu_test.h"
 
-// --- helpers -------------------------------------------------------------------------------
-static void *dev(size_t bytes) {
-    void *d = G->alloc(bytes);
-    if (!d) {
-        fprintf(stderr, "alloc: %s\n", laic_last_error());
-        exit(1);
-    }
-    return d;
-}
-
-static void *upload(const void *host, size_t bytes) {
-    void *d = dev(bytes);
-    G->to_device(d, host, bytes);
-    return d;
-}
-
-static void download(void *host, const void *d, size_t bytes) {
-    G->synchronize();
-    G->to_host(host, d, bytes);
-}
-
 static float *rand_f32(Rng *r, size_t n, double scale) {
     float *x = mallocCheck((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = (float)(rng_normal(r) * scale);
@@ -94,10 +73,11 @@ TEST(gpu_train_strided_copy_exact) {
         const size_t ns = (rows ? (size_t)rows : 1) * ss, nd = (rows ? (size_t)rows : 1) * ds;
         float *src = rand_f32(&r, ns, 1.0), *dst = rand_f32(&r, nd, 1.0);
         float *got = mallocCheck(nd * sizeof(float));
-        float *dsrc = upload(src, ns * sizeof(float)), *ddst = upload(dst, nd * sizeof(float));
+        float *dsrc = gpu_upload(src, ns * sizeof(float)),
+              *ddst = gpu_upload(dst, nd * sizeof(float));
         G->strided_copy(ddst, ds, dsrc, ss, rows, len);
         REF->strided_copy(dst, ds, src, ss, rows, len);   // the gaps keep their random values
-        download(got, ddst, nd * sizeof(float));
+        gpu_download_into(got, ddst, nd * sizeof(float));
         CHECK(same_bits(got, dst, nd * sizeof(float)), "strided_copy rows %d len %zu ss %zu ds %zu",
               rows, len, ss, ds);
         free(src), free(dst), free(got);
@@ -140,17 +120,18 @@ static int loss_compare(Rng *r, LossShape sh, int mask, double *terms_out, float
     float *dWgpu = mallocCheck((nW ? nW : 1) * sizeof(float));
     REF->prompt_loss_forward_backward(tref, dWref, F, W, y, hq, b, K, E, mask, q, alpha, beta,
                                       scale);
-    float *dF = upload(F, (nF ? nF : 1) * sizeof(float)), *dW_ = upload(W, nW * sizeof(float));
-    int32_t *dy = upload(y, (size_t)(b ? b : 1) * sizeof(int32_t));
-    uint8_t *dhq = upload(hq, (size_t)(b ? b : 1));
-    float *ddW = dev(nW * sizeof(float));
-    double *dterms = dev(6 * sizeof(double));
+    float *dF = gpu_upload(F, (nF ? nF : 1) * sizeof(float)),
+          *dW_ = gpu_upload(W, nW * sizeof(float));
+    int32_t *dy = gpu_upload(y, (size_t)(b ? b : 1) * sizeof(int32_t));
+    uint8_t *dhq = gpu_upload(hq, (size_t)(b ? b : 1));
+    float *ddW = gpu_alloc(nW * sizeof(float));
+    double *dterms = gpu_alloc(6 * sizeof(double));
     memset(dWgpu, 0xff, nW * sizeof(float));   // NaN
     G->to_device(ddW, dWgpu, nW * sizeof(float));
     G->prompt_loss_forward_backward(dterms, ddW, dF, dW_, dy, dhq, b, K, E, mask, q, alpha, beta,
                                     scale);
-    download(tgpu, dterms, sizeof tgpu);
-    download(dWgpu, ddW, nW * sizeof(float));
+    gpu_download_into(tgpu, dterms, sizeof tgpu);
+    gpu_download_into(dWgpu, ddW, nW * sizeof(float));
     int ok = 1;
     const double parts = fabs(tref[1]) + alpha * fabs(tref[2]) + beta * fabs(tref[3]);
     ok &= fabs(tgpu[0] - tref[0]) <= 1e-6 * parts + 1e-12;
@@ -194,15 +175,16 @@ TEST(gpu_train_loss_empty_batch) {
     const int K = 4, E = 8;
     float W[32], dWh[32];
     for (int i = 0; i < 32; i++) W[i] = (float)(i % 5) * 0.1f;
-    float *dW_ = upload(W, sizeof W), *ddW = dev(sizeof W), *dF = dev(sizeof(float));
-    int32_t *dy = dev(sizeof(int32_t));
-    uint8_t *dhq = dev(1);
-    double *dt = dev(6 * sizeof(double)), t[6];
+    float *dW_ = gpu_upload(W, sizeof W), *ddW = gpu_alloc(sizeof W),
+          *dF = gpu_alloc(sizeof(float));
+    int32_t *dy = gpu_alloc(sizeof(int32_t));
+    uint8_t *dhq = gpu_alloc(1);
+    double *dt = gpu_alloc(6 * sizeof(double)), t[6];
     memset(dWh, 0xff, sizeof dWh);
     G->to_device(ddW, dWh, sizeof dWh);
     G->prompt_loss_forward_backward(dt, ddW, dF, dW_, dy, dhq, 0, K, E, 7, 0.7, 1, 1, 100);
-    download(t, dt, sizeof t);
-    download(dWh, ddW, sizeof dWh);
+    gpu_download_into(t, dt, sizeof t);
+    gpu_download_into(dWh, ddW, sizeof dWh);
     int zero = 1;
     for (int i = 0; i < K * E; i++) zero &= dWh[i] == 0.0f;
     CHECK(zero, "b=0: dW not zeroed");
@@ -239,14 +221,15 @@ TEST(gpu_train_loss_bad_label_is_nan) {
     normalize_rows(W, K, E);
     const int32_t y[b] = {0, 1, K + 1000000, 3, -7, 2};
     const uint8_t hq[b] = {1, 0, 1, 1, 1, 0};
-    float *dF = upload(F, sizeof(float) * 2 * b * E), *dW_ = upload(W, sizeof(float) * K * E);
-    int32_t *dy = upload(y, sizeof y);
-    uint8_t *dhq = upload(hq, sizeof hq);
-    float *ddW = dev(sizeof(float) * K * E), dWh[K * E];
-    double *dt = dev(6 * sizeof(double)), t[6];
+    float *dF = gpu_upload(F, sizeof(float) * 2 * b * E),
+          *dW_ = gpu_upload(W, sizeof(float) * K * E);
+    int32_t *dy = gpu_upload(y, sizeof y);
+    uint8_t *dhq = gpu_upload(hq, sizeof hq);
+    float *ddW = gpu_alloc(sizeof(float) * K * E), dWh[K * E];
+    double *dt = gpu_alloc(6 * sizeof(double)), t[6];
     G->prompt_loss_forward_backward(dt, ddW, dF, dW_, dy, dhq, b, K, E, 7, 0.7, 1, 1, 100);
-    download(t, dt, sizeof t);
-    download(dWh, ddW, sizeof dWh);
+    gpu_download_into(t, dt, sizeof t);
+    gpu_download_into(dWh, ddW, sizeof dWh);
     int finite = 1;
     for (int i = 0; i < K * E; i++) finite &= isfinite(dWh[i]);
     printf("    bad labels: total %g gce %g mse %g H %g n_hq %g n_u %g\n", t[0], t[1], t[2], t[3],
@@ -284,10 +267,11 @@ static void loss_ctx_alloc(LossCtx *c, Rng *r, int b, int K, int E) {
     int32_t *y = mallocCheck((size_t)b * sizeof *y);
     uint8_t *hq = mallocCheck((size_t)b);
     for (int i = 0; i < b; i++) y[i] = (int32_t)rng_below(r, (uint64_t)K), hq[i] = i % 3 == 0;
-    *c = (LossCtx){.terms = dev(6 * sizeof(double)), .dW = dev((size_t)K * E * sizeof(float)),
-                   .F = upload(F, (size_t)2 * b * E * sizeof(float)),
-                   .W = upload(W, (size_t)K * E * sizeof(float)),
-                   .y = upload(y, (size_t)b * sizeof *y), .hq = upload(hq, (size_t)b),
+    *c = (LossCtx){.terms = gpu_alloc(6 * sizeof(double)),
+                   .dW = gpu_alloc((size_t)K * E * sizeof(float)),
+                   .F = gpu_upload(F, (size_t)2 * b * E * sizeof(float)),
+                   .W = gpu_upload(W, (size_t)K * E * sizeof(float)),
+                   .y = gpu_upload(y, (size_t)b * sizeof *y), .hq = gpu_upload(hq, (size_t)b),
                    .b = b, .K = K, .E = E};
     free(F), free(W), free(y), free(hq);
 }
@@ -310,8 +294,8 @@ TEST(gpu_train_loss_graph_survives_scratch_growth) {
     float *dW_eager = mallocCheck(SK * SE * sizeof(float));
     float *dW_replay = mallocCheck(SK * SE * sizeof(float));
     loss_step(&small);   // eager warm-up (sizes the scratch when nothing larger ran before)
-    download(t_eager, small.terms, sizeof t_eager);
-    download(dW_eager, small.dW, SK * SE * sizeof(float));
+    gpu_download_into(t_eager, small.terms, sizeof t_eager);
+    gpu_download_into(dW_eager, small.dW, SK * SE * sizeof(float));
     void *g = G->graph_capture(loss_step, &small);
     REQUIRE(g != NULL, "capture: %s", laic_last_error());
     loss_step(&big);   // eager, grows the scratch after the capture
@@ -320,8 +304,8 @@ TEST(gpu_train_loss_graph_survives_scratch_growth) {
         G->memset0(small.terms, 6 * sizeof(double));
         G->memset0(small.dW, SK * SE * sizeof(float));
         CHECK(G->graph_launch(g) == 0, "launch: %s", laic_last_error());
-        download(t_replay, small.terms, sizeof t_replay);
-        download(dW_replay, small.dW, SK * SE * sizeof(float));
+        gpu_download_into(t_replay, small.terms, sizeof t_replay);
+        gpu_download_into(dW_replay, small.dW, SK * SE * sizeof(float));
         CHECK(same_bits(t_eager, t_replay, sizeof t_eager), "replay %d after the growth: terms "
               "%.17g vs %.17g", rep, t_replay[0], t_eager[0]);
         CHECK(same_bits(dW_eager, dW_replay, SK * SE * sizeof(float)), "replay %d after the "
@@ -349,9 +333,9 @@ TEST(gpu_train_sgd_bitwise) {
     }
     float *p1 = mallocCheck(n * sizeof(float)), *b1 = mallocCheck(n * sizeof(float));
     float *p2 = mallocCheck(n * sizeof(float)), *b2 = mallocCheck(n * sizeof(float));
-    float *dp = dev(n * sizeof(float)), *db = dev(n * sizeof(float));
-    float *dg = upload(g, n * sizeof(float));
-    double *dlr = dev(sizeof(double));
+    float *dp = gpu_alloc(n * sizeof(float)), *db = gpu_alloc(n * sizeof(float));
+    float *dg = gpu_upload(g, n * sizeof(float));
+    double *dlr = gpu_alloc(sizeof(double));
     const double lrs[2] = {0.002, 1e-5}, wds[2] = {0.0, 5e-4}, mos[2] = {0.0, 0.9};
     for (int w = 0; w < 2; w++)
         for (int m = 0; m < 2; m++)
@@ -364,8 +348,8 @@ TEST(gpu_train_sgd_bitwise) {
                 G->to_device(db, b0, n * sizeof(float));
                 G->to_device(dlr, &lr, sizeof lr);
                 G->sgd_forward(dp, db, dg, dlr, n, mos[m], wds[w], hb);
-                download(p2, dp, n * sizeof(float));
-                download(b2, db, n * sizeof(float));
+                gpu_download_into(p2, dp, n * sizeof(float));
+                gpu_download_into(b2, db, n * sizeof(float));
                 size_t bad = 0;
                 for (size_t i = 0; i < n; i++)
                     bad += memcmp(&p1[i], &p2[i], sizeof(float)) != 0 ||
@@ -407,12 +391,12 @@ TEST(gpu_train_views_bitwise) {
         const int S = sizes[s];
         const size_t n = (size_t)2 * B * 3 * S * S;
         float *ref = mallocCheck(n * sizeof(float)), *got = mallocCheck(n * sizeof(float));
-        float *d = dev(n * sizeof(float));
+        float *d = gpu_alloc(n * sizeof(float));
         REQUIRE(REF->train_views_forward(ref, imgs, H, W, index, B, S, 42, 3) == 0, "%s",
                 laic_last_error());
         REQUIRE(G->train_views_forward(d, imgs, H, W, index, B, S, 42, 3) == 0, "%s",
                 laic_last_error());
-        download(got, d, n * sizeof(float));
+        gpu_download_into(got, d, n * sizeof(float));
         size_t bad = 0;
         for (size_t i = 0; i < n; i++) bad += memcmp(&got[i], &ref[i], sizeof(float)) != 0;
         printf("    S %d: %zu of %zu pixels differ\n", S, bad, n);
@@ -469,26 +453,26 @@ static void graph_init_host(GraphInit *in) {
 }
 
 static void graph_ctx_alloc(GraphCtx *c, const GraphInit *in) {
-    c->x = upload(in->h_x, GN * GN * sizeof(float));
-    c->Wt = upload(in->h_Wt, GN * GN * sizeof(float));
-    c->h = dev(GN * GN * sizeof(float));
-    c->ln = dev(GN * GN * sizeof(float));
-    c->mean = dev(GN * sizeof(float));
-    c->rstd = dev(GN * sizeof(float));
-    c->lnw = upload(in->h_lnw, GN * sizeof(float));
-    c->lnb = upload(in->h_lnb, GN * sizeof(float));
-    c->bufW = dev(GN * GN * sizeof(float));
+    c->x = gpu_upload(in->h_x, GN * GN * sizeof(float));
+    c->Wt = gpu_upload(in->h_Wt, GN * GN * sizeof(float));
+    c->h = gpu_alloc(GN * GN * sizeof(float));
+    c->ln = gpu_alloc(GN * GN * sizeof(float));
+    c->mean = gpu_alloc(GN * sizeof(float));
+    c->rstd = gpu_alloc(GN * sizeof(float));
+    c->lnw = gpu_upload(in->h_lnw, GN * sizeof(float));
+    c->lnb = gpu_upload(in->h_lnb, GN * sizeof(float));
+    c->bufW = gpu_alloc(GN * GN * sizeof(float));
     G->memset0(c->bufW, GN * GN * sizeof(float));
-    c->F = upload(in->h_F, 2 * GB * GE * sizeof(float));
-    c->V = upload(in->h_V, GK * GE * sizeof(float));
-    c->dV = dev(GK * GE * sizeof(float));
-    c->bufV = dev(GK * GE * sizeof(float));
+    c->F = gpu_upload(in->h_F, 2 * GB * GE * sizeof(float));
+    c->V = gpu_upload(in->h_V, GK * GE * sizeof(float));
+    c->dV = gpu_alloc(GK * GE * sizeof(float));
+    c->bufV = gpu_alloc(GK * GE * sizeof(float));
     G->memset0(c->bufV, GK * GE * sizeof(float));
-    c->log = dev(4 * GE * sizeof(float));
-    c->y = upload(in->h_y, sizeof in->h_y);
-    c->hq = upload(in->h_hq, sizeof in->h_hq);
-    c->terms = dev(6 * sizeof(double));
-    c->lr = dev(sizeof(double));
+    c->log = gpu_alloc(4 * GE * sizeof(float));
+    c->y = gpu_upload(in->h_y, sizeof in->h_y);
+    c->hq = gpu_upload(in->h_hq, sizeof in->h_hq);
+    c->terms = gpu_alloc(6 * sizeof(double));
+    c->lr = gpu_alloc(sizeof(double));
     c->have_buf = 1;   // a captured step has its buffer (the eager first step made it)
 }
 
@@ -505,10 +489,10 @@ typedef struct {
 } GraphOut;
 
 static void graph_read(GraphOut *o, const GraphCtx *c) {
-    download(o->Wt, c->Wt, sizeof o->Wt);
-    download(o->V, c->V, sizeof o->V);
-    download(o->log, c->log, sizeof o->log);
-    download(o->terms, c->terms, sizeof o->terms);
+    gpu_download_into(o->Wt, c->Wt, sizeof o->Wt);
+    gpu_download_into(o->V, c->V, sizeof o->V);
+    gpu_download_into(o->log, c->log, sizeof o->log);
+    gpu_download_into(o->terms, c->terms, sizeof o->terms);
 }
 
 TEST(gpu_train_graph_replay_matches_eager) {
@@ -533,7 +517,7 @@ TEST(gpu_train_graph_replay_matches_eager) {
     REQUIRE(g != NULL, "capture failed: %s", laic_last_error());
     // Capturing ran nothing: the buffers still hold the initial values.
     float *wt = mallocCheck(GN * GN * sizeof(float));
-    download(wt, c.Wt, GN * GN * sizeof(float));
+    gpu_download_into(wt, c.Wt, GN * GN * sizeof(float));
     CHECK(same_bits(wt, in.h_Wt, GN * GN * sizeof(float)), "capture executed the ops");
     free(wt);
     for (int s = 0; s < 3; s++) {
@@ -582,7 +566,7 @@ TEST(gpu_train_graph_capture_refuses_host_calls) {
     const char *names[3] = {"to_host", "synchronize", "to_device"};
     const float v[4] = {1, -2, 3, 0.5f};
     for (int which = 0; which < 3; which++) {
-        BadCtx c = {.d = upload(v, sizeof v), .which = which};
+        BadCtx c = {.d = gpu_upload(v, sizeof v), .which = which};
         laic_clear_error();
         void *g = G->graph_capture(bad_step, &c);
         const char *msg = laic_last_error();
@@ -595,13 +579,13 @@ TEST(gpu_train_graph_capture_refuses_host_calls) {
         // The backend is usable: not capturing, no sticky error, ops and copies run.
         float back[4];
         G->quickgelu_forward(c.d, c.d, 4);
-        download(back, c.d, sizeof back);
+        gpu_download_into(back, c.d, sizeof back);
         CHECK(fabsf(back[0] - 1.0f / (1.0f + expf(-1.702f))) < 1e-6f,
               "op after a failed capture: %g (the captured gelu must not have run)", back[0]);
         G->free(c.d);
     }
     // train_views_forward refuses inside a capture (it uploads host memory) without breaking it.
-    BadCtx c = {.d = upload(v, sizeof v), .which = 3, .views_rc = 0};
+    BadCtx c = {.d = gpu_upload(v, sizeof v), .which = 3, .views_rc = 0};
     void *g = G->graph_capture(bad_step, &c);
     CHECK(c.views_rc == -1, "views inside a capture returned %d", c.views_rc);
     CHECK(g != NULL, "the capture itself (one gelu) should succeed: %s", laic_last_error());
