@@ -146,7 +146,7 @@ asan:
 	  ./build-asan/test_laic $(T)
 
 ifeq ($(USE_CUDA),1)
-TEST_GPU_OBJ := $(TEST_GPU_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_main.o
+TEST_GPU_OBJ := $(TEST_GPU_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_main.o $(BUILD)/tests/synth.o
 $(BUILD)/test_gpu: $(TEST_GPU_OBJ) $(HOST_OBJ) $(CU_OBJ)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LIBS)

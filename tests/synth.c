@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "io/err.h"
 #include "io/npy.h"
 #include "rng.h"
 
@@ -43,4 +45,15 @@ void synth_planted(const char *dir, int K, int E, int N, int M, double sigma, ui
     free(X);
     free(T);
     free(y);
+}
+
+int synth_get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
+    const SynthImages *im = ctx;
+    if ((int)i >= im->n) return laic_error("images: index %zu out of range", i);
+    size_t sz = (size_t)im->h * im->w * 3;
+    *rgb = malloc(sz);
+    memcpy(*rgb, im->pix + i * sz, sz);
+    *h = im->h;
+    *w = im->w;
+    return 0;
 }

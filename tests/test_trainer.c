@@ -19,6 +19,7 @@
 #include "ops.h"
 #include "rng.h"
 #include "test.h"
+#include "synth.h"
 #include "trainer.h"
 
 // --- fixtures built in memory ------------------------------------------------------------------
@@ -50,12 +51,7 @@ static void planted_features(float *X, int64_t *y, int N, int K, int E, double s
 }
 
 /* Synthetic RGB8 images: class k is a colour gradient with a class-specific hue plus noise. */
-typedef struct {
-    int n, h, w;
-    uint8_t *pix;   // (n,h,w,3)
-} Images;
-
-static void make_images(Images *im, int n, int h, int w, int K) {
+static void make_images(SynthImages *im, int n, int h, int w, int K) {
     im->n = n;
     im->h = h;
     im->w = w;
@@ -70,17 +66,6 @@ static void make_images(Images *im, int n, int h, int w, int K) {
                     int v = base + (int)rng_below(&g, 30);
                     im->pix[(((size_t)i * h + y) * w + x) * 3 + c] = (uint8_t)(v > 255 ? 255 : v);
                 }
-}
-
-static int get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
-    Images *im = ctx;
-    if ((int)i >= im->n) return laic_error("images: index %zu out of range", i);
-    size_t sz = (size_t)im->h * im->w * 3;
-    *rgb = malloc(sz);
-    memcpy(*rgb, im->pix + i * sz, sz);
-    *h = im->h;
-    *w = im->w;
-    return 0;
 }
 
 // --- library tests -------------------------------------------------------------------------------
@@ -127,10 +112,10 @@ TEST(trainer_loss_decreases_and_learns_planted_clusters) {
 }
 
 /* Image-mode run on the tiny model: 12 images, K=3, batch 5 (a partial last batch). */
-static int image_run(TrainResult *r, const ClipWeights *w, ClipModel *img, Images *im,
+static int image_run(TrainResult *r, const ClipWeights *w, ClipModel *img, SynthImages *im,
                      const int64_t *y, const uint8_t *hq, int epochs, int stop_after,
                      const char *ckpt, const TrainState *resume, const char *loss) {
-    TrainData d = {.N = (size_t)im->n, .K = 3, .yhat = y, .hq = hq, .get_image = get_image,
+    TrainData d = {.N = (size_t)im->n, .K = 3, .yhat = y, .hq = hq, .get_image = synth_get_image,
                    .img_ctx = im};
     TrainerOpts o;
     trainer_opts_default(&o);
@@ -152,7 +137,7 @@ TEST(trainer_resume_is_bit_exact) {
     REQUIRE(tiny_weights(&w) == 0, "%s", laic_last_error());
     ClipModel *img = clip_model_create(&w, &ops_cpu, 10);
     REQUIRE(img, "%s", laic_last_error());
-    Images im;
+    SynthImages im;
     make_images(&im, 12, 40, 36, 3);
     int64_t y[12];
     uint8_t hq[12];
@@ -187,7 +172,7 @@ TEST(trainer_resume_is_bit_exact) {
     CHECK(diff > 1e-4, "vectors moved from their init (max |dv| %.3g)", diff);
     free(v0);
     // a checkpoint of other settings is refused
-    TrainData d = {.N = 12, .K = 4, .yhat = y, .hq = hq, .get_image = get_image, .img_ctx = &im};
+    TrainData d = {.N = 12, .K = 4, .yhat = y, .hq = hq, .get_image = synth_get_image, .img_ctx = &im};
     TrainerOpts o;
     trainer_opts_default(&o);
     o.seed = 77;
@@ -210,7 +195,7 @@ TEST(trainer_loss_subsets_and_bad_labels) {
     REQUIRE(tiny_weights(&w) == 0, "%s", laic_last_error());
     ClipModel *img = clip_model_create(&w, &ops_cpu, 10);
     REQUIRE(img, "%s", laic_last_error());
-    Images im;
+    SynthImages im;
     make_images(&im, 8, 32, 32, 3);
     int64_t y[8];
     uint8_t hq[8];

@@ -21,6 +21,7 @@
 #include "ops.h"
 #include "rng.h"
 #include "test.h"
+#include "synth.h"
 #include "trainer.h"
 
 // --- the recording fake backend -------------------------------------------------------------------
@@ -66,24 +67,8 @@ static OpsBackend fake_backend(void) {
 // --- data ---------------------------------------------------------------------------------------
 
 typedef struct {
-    int n, h, w;
-    uint8_t *pix;   // (n,h,w,3)
-} Images;
-
-static int get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
-    Images *im = ctx;
-    if ((int)i >= im->n) return laic_error("images: index %zu out of range", i);
-    size_t sz = (size_t)im->h * im->w * 3;
-    *rgb = malloc(sz);
-    memcpy(*rgb, im->pix + i * sz, sz);
-    *h = im->h;
-    *w = im->w;
-    return 0;
-}
-
-typedef struct {
     ClipWeights w;
-    Images im;
+    SynthImages im;
     float *X;        // (N,E) normalised
     int64_t y[13];
     uint8_t hq[13];
@@ -96,7 +81,7 @@ static int fix_init(Fix *f) {
     ClipConfig c;
     if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
     const int E = c.embed_dim;
-    f->im = (Images){N_SAMPLES, 36, 40, malloc((size_t)N_SAMPLES * 36 * 40 * 3)};
+    f->im = (SynthImages){N_SAMPLES, 36, 40, malloc((size_t)N_SAMPLES * 36 * 40 * 3)};
     Rng g;
     rng_init(&g, 123, 4);
     for (size_t i = 0; i < (size_t)N_SAMPLES * 36 * 40 * 3; i++)
@@ -129,7 +114,7 @@ static int run(TrainResult *r, Fix *f, const OpsBackend *ops, int images, int gr
     ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
     if (images && !img) return -1;
     TrainData d = {.N = N_SAMPLES, .K = K_PROMPTS, .yhat = f->y, .hq = f->hq,
-                   .get_image = images ? get_image : NULL, .img_ctx = &f->im,
+                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
                    .X = images ? NULL : f->X};
     TrainerOpts o;
     trainer_opts_default(&o);
@@ -260,7 +245,7 @@ TEST(trainer_refuses_backend_without_training_ops) {
     ClipModel *img = clip_model_create(&f.w, &ops_cpu, 4);
     OpsBackend fake = fake_backend();
     TrainData d = {.N = N_SAMPLES, .K = K_PROMPTS, .yhat = f.y, .hq = f.hq,
-                   .get_image = get_image, .img_ctx = &f.im};
+                   .get_image = synth_get_image, .img_ctx = &f.im};
     TrainerOpts o;
     trainer_opts_default(&o);
     o.epochs = 1;

@@ -20,6 +20,7 @@
  * Status: compiled, never run (no GPU where it was written).
  */
 #include "../test.h"
+#include "../synth.h"
 
 #ifdef LAIC_CUDA
 
@@ -37,27 +38,11 @@
 
 #include "gpu_test.h"
 
-typedef struct {
-    int n, h, w;
-    uint8_t *pix;   // (n,h,w,3)
-} Images;
-
-static int get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
-    Images *im = ctx;
-    if ((int)i >= im->n) return laic_error("images: index %zu out of range", i);
-    size_t sz = (size_t)im->h * im->w * 3;
-    *rgb = malloc(sz);
-    memcpy(*rgb, im->pix + i * sz, sz);
-    *h = im->h;
-    *w = im->w;
-    return 0;
-}
-
 enum { NS = 13, KP = 3 };
 
 typedef struct {
     ClipWeights w;
-    Images im;
+    SynthImages im;
     float *X;   // (NS,E) normalised
     int64_t y[NS];
     uint8_t hq[NS];
@@ -68,7 +53,7 @@ static int fix_init(Fix *f) {
     ClipConfig c;
     if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
     const int E = c.embed_dim;
-    f->im = (Images){NS, 36, 40, malloc((size_t)NS * 36 * 40 * 3)};
+    f->im = (SynthImages){NS, 36, 40, malloc((size_t)NS * 36 * 40 * 3)};
     Rng g;
     rng_init(&g, 123, 4);
     // class-tinted images (as tests/test_trainer.c) so the loss has something to learn
@@ -103,7 +88,7 @@ static int run(TrainResult *r, Fix *f, const OpsBackend *ops, int images, int gr
     ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
     if (images && !img) return -1;
     TrainData d = {.N = NS, .K = KP, .yhat = f->y, .hq = f->hq,
-                   .get_image = images ? get_image : NULL, .img_ctx = &f->im,
+                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
                    .X = images ? NULL : f->X};
     TrainerOpts o;
     trainer_opts_default(&o);
@@ -266,7 +251,7 @@ TEST(gpu_trainer_per_model_precision) {
     CHECK(differ && dot / sqrt(n0 * n1) >= 0.999, "bf16 features differ from fp32 yet cosine "
           "%.6f >= 0.999", dot / sqrt(n0 * n1));
     // the trainer: bf16 image model, fp32 text tower; the mode at the call does not matter
-    TrainData d = {.N = NS, .K = KP, .yhat = f.y, .hq = f.hq, .get_image = get_image,
+    TrainData d = {.N = NS, .K = KP, .yhat = f.y, .hq = f.hq, .get_image = synth_get_image,
                    .img_ctx = &f.im};
     TrainerOpts o;
     trainer_opts_default(&o);
