@@ -57,3 +57,54 @@ int synth_get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
     *w = im->w;
     return 0;
 }
+
+float *synth_randn(Rng *r, size_t n, double scale) {
+    float *x = mallocCheck((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_normal(r) * scale);
+    return x;
+}
+
+void synth_normalize_rows(float *x, int rows, int E) {
+    for (int i = 0; i < rows; i++) {
+        double s = 0.0;
+        for (int e = 0; e < E; e++) s += (double)x[(size_t)i * E + e] * x[(size_t)i * E + e];
+        s = sqrt(s);
+        for (int e = 0; e < E; e++) x[(size_t)i * E + e] = (float)(x[(size_t)i * E + e] / s);
+    }
+}
+
+int synth_train_fix_init(SynthTrainFix *f, int tinted) {
+    enum { N = SYNTH_TRAIN_N, K = SYNTH_TRAIN_K, H = 36, W = 40 };
+    memset(f, 0, sizeof *f);
+    ClipConfig c;
+    if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
+    const int E = c.embed_dim;
+    f->im = (SynthImages){N, H, W, mallocCheck((size_t)N * H * W * 3)};
+    Rng g;
+    rng_init(&g, 123, 4);
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < H * W; p++)
+            for (int ch = 0; ch < 3; ch++)
+                f->im.pix[((size_t)i * H * W + p) * 3 + ch] =
+                    tinted ? (uint8_t)((i % K == ch ? 180 : 40) + rng_below(&g, 60))
+                           : (uint8_t)rng_below(&g, 256);
+    f->X = mallocCheck((size_t)N * E * sizeof *f->X);
+    for (int i = 0; i < N; i++) {
+        double n2 = 0;
+        for (int e = 0; e < E; e++) {
+            float v = (float)rng_normal(&g);
+            f->X[(size_t)i * E + e] = v;
+            n2 += (double)v * v;
+        }
+        for (int e = 0; e < E; e++) f->X[(size_t)i * E + e] /= (float)sqrt(n2);
+        f->y[i] = i % K;
+        f->hq[i] = i % 4 != 0;   // some samples in D_u: the consistency term is on
+    }
+    return 0;
+}
+
+void synth_train_fix_free(SynthTrainFix *f) {
+    free(f->im.pix);
+    free(f->X);
+    clip_weights_free(&f->w);
+}

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clip.h"
+#include "rng.h"
+
 /* K random unit centres in E dims; N image rows (row i has label (i * label_stride) % K) and
  * M "noun" rows (noun j belongs to centre j % K), each its centre plus N(0, sigma²) noise.
  * Writes dir/X.npy (N,E), dir/T.npy (M,E), dir/y.npy (N) int64 and dir/names.txt
@@ -23,5 +26,26 @@ typedef struct {
     uint8_t *pix;   // (n,h,w,3)
 } SynthImages;
 int synth_get_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w);
+
+/* n floats N(0, scale²) from r, each rounded once from the double (malloc'd; n = 0 gives a
+ * valid 1-float buffer). */
+float *synth_randn(Rng *r, size_t n, double scale);
+/* Rows of x (rows,E) scaled to unit norm, norm and quotient in double. */
+void synth_normalize_rows(float *x, int rows, int E);
+
+/* The trainer tests' fixture (test_trainer_graph.c, gpu/test_trainer_gpu.c): the tiny CLIP with
+ * seed 7, SYNTH_TRAIN_N images (36,40,3) — uniform noise, or tinted by class (channel i % K
+ * bright) when tinted — then normalised random features X (N,E), pseudo-labels y = i % K
+ * (SYNTH_TRAIN_K classes) and hq = (i % 4 != 0), all from one seeded stream. */
+enum { SYNTH_TRAIN_N = 13, SYNTH_TRAIN_K = 3 };
+typedef struct {
+    ClipWeights w;
+    SynthImages im;
+    float *X;   // (N,E) normalised
+    int64_t y[SYNTH_TRAIN_N];
+    uint8_t hq[SYNTH_TRAIN_N];
+} SynthTrainFix;
+int synth_train_fix_init(SynthTrainFix *f, int tinted);
+void synth_train_fix_free(SynthTrainFix *f);
 
 #endif

@@ -23,25 +23,10 @@
 #include "ops.h"
 #include "rng.h"
 #include "test.h"
+#include "synth.h"
 #include "train.h"
 
 static const OpsBackend *O = &ops_cpu;
-
-static float *rand_f32(Rng *r, size_t n, double scale) {
-    float *x = mallocCheck((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_normal(r) * scale);
-    return x;
-}
-
-// Rows of x (rows, E) scaled to unit norm, as the trainer's features are.
-static void normalize_rows(float *x, int rows, int E) {
-    for (int i = 0; i < rows; i++) {
-        double s = 0.0;
-        for (int e = 0; e < E; e++) s += (double)x[(size_t)i * E + e] * x[(size_t)i * E + e];
-        s = sqrt(s);
-        for (int e = 0; e < E; e++) x[(size_t)i * E + e] = (float)(x[(size_t)i * E + e] / s);
-    }
-}
 
 // One loss problem: F (2b,E) weak then strong rows, W (K,E), labels, hq with n_hq ones.
 typedef struct {
@@ -53,10 +38,10 @@ typedef struct {
 
 static void loss_case(LossCase *c, Rng *r, int b, int K, int E, int n_hq) {
     c->b = b, c->K = K, c->E = E;
-    c->F = rand_f32(r, (size_t)2 * b * E, 1.0);
-    c->W = rand_f32(r, (size_t)K * E, 1.0);
-    normalize_rows(c->F, 2 * b, E);
-    normalize_rows(c->W, K, E);
+    c->F = synth_randn(r, (size_t)2 * b * E, 1.0);
+    c->W = synth_randn(r, (size_t)K * E, 1.0);
+    synth_normalize_rows(c->F, 2 * b, E);
+    synth_normalize_rows(c->W, K, E);
     c->y = mallocCheck((size_t)(b ? b : 1) * sizeof(int32_t));
     c->hq = mallocCheck((size_t)(b ? b : 1));
     for (int i = 0; i < b; i++) {
@@ -196,7 +181,7 @@ TEST(train_ops_cpu_loss_empty_batch) {
     // b = 0: nothing to learn from. dW must still be overwritten with zeros.
     Rng r;
     rng_init(&r, 3, 3);
-    float *W = rand_f32(&r, 4 * 8, 1.0), dW[32], F[1] = {0};
+    float *W = synth_randn(&r, 4 * 8, 1.0), dW[32], F[1] = {0};
     int32_t y[1] = {0};
     uint8_t hq[1] = {0};
     for (int i = 0; i < 32; i++) dW[i] = 5.0f;
@@ -214,7 +199,8 @@ TEST(train_ops_cpu_sgd_matches_sgd_step) {
     Rng r;
     rng_init(&r, 5, 4);
     const size_t n = 1000;
-    float *p0 = rand_f32(&r, n, 0.02), *g = rand_f32(&r, n, 0.1), *b0 = rand_f32(&r, n, 0.05);
+    float *p0 = synth_randn(&r, n, 0.02), *g = synth_randn(&r, n, 0.1),
+          *b0 = synth_randn(&r, n, 0.05);
     float *p1 = mallocCheck(n * sizeof(float)), *p2 = mallocCheck(n * sizeof(float));
     float *b1 = mallocCheck(n * sizeof(float)), *b2 = mallocCheck(n * sizeof(float));
     const double lr = 0.002;

@@ -66,51 +66,12 @@ static OpsBackend fake_backend(void) {
 
 // --- data ---------------------------------------------------------------------------------------
 
-typedef struct {
-    ClipWeights w;
-    SynthImages im;
-    float *X;        // (N,E) normalised
-    int64_t y[13];
-    uint8_t hq[13];
-} Fix;
-
-enum { N_SAMPLES = 13, K_PROMPTS = 3 };
-
-static int fix_init(Fix *f) {
-    memset(f, 0, sizeof *f);
-    ClipConfig c;
-    if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
-    const int E = c.embed_dim;
-    f->im = (SynthImages){N_SAMPLES, 36, 40, malloc((size_t)N_SAMPLES * 36 * 40 * 3)};
-    Rng g;
-    rng_init(&g, 123, 4);
-    for (size_t i = 0; i < (size_t)N_SAMPLES * 36 * 40 * 3; i++)
-        f->im.pix[i] = (uint8_t)rng_below(&g, 256);
-    f->X = malloc((size_t)N_SAMPLES * E * sizeof *f->X);
-    for (int i = 0; i < N_SAMPLES; i++) {
-        double n2 = 0;
-        for (int e = 0; e < E; e++) {
-            float v = (float)rng_normal(&g);
-            f->X[(size_t)i * E + e] = v;
-            n2 += (double)v * v;
-        }
-        for (int e = 0; e < E; e++) f->X[(size_t)i * E + e] /= (float)sqrt(n2);
-        f->y[i] = i % K_PROMPTS;
-        f->hq[i] = i % 4 != 0;   // some samples in D_u: the consistency term is on
-    }
-    return 0;
-}
-
-static void fix_free(Fix *f) {
-    free(f->im.pix);
-    free(f->X);
-    clip_weights_free(&f->w);
-}
+enum { N_SAMPLES = SYNTH_TRAIN_N, K_PROMPTS = SYNTH_TRAIN_K };
 
 /* 13 samples, batch 5: steps of 5, 5, 3 per epoch (two batch sizes); K = 3 in text chunks of
  * 2 (the re-forward path); image chunks of 4 views (< 2b). */
-static int run(TrainResult *r, Fix *f, const OpsBackend *ops, int images, int graph, int epochs,
-               int stop_after, const char *ckpt, const TrainState *resume) {
+static int run(TrainResult *r, SynthTrainFix *f, const OpsBackend *ops, int images, int graph,
+               int epochs, int stop_after, const char *ckpt, const TrainState *resume) {
     ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
     if (images && !img) return -1;
     TrainData d = {.N = N_SAMPLES, .K = K_PROMPTS, .yhat = f->y, .hq = f->hq,
@@ -151,8 +112,8 @@ static int same_result(const TrainResult *a, const TrainResult *b, const char *w
 // --- tests --------------------------------------------------------------------------------------
 
 TEST(trainer_graph_option_changes_nothing_on_cpu) {
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 0) == 0, "%s", laic_last_error());
     TrainResult on, off;
     REQUIRE(run(&on, &f, &ops_cpu, 1, 1, 2, 0, NULL, NULL) == 0, "graph on: %s", laic_last_error());
     REQUIRE(run(&off, &f, &ops_cpu, 1, 0, 2, 0, NULL, NULL) == 0, "graph off: %s", laic_last_error());
@@ -161,12 +122,12 @@ TEST(trainer_graph_option_changes_nothing_on_cpu) {
           on.graph_captures);
     trainer_result_free(&on);
     trainer_result_free(&off);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 TEST(trainer_graph_fake_backend_captures_once_per_batch_size) {
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 0) == 0, "%s", laic_last_error());
     OpsBackend fake = fake_backend();
     for (int images = 1; images >= 0; images--) {
         const char *mode = images ? "image mode" : "feature mode";
@@ -196,12 +157,12 @@ TEST(trainer_graph_fake_backend_captures_once_per_batch_size) {
     same_result(&got, &ref, "fake backend, graph off");
     trainer_result_free(&ref);
     trainer_result_free(&got);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 TEST(trainer_graph_fake_backend_resume_is_bit_exact) {
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 0) == 0, "%s", laic_last_error());
     OpsBackend fake = fake_backend();
     const char *ck = test_path("graph_resume.ckpt");
     TrainResult full, part, rest;
@@ -220,12 +181,12 @@ TEST(trainer_graph_fake_backend_resume_is_bit_exact) {
     trainer_result_free(&full);
     trainer_result_free(&part);
     trainer_result_free(&rest);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 TEST(trainer_refuses_backend_without_training_ops) {
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 0) == 0, "%s", laic_last_error());
     OpsBackend partial = ops_cpu;
     partial.prompt_loss_forward_backward = NULL;   // as the CUDA table before its kernels land
     TrainResult r;
@@ -253,5 +214,5 @@ TEST(trainer_refuses_backend_without_training_ops) {
     CHECK(rc == -1 && strstr(laic_last_error(), "the image model runs on"),
           "image model on another backend refused: %s", laic_last_error());
     clip_model_free(img);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }

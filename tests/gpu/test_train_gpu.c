@@ -22,6 +22,7 @@
  *   and an explicit workspace picks the same kernel eagerly and in a graph).
  */
 #include "../test.h"
+#include "../synth.h"
 
 #ifdef LAIC_CUDA
 
@@ -40,21 +41,6 @@ static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
 #include "gpu_test.h"
 
-static float *rand_f32(Rng *r, size_t n, double scale) {
-    float *x = mallocCheck((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_normal(r) * scale);
-    return x;
-}
-
-static void normalize_rows(float *x, int rows, int E) {
-    for (int i = 0; i < rows; i++) {
-        double s = 0.0;
-        for (int e = 0; e < E; e++) s += (double)x[(size_t)i * E + e] * x[(size_t)i * E + e];
-        s = sqrt(s);
-        for (int e = 0; e < E; e++) x[(size_t)i * E + e] = (float)(x[(size_t)i * E + e] / s);
-    }
-}
-
 static int same_bits(const void *a, const void *b, size_t bytes) { return !memcmp(a, b, bytes); }
 
 // --- strided_copy ----------------------------------------------------------------------------
@@ -71,7 +57,7 @@ TEST(gpu_train_strided_copy_exact) {
         const size_t len = (size_t)shapes[s][1], ss = (size_t)shapes[s][2],
                      ds = (size_t)shapes[s][3];
         const size_t ns = (rows ? (size_t)rows : 1) * ss, nd = (rows ? (size_t)rows : 1) * ds;
-        float *src = rand_f32(&r, ns, 1.0), *dst = rand_f32(&r, nd, 1.0);
+        float *src = synth_randn(&r, ns, 1.0), *dst = synth_randn(&r, nd, 1.0);
         float *got = mallocCheck(nd * sizeof(float));
         float *dsrc = gpu_upload(src, ns * sizeof(float)),
               *ddst = gpu_upload(dst, nd * sizeof(float));
@@ -95,13 +81,13 @@ typedef struct {
 static int loss_compare(Rng *r, LossShape sh, int mask, double *terms_out, float **dW_out) {
     const int b = sh.b, K = sh.K, E = sh.E;
     const size_t nF = (size_t)2 * b * E, nW = (size_t)K * E;
-    float *F = rand_f32(r, nF, 1.0), *W = rand_f32(r, nW, 1.0);
-    normalize_rows(F, 2 * b, E);
-    normalize_rows(W, K, E);
+    float *F = synth_randn(r, nF, 1.0), *W = synth_randn(r, nW, 1.0);
+    synth_normalize_rows(F, 2 * b, E);
+    synth_normalize_rows(W, K, E);
     // Make the weak and strong views of a sample related, as real views are.
     for (int i = 0; i < b; i++)
         for (int e = 0; e < E; e++) F[(size_t)(b + i) * E + e] += 0.5f * F[(size_t)i * E + e];
-    normalize_rows(F, 2 * b, E);
+    synth_normalize_rows(F, 2 * b, E);
     int32_t *y = mallocCheck((size_t)(b ? b : 1) * sizeof(int32_t));
     uint8_t *hq = mallocCheck((size_t)(b ? b : 1));
     for (int i = 0; i < b; i++) {
@@ -216,9 +202,9 @@ TEST(gpu_train_loss_bad_label_is_nan) {
     enum { b = 6, K = 4, E = 16 };
     Rng r;
     rng_init(&r, 7, 16);
-    float *F = rand_f32(&r, 2 * b * E, 1.0), *W = rand_f32(&r, K * E, 1.0);
-    normalize_rows(F, 2 * b, E);
-    normalize_rows(W, K, E);
+    float *F = synth_randn(&r, 2 * b * E, 1.0), *W = synth_randn(&r, K * E, 1.0);
+    synth_normalize_rows(F, 2 * b, E);
+    synth_normalize_rows(W, K, E);
     const int32_t y[b] = {0, 1, K + 1000000, 3, -7, 2};
     const uint8_t hq[b] = {1, 0, 1, 1, 1, 0};
     float *dF = gpu_upload(F, sizeof(float) * 2 * b * E),
@@ -261,9 +247,9 @@ static void loss_step(void *vctx) {
 }
 
 static void loss_ctx_alloc(LossCtx *c, Rng *r, int b, int K, int E) {
-    float *F = rand_f32(r, (size_t)2 * b * E, 1.0), *W = rand_f32(r, (size_t)K * E, 1.0);
-    normalize_rows(F, 2 * b, E);
-    normalize_rows(W, K, E);
+    float *F = synth_randn(r, (size_t)2 * b * E, 1.0), *W = synth_randn(r, (size_t)K * E, 1.0);
+    synth_normalize_rows(F, 2 * b, E);
+    synth_normalize_rows(W, K, E);
     int32_t *y = mallocCheck((size_t)b * sizeof *y);
     uint8_t *hq = mallocCheck((size_t)b);
     for (int i = 0; i < b; i++) y[i] = (int32_t)rng_below(r, (uint64_t)K), hq[i] = i % 3 == 0;
@@ -324,7 +310,8 @@ TEST(gpu_train_sgd_bitwise) {
     Rng r;
     rng_init(&r, 4, 13);
     const size_t n = 100003;   // not a multiple of the block; > one grid-stride pass is fine
-    float *p0 = rand_f32(&r, n, 0.02), *g = rand_f32(&r, n, 0.1), *b0 = rand_f32(&r, n, 0.05);
+    float *p0 = synth_randn(&r, n, 0.02), *g = synth_randn(&r, n, 0.1),
+          *b0 = synth_randn(&r, n, 0.05);
     // Denormals and tiny values: an ftz anywhere would change these bits.
     for (size_t i = 0; i < 64; i++) {
         p0[i] = (float)(1e-39 * (double)(i + 1));
@@ -441,14 +428,14 @@ typedef struct {
 static void graph_init_host(GraphInit *in) {
     Rng r;
     rng_init(&r, 6, 15);
-    in->h_x = rand_f32(&r, GN * GN, 1.0);
-    in->h_Wt = rand_f32(&r, GN * GN, 0.1);
-    in->h_lnw = rand_f32(&r, GN, 0.5);
-    in->h_lnb = rand_f32(&r, GN, 0.1);
-    in->h_F = rand_f32(&r, 2 * GB * GE, 1.0);
-    in->h_V = rand_f32(&r, GK * GE, 1.0);
-    normalize_rows(in->h_F, 2 * GB, GE);
-    normalize_rows(in->h_V, GK, GE);
+    in->h_x = synth_randn(&r, GN * GN, 1.0);
+    in->h_Wt = synth_randn(&r, GN * GN, 0.1);
+    in->h_lnw = synth_randn(&r, GN, 0.5);
+    in->h_lnb = synth_randn(&r, GN, 0.1);
+    in->h_F = synth_randn(&r, 2 * GB * GE, 1.0);
+    in->h_V = synth_randn(&r, GK * GE, 1.0);
+    synth_normalize_rows(in->h_F, 2 * GB, GE);
+    synth_normalize_rows(in->h_V, GK, GE);
     for (int i = 0; i < GB; i++) in->h_y[i] = (int32_t)rng_below(&r, GK), in->h_hq[i] = i % 3 == 0;
 }
 

@@ -38,52 +38,10 @@
 
 #include "gpu_test.h"
 
-enum { NS = 13, KP = 3 };
+// class-tinted images (synth_train_fix_init(.., 1)) so the loss has something to learn
+enum { NS = SYNTH_TRAIN_N, KP = SYNTH_TRAIN_K };
 
-typedef struct {
-    ClipWeights w;
-    SynthImages im;
-    float *X;   // (NS,E) normalised
-    int64_t y[NS];
-    uint8_t hq[NS];
-} Fix;
-
-static int fix_init(Fix *f) {
-    memset(f, 0, sizeof *f);
-    ClipConfig c;
-    if (clip_config_preset(&c, "tiny") || clip_weights_init(&f->w, &c, 7)) return -1;
-    const int E = c.embed_dim;
-    f->im = (SynthImages){NS, 36, 40, malloc((size_t)NS * 36 * 40 * 3)};
-    Rng g;
-    rng_init(&g, 123, 4);
-    // class-tinted images (as tests/test_trainer.c) so the loss has something to learn
-    for (int i = 0; i < NS; i++)
-        for (int p = 0; p < 36 * 40; p++)
-            for (int ch = 0; ch < 3; ch++)
-                f->im.pix[((size_t)i * 36 * 40 + p) * 3 + ch] =
-                    (uint8_t)((i % KP == ch ? 180 : 40) + rng_below(&g, 60));
-    f->X = malloc((size_t)NS * E * sizeof *f->X);
-    for (int i = 0; i < NS; i++) {
-        double n2 = 0;
-        for (int e = 0; e < E; e++) {
-            float v = (float)rng_normal(&g);
-            f->X[(size_t)i * E + e] = v;
-            n2 += (double)v * v;
-        }
-        for (int e = 0; e < E; e++) f->X[(size_t)i * E + e] /= (float)sqrt(n2);
-        f->y[i] = i % KP;
-        f->hq[i] = i % 4 != 0;
-    }
-    return 0;
-}
-
-static void fix_free(Fix *f) {
-    free(f->im.pix);
-    free(f->X);
-    clip_weights_free(&f->w);
-}
-
-static int run(TrainResult *r, Fix *f, const OpsBackend *ops, int images, int graph,
+static int run(TrainResult *r, SynthTrainFix *f, const OpsBackend *ops, int images, int graph,
                int stop_after, const char *ckpt, const TrainState *resume) {
     ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
     if (images && !img) return -1;
@@ -129,8 +87,8 @@ static int bitwise(const TrainResult *a, const TrainResult *b, const char *what)
 
 TEST(gpu_trainer_matches_cpu_feature_and_image_mode) {
     need_gpu();
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
     for (int images = 0; images < 2; images++) {
         const char *mode = images ? "image mode" : "feature mode";
@@ -160,13 +118,13 @@ TEST(gpu_trainer_matches_cpu_feature_and_image_mode) {
         trainer_result_free(&c);
         trainer_result_free(&g);
     }
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 TEST(gpu_trainer_graph_on_off_and_reruns_bitwise) {
     need_gpu();
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
     TrainResult on, off, again;
     REQUIRE(run(&on, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "graph on: %s", laic_last_error());
@@ -181,13 +139,13 @@ TEST(gpu_trainer_graph_on_off_and_reruns_bitwise) {
     trainer_result_free(&on);
     trainer_result_free(&off);
     trainer_result_free(&again);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 TEST(gpu_trainer_resume_bitwise) {
     need_gpu();
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
     const char *ck = test_path("gpu_trainer_resume.ckpt");
     TrainResult full, part, rest;
@@ -204,7 +162,7 @@ TEST(gpu_trainer_resume_bitwise) {
     trainer_result_free(&full);
     trainer_result_free(&part);
     trainer_result_free(&rest);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 // Each model multiplies in the mode it was created in (host/clip.c use_precision): a bf16 image
@@ -213,8 +171,8 @@ TEST(gpu_trainer_resume_bitwise) {
 // trainer_run is called. Bitwise: the same kernels run on the same inputs.
 TEST(gpu_trainer_per_model_precision) {
     need_gpu();
-    Fix f;
-    REQUIRE(fix_init(&f) == 0, "%s", laic_last_error());
+    SynthTrainFix f;
+    REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     const int S = f.w.cfg.image_size, E = f.w.cfg.embed_dim, nb = 2;
     float *pix = malloc((size_t)nb * 3 * S * S * sizeof *pix);
     Rng g;
@@ -275,7 +233,7 @@ TEST(gpu_trainer_per_model_precision) {
     clip_model_free(i16);
     clip_model_free(i32);
     free(pix);
-    fix_free(&f);
+    synth_train_fix_free(&f);
 }
 
 #endif
