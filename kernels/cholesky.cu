@@ -181,15 +181,21 @@ __global__ static void cholesky_diag_kernel1(double *A, int lda, int b, int off,
     }
 }
 
-// B (R,b) := B L⁻ᵀ (solves Y Lᵀ = B row by row, forward), L (b,b) lower, b ≤ 64.
-__global__ static void trsm_right_lt_kernel1(double *B, int ldb, const double *L, int ldl, int R,
-                                             int b) {
-    __shared__ double s[CHOL_NB][CHOL_NB + 1];
+// s = the lower triangle of L (b,b) (zeros above), b ≤ CHOL_NB, by the whole block; every
+// thread of the block must call it (it ends in a barrier).
+__device__ static void load_lower_tile(double (*s)[CHOL_NB + 1], const double *L, int ldl, int b) {
     for (int e = threadIdx.x; e < b * b; e += blockDim.x) {
         const int i = e / b, j = e % b;
         s[i][j] = j <= i ? L[(size_t)i * ldl + j] : 0.0;
     }
     __syncthreads();
+}
+
+// B (R,b) := B L⁻ᵀ (solves Y Lᵀ = B row by row, forward), L (b,b) lower, b ≤ 64.
+__global__ static void trsm_right_lt_kernel1(double *B, int ldb, const double *L, int ldl, int R,
+                                             int b) {
+    __shared__ double s[CHOL_NB][CHOL_NB + 1];
+    load_lower_tile(s, L, ldl, b);
     const int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= R) return;
     double *x = B + (size_t)r * ldb;
@@ -204,11 +210,7 @@ __global__ static void trsm_right_lt_kernel1(double *B, int ldb, const double *L
 __global__ static void trsm_right_ln_kernel1(double *B, int ldb, const double *L, int ldl, int R,
                                              int b) {
     __shared__ double s[CHOL_NB][CHOL_NB + 1];
-    for (int e = threadIdx.x; e < b * b; e += blockDim.x) {
-        const int i = e / b, j = e % b;
-        s[i][j] = j <= i ? L[(size_t)i * ldl + j] : 0.0;
-    }
-    __syncthreads();
+    load_lower_tile(s, L, ldl, b);
     const int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= R) return;
     double *x = B + (size_t)r * ldb;
