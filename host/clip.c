@@ -690,10 +690,13 @@ int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds) {
 
 // --- precision ------------------------------------------------------------------------------
 
-const char *clip_matmul_algo(const char *device, const char *precision, const char *gemm) {
+// clip_matmul_algo with the precision's option name in the messages (--precision,
+// --text-precision, ...).
+static const char *matmul_algo_named(const char *device, const char *precision, const char *gemm,
+                                     const char *pname) {
     const char *p = precision ? precision : "fp32", *g = gemm ? gemm : "cublas";
     if (strcmp(p, "fp32") && strcmp(p, "tf32") && strcmp(p, "bf16")) {
-        laic_error("--precision: unknown precision '%s' ---> HINT: use fp32, tf32 or bf16", p);
+        laic_error("%s: unknown precision '%s' ---> HINT: use fp32, tf32 or bf16", pname, p);
         return NULL;
     }
     if (strcmp(g, "cublas") && strcmp(g, "wmma")) {
@@ -702,8 +705,8 @@ const char *clip_matmul_algo(const char *device, const char *precision, const ch
     }
     if (!device || !strcmp(device, "cpu")) {
         if (strcmp(p, "fp32")) {
-            laic_error("--precision %s: the CPU backend computes in fp32 only ---> HINT: use "
-                       "--precision fp32, or --device cuda", p);
+            laic_error("%s %s: the CPU backend computes in fp32 only ---> HINT: use %s fp32, or "
+                       "--device cuda", pname, p, pname);
             return NULL;
         }
         if (strcmp(g, "cublas")) {
@@ -715,13 +718,21 @@ const char *clip_matmul_algo(const char *device, const char *precision, const ch
     }
     if (!strcmp(g, "wmma")) {
         if (strcmp(p, "bf16")) {
-            laic_error("--gemm wmma needs --precision bf16 (the WMMA kernel multiplies bf16) "
-                       "---> HINT: add --precision bf16, or use --gemm cublas");
+            laic_error("--gemm wmma needs %s bf16 (the WMMA kernel multiplies bf16) ---> HINT: "
+                       "add %s bf16, or use --gemm cublas", pname, pname);
             return NULL;
         }
         return "bf16-wmma";
     }
     return !strcmp(p, "fp32") ? "fp32" : !strcmp(p, "tf32") ? "tf32" : "bf16-cublas";
+}
+
+const char *clip_matmul_algo(const char *device, const char *precision, const char *gemm) {
+    return matmul_algo_named(device, precision, gemm, "--precision");
+}
+
+int clip_check_precision(const char *device, const char *precision, const char *option) {
+    return matmul_algo_named(device, precision, NULL, option) ? 0 : -1;
 }
 
 int clip_set_precision(const OpsBackend *ops, const char *precision, const char *gemm) {

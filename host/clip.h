@@ -159,6 +159,9 @@ const OpsBackend *clip_model_ops(const ClipModel *m);
  * "bf16-cublas", "bf16-wmma"; on device "cpu" only ("fp32", "cublas"|NULL) is valid and gives
  * "fp32". NULL gemm means "cublas". Returns NULL with a one-line error for anything else. */
 const char *clip_matmul_algo(const char *device, const char *precision, const char *gemm);
+/* 0 when precision (no GEMM choice) is valid on device, else -1 with clip_matmul_algo's error
+ * naming `option` (e.g. "--text-precision") instead of --precision. */
+int clip_check_precision(const char *device, const char *precision, const char *option);
 /* clip_matmul_algo for ops->name, then selects it on the backend (CUDA). -1 with an error. */
 int clip_set_precision(const OpsBackend *ops, const char *precision, const char *gemm);
 

@@ -128,13 +128,8 @@ int cmd_train_centers(int argc, char **argv) {
     if (!ops) return cli_fail(2);
     // before any model exists: in bf16 the weights are converted once at model creation
     if (clip_set_precision(ops, cli_get(opts, n, "--precision"), NULL)) return cli_fail(2);
-    if (!clip_matmul_algo(ops->name, o.text_precision, NULL)) {   // checked before any loading
-        // the message reads "--precision <p>: ..."; name this option instead
-        const char *e = laic_last_error();
-        int named = !strncmp(e, "--precision", 11);
-        laic_error("--text-precision%s%s", named ? "" : ": ", named ? e + 11 : e);
-        return cli_fail(2);
-    }
+    // checked before any loading (the trainer creates the text tower in it)
+    if (clip_check_precision(ops->name, o.text_precision, "--text-precision")) return cli_fail(2);
 
     int rc = 1;
     const char *out = cli_get(opts, n, "--out"), *vout = cli_get(opts, n, "--vectors-out");
