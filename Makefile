@@ -64,9 +64,10 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-paramete
 CFLAGS  ?= $(OPT) -g -march=x86-64-v2
 LDLIBS  := $(PKG_LIBS) -lm -fopenmp
 
-HOST_SRC   := $(wildcard host/*.c host/io/*.c host/cpu/*.c host/methods/*.c)
-HOST_LIB   := $(filter-out host/main.c,$(HOST_SRC))
-TEST_SRC   := $(wildcard tests/*.c)
+# host/ has one folder per layer (../shared/ARCHITECTURE.md); tests/ mirrors it, tests/gpu/ aside.
+HOST_SRC   := $(sort $(shell find host -name '*.c'))
+HOST_LIB   := $(filter-out host/cli/main.c,$(HOST_SRC))
+TEST_SRC   := $(sort $(filter-out tests/gpu/%,$(shell find tests -name '*.c' -not -path 'tests/fixtures/*')))
 TEST_GPU_SRC := $(wildcard tests/gpu/*.c)
 CU_SRC     := $(wildcard kernels/*.cu)
 
@@ -92,7 +93,7 @@ else
 endif
 
 HOST_OBJ := $(HOST_LIB:%.c=$(BUILD)/%.o)
-MAIN_OBJ := $(BUILD)/host/main.o
+MAIN_OBJ := $(BUILD)/host/cli/main.o
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all cpu test asan test-gpu bench setup clean deps
@@ -181,7 +182,7 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # report.json records the commit the binary was built from: rebuild run.o on every make.
-$(BUILD)/host/run.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
-$(BUILD)/host/run.o: FORCE
+$(BUILD)/host/run/run.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
+$(BUILD)/host/run/run.o: FORCE
 .PHONY: FORCE
 FORCE:

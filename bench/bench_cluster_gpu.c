@@ -18,7 +18,7 @@
  *           WMMA GEMM + running top-kc on chip, exact re-rank), selected with
  *           knn_set_precision + ops_cuda_knn_set_kernel. Columns: ms, TFLOP/s with FLOPs =
  *           2·N²·d (the similarity GEMM), % of the dense datasheet peak for the path's
- *           precision and for bf16 (989.5 on an H100 SXM; bench_peak_tflops, host/cmd_bench.c),
+ *           precision and for bf16 (989.5 on an H100 SXM; bench_peak_tflops, host/cli/cmd_bench.c),
  *           rows whose ordered list equals kernel 1 fp32's (a check: ≥ 0.99), goal ≤ 10 ms.
  * Timing: ops_cuda_time_ms (cudaEvents, warm-up, L2 flushed) for ridge and knn ops; wall
  * clock for the k-means driver (it reads back small vectors every iteration by design).
@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster.h"
+#include "cluster/cluster.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
@@ -50,7 +50,7 @@ int main(void) {
 
 #include "../kernels/ops_cuda.h"
 
-// Dense datasheet peak TFLOP/s of a GPU for "fp32"|"tf32"|"bf16" (host/cmd_bench.c); -1 unknown.
+// Dense datasheet peak TFLOP/s of a GPU for "fp32"|"tf32"|"bf16" (host/cli/cmd_bench.c); -1 unknown.
 double bench_peak_tflops(const char *device_name, const char *precision);
 
 #define CK(x)                                                                                   \

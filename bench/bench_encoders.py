@@ -2,7 +2,7 @@
 """
 bench_encoders.py — the PyTorch side of the encoder benchmark: transformers CLIPModel eager
 (attn_implementation="sdpa") and torch.compile of it, image and text, fp32 / tf32 / bf16
-autocast, as JSON lines in the schema of `laic bench` (host/cmd_bench.c), so
+autocast, as JSON lines in the schema of `laic bench` (host/cli/cmd_bench.c), so
 bench/bench_gpu_encoders.sh can put laic and PyTorch in one table.
 
     python3 bench/bench_encoders.py [--device cuda|cpu] [--modes eager,compile]
@@ -22,7 +22,7 @@ the device, features left on the device; torch.cuda.synchronize() around each it
 clock, median of --iters after --warmup (torch.compile's compilation is in the warm-up and is
 reported apart as compile_s). On the CPU only fp32 is timed (tf32 does not exist there and CPU
 bf16 autocast is not what the GPU does).
-FLOP: the same formulas as laic (clip_image_flop / clip_text_flop in host/clip.c).
+FLOP: the same formulas as laic (clip_image_flop / clip_text_flop in host/model/clip.c).
 """
 import argparse
 import json
@@ -39,7 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import parity_full  # noqa: E402  (build_model, convert)
 
-# Dense datasheet peaks (TFLOP/s), as host/cmd_bench.c's table (sources there).
+# Dense datasheet peaks (TFLOP/s), as host/cli/cmd_bench.c's table (sources there).
 PEAKS = {"H100 SXM": (67.0, 494.5, 989.5), "H100 PCIe": (51.0, 378.0, 756.5),
          "H100 NVL": (60.0, 417.5, 835.5), "H200 SXM": (67.0, 494.5, 989.5),
          "H200 NVL": (60.0, 417.5, 835.5)}

@@ -99,7 +99,7 @@ write_md() {
     echo "- model: random-init full-size ViT-B/32 (scripts/parity_full.py build_model, seed 0), the same parameters for laic (converted, F32) and PyTorch"
     echo "- batches: images $IB, prompts $TB; median of $ITERS iterations after $WARMUP warm-up"
     echo "- FLOP: 8.82 GFLOP/img; text 5.96 GFLOP per 77-token prompt, scaled by the real sequence length (laic runs up to the batch's longest EOT + 1; HF always runs 77)"
-    echo "- % of peak: dense datasheet peak for the precision (host/cmd_bench.c)"
+    echo "- % of peak: dense datasheet peak for the precision (host/cli/cmd_bench.c)"
     echo
     echo "## Table"
     echo

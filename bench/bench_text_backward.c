@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "clip.h"
+#include "model/clip.h"
 #include "io/err.h"
 #include "ops.h"
 

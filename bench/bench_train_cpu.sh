@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_train_cpu.sh — CPU cost of the prompt-learning loop (host/trainer.c, `laic train-centers`).
+# bench_train_cpu.sh — CPU cost of the prompt-learning loop (host/train/trainer.c, `laic train-centers`).
 #
 #   bash bench/bench_train_cpu.sh            # LAIC_BIN=build/laic, THREADS=0 (all cores)
 #

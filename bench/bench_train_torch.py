@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_train_torch.py — a PyTorch CoOp-style prompt-learning loop, the baseline laic's trainer
-(host/trainer.c) is timed against (issue 7 bench; SPEC §7).
+(host/train/trainer.c) is timed against (issue 7 bench; SPEC §7).
 
 Same recipe as laic:
   - frozen HF CLIPModel (random init of the architecture: the arithmetic, hence the time, of the
@@ -13,7 +13,7 @@ Same recipe as laic:
     strong view and the detached weak view on the others, minus the entropy of the batch's mean
     prediction; logits 100 · cos; weights 1, 1, 1;
   - SGD lr 0.002, momentum 0.9, weight decay 5e-4; CoOp schedule: 1 warm-up epoch at 1e-5 then
-    cosine over max_epoch = 20 (the recursive torch formula, as host/train.c's train_lr).
+    cosine over max_epoch = 20 (the recursive torch formula, as host/train/train.c's train_lr).
 Data: --data synthetic (N random RGB images of --src-size pixels, labels i % K, 3 of 4 samples
 high-quality, like bench/bench_train_cpu.sh) or a folder of images (pseudo-labels i % K).
 
@@ -41,7 +41,7 @@ PREFIX = [320, 1125, 539, 320]   # "a photo of a" in CLIP's BPE (laic tokenize a
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
-ARCHS = {   # host/weights.c presets
+ARCHS = {   # host/model/weights.c presets
     "vit-b-32": dict(image_size=224, patch_size=32, vision_width=768, vision_layers=12,
                      vision_heads=12, vision_mlp=3072, text_width=512, text_layers=12,
                      text_heads=8, text_mlp=2048, embed_dim=512),
@@ -125,7 +125,7 @@ def loss_fn(fw, fs, W, y, hq, q=0.7, alpha=1.0, beta=1.0, scale=100.0):
 
 
 def coop_lr(epoch, base=0.002, max_epoch=20, warmup=1, warmup_lr=1e-5):
-    """host/train.c train_lr: constant warm-up, then torch's recursive cosine."""
+    """host/train/train.c train_lr: constant warm-up, then torch's recursive cosine."""
     if epoch < warmup:
         return warmup_lr
     lr, Tm = base, float(max_epoch)

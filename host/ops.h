@@ -104,8 +104,8 @@ typedef struct OpsBackend {
     void (*gather_rows_backward)(float *dinp, const float *dout, const int32_t *idx, int B, int T,
                                  int C);
 
-    // --- clustering (host/cluster.h drivers; CPU in host/cpu/{cholesky,kmeans,knn}.c and
-    // host/cluster.c, CUDA in kernels/{cholesky,kmeans,knn}.cu). Letters: N rows, d width,
+    // --- clustering (host/cluster/cluster.h drivers; CPU in host/cpu/{cholesky,kmeans,knn}.c and
+    // host/cluster/cluster.c, CUDA in kernels/{cholesky,kmeans,knn}.cu). Letters: N rows, d width,
     // M texts, K clusters, k neighbours, n system order, R right-hand-side rows. Doubles are
     // row-major like everything else. All overwrite their outputs.
     // out (n) = (double) inp (n)   /   out (n) = (float) inp (n), round to nearest
@@ -153,8 +153,8 @@ typedef struct OpsBackend {
     void (*knn_filter_forward)(float *scores, uint8_t *mask, const int64_t *idx,
                                const int64_t *labels, int N, int k);
 
-    // --- prompt learning (host/trainer.c). CPU in host/cpu/train_ops.c (wrapping host/train.c
-    // and host/augment.c, the references), CUDA in kernels/train.cu and kernels/augment.cu.
+    // --- prompt learning (host/train/trainer.c). CPU in host/cpu/train_ops.c (wrapping host/train/train.c
+    // and host/model/augment.c, the references), CUDA in kernels/train.cu and kernels/augment.cu.
     // dst row r (row_len floats) = src row r, for rows 0..rows-1 at strides dst_stride and
     // src_stride (in floats); rows must not overlap
     void (*strided_copy)(float *dst, size_t dst_stride, const float *src, size_t src_stride,
@@ -167,7 +167,7 @@ typedef struct OpsBackend {
     int (*train_views_forward)(float *pixels, const uint8_t *const *imgs, const int *H,
                                const int *W, const size_t *index, int b, int S, uint64_t seed,
                                uint64_t epoch);
-    // The SPEC §7 loss of one batch and its gradient (host/train.h train_loss):
+    // The SPEC §7 loss of one batch and its gradient (host/train/train.h train_loss):
     //   F (2b,E) normalised view features, weak rows 0..b-1 then strong rows b..2b-1;
     //   W (K,E) normalised class features; yhat (b) int32 in [0,K) where hq (not checked here:
     //   the trainer checks every pseudo-label once); hq (b) uint8 1 = high-quality;
@@ -178,7 +178,7 @@ typedef struct OpsBackend {
                                          const float *W, const int32_t *yhat, const uint8_t *hq,
                                          int b, int K, int E, int mask, double q, double alpha,
                                          double beta, double scale);
-    // One torch.optim.SGD step on n floats in place, exactly host/train.h sgd_step with
+    // One torch.optim.SGD step on n floats in place, exactly host/train/train.h sgd_step with
     // *have_buf = have_buf: d = g + wd·p; buf = have_buf ? momentum·buf + d : d; p -= lr·buf.
     // lr (1) is in backend memory, so a captured step reads the current epoch's rate.
     void (*sgd_forward)(float *p, float *buf, const float *g, const double *lr, size_t n,

@@ -2,7 +2,7 @@
  * augment.cu — training views on the GPU (promises in augment_cuda.h).
  *
  * The host side turns each view's AugmentParams into a descriptor with everything the kernels
- * need precomputed by host/augment.c itself (bicubic tap tables, pass order, 16.16 affine
+ * need precomputed by host/model/augment.c itself (bicubic tap tables, pass order, 16.16 affine
  * coefficients, blend factors, thresholds), packs the source images into one upload, and runs
  * one kernel per stage on the whole batch (blockIdx.y = view):
  *
@@ -23,8 +23,8 @@
 #include "common.cuh"
 
 extern "C" {
-#include "augment.h"
-#include "image.h"
+#include "model/augment.h"
+#include "model/image.h"
 }
 #include "augment_cuda.h"
 
@@ -245,7 +245,7 @@ __device__ __forceinline__ long long floor_shift16(long long v) {
     return v >= 0 ? v / 65536 : -((-v + 65535) / 65536);
 }
 
-// PIL SMOOTH at interior pixel p (channel byte), float order as host/augment.c's smooth().
+// PIL SMOOTH at interior pixel p (channel byte), float order as host/model/augment.c's smooth().
 __device__ __forceinline__ uint8_t smooth_at(const uint8_t *p, ptrdiff_t r, float k, float kc) {
 #define T(q, kk) __fmul_rn((float)(q), (kk))
     float ss = 0.0f;

@@ -1,7 +1,7 @@
 /*
- * augment_cuda.h — training views (host/augment.h) made on the GPU, for a batch at a time.
+ * augment_cuda.h — training views (host/model/augment.h) made on the GPU, for a batch at a time.
  *
- * Named augment_cuda.h, not augment.h, so `#include "augment.h"` keeps meaning host/augment.h
+ * Named augment_cuda.h, not augment.h, so `#include "model/augment.h"` keeps meaning host/model/augment.h
  * everywhere (-Ihost -Ikernels).
  *
  * Promises:
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "augment.h"
+#include "model/augment.h"
 
 #ifdef __cplusplus
 extern "C" {

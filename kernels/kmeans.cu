@@ -255,7 +255,7 @@ void kmeans_rowdist_forward(double *out, const float *X, const float *C, const i
 }
 
 // --- batched Lloyd: all restarts at once ----------------------------------------------------
-// kmeans_lloyd_batched_cuda (host/cluster.h). R restarts share one (R·K, d) centre matrix, so
+// kmeans_lloyd_batched_cuda (host/cluster/cluster.h). R restarts share one (R·K, d) centre matrix, so
 // each assignment is ONE SGEMM X (tile,d) · C[active range]ᵀ for all restarts; every other
 // step is a kernel over (restart, ·) that returns at once for a restart whose flag active[r]
 // is 0. Convergence (label changes, centre shift, iteration count) is decided on the device;
@@ -270,7 +270,7 @@ void kmeans_rowdist_forward(double *out, const float *X, const float *C, const i
 #define KMB_THREADS 256
 
 extern "C" {
-#include "cluster.h"
+#include "cluster/cluster.h"
 }
 
 // Fixed-order block sum of one double per thread (blockDim.x == KMB_THREADS); result in thread 0.

@@ -19,7 +19,7 @@
  * - Against the CPU: the similarities come from a different GEMM (summation order), so
  *   neighbours whose similarities are within rounding of each other may swap or differ.
  *
- * - Precision (knn_set_precision, host/cluster.h): fp32 (default) is the path above. tf32 and
+ * - Precision (knn_set_precision, host/cluster/cluster.h): fp32 (default) is the path above. tf32 and
  *   bf16 run the same tiled selection on TF32 / bf16 tensor-core similarities but keep
  *   kc = min(k+32, 256, N-1) candidates per row, then knn_rerank_kernel1 recomputes the kc
  *   similarities exactly (double sums of fp32 products) and keeps the k best: the result is
@@ -60,7 +60,7 @@
 #include "cluster.cuh"
 
 extern "C" {
-#include "cluster.h"   // knn_precision
+#include "cluster/cluster.h"   // knn_precision
 }
 
 #define KNN_MAX_K 256
@@ -154,7 +154,7 @@ static void knn_candidates(int64_t *idx, float *sims, const float *F, const uint
 }
 
 // Re-ranking of the reduced-precision candidates (tf32/bf16 modes, see knn_set_precision in
-// host/cluster.h): one warp per row i recomputes ⟨F_i, F_j⟩ of its kc candidates exactly (fp32
+// host/cluster/cluster.h): one warp per row i recomputes ⟨F_i, F_j⟩ of its kc candidates exactly (fp32
 // products summed in double, fixed butterfly order, rounded once), then lane 0 writes the k
 // best under (similarity desc, index asc) — the fp32 path's order.
 __device__ __forceinline__ double knn_warp_sum_f64(double v) {

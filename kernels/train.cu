@@ -7,7 +7,7 @@
  * F (2b,E): weak view rows 0..b-1, strong view rows b..2b-1 (as host/ops.h).
  *
  * Promises:
- * - prompt_loss_forward_backward computes the maths of host/train.c train_loss (read its
+ * - prompt_loss_forward_backward computes the maths of host/train/train.c train_loss (read its
  *   comment) in double, with fixed-order reductions and no atomics: bitwise reproducible run
  *   to run on one GPU, and within 1e-6 relative of the CPU (different summation trees and
  *   CUDA's double exp/log/pow, each a few ulp of 1e-16; tests/gpu/test_train_gpu.c).
@@ -25,7 +25,7 @@
  *   scratch (sized from b and K) exists. The scratch is allocated by the first call with a
  *   larger (b,K) outside a capture; needing to grow it during a capture is a fatal error with
  *   a hint (the trainer runs one eager step before capturing).
- * - sgd_forward is bitwise host/train.c sgd_step: the same float operations in the same order,
+ * - sgd_forward is bitwise host/train/train.c sgd_step: the same float operations in the same order,
  *   written as explicit round-to-nearest PTX (fma.rn / mul.rn / add.rn without .ftz), so
  *   neither nvcc's FMA contraction nor --use_fast_math's flush-to-zero can change a bit.
  * - strided_copy is one grid-stride kernel (any strides, rows may be 0).

@@ -373,7 +373,7 @@ def tiny_hf_config(act="quick_gelu"):
 
 
 def make_fixtures(outdir):
-    """Goldens for tests/test_weights.c: a 'micro' CLIP (small vocab so files stay tiny, towers of
+    """Goldens for tests/model/test_weights.c: a 'micro' CLIP (small vocab so files stay tiny, towers of
     different depth, no preset dims) converted from transformers, and the float32 arena the C
     loader must produce (FORMAT.md order, visual.proj / text_projection transposed)."""
     import numpy as np
@@ -570,7 +570,7 @@ def main():
     ap.add_argument("--vision-heads", type=int, help="override width/64 (openai/open_clip sources)")
     ap.add_argument("--text-heads", type=int, help="override width/64 (openai/open_clip sources)")
     ap.add_argument("--self-test", action="store_true", help="run the round-trip checks and exit")
-    ap.add_argument("--make-fixtures", metavar="DIR", help="write tests/test_weights.c goldens to DIR")
+    ap.add_argument("--make-fixtures", metavar="DIR", help="write tests/model/test_weights.c goldens to DIR")
     args = ap.parse_args()
     if args.self_test:
         return self_test()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 make_backward_fixtures.py — PyTorch autograd goldens for the text-encoder backward
-(tests/test_backward.c). Run from the repository root:
+(tests/model/test_backward.c). Run from the repository root:
 
     python3 scripts/make_backward_fixtures.py      # writes tests/fixtures/backward/
 

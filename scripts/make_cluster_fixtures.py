@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_cluster_fixtures.py — goldens for the clustering numerics (tests/test_cluster.c).
+"""make_cluster_fixtures.py — goldens for the clustering numerics (tests/cluster/test_cluster.c).
 
 Writes small .npy files under tests/fixtures/cluster/ (budget 2 MB), all from a fixed seed:
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_data_fixtures.py — tiny dataset files and goldens for tests/test_data.c and
-tests/test_nouns.c, written into tests/fixtures/data/ (budget 1 MB).
+"""make_data_fixtures.py — tiny dataset files and goldens for tests/data/test_data.c and
+tests/data/test_nouns.c, written into tests/fixtures/data/ (budget 1 MB).
 
 Every golden here is computed independently of the C code, with numpy and PIL only:
   - CIFAR-10/100, STL-10, IDX files in their published byte layouts, with random pixels, and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
-make_fixtures.py — goldens for the CPU ops and the CLIP forward (tests/test_ops_cpu.c,
-tests/test_clip.c). Run from the repository root:
+make_fixtures.py — goldens for the CPU ops and the CLIP forward (tests/cpu/test_ops_cpu.c,
+tests/model/test_clip.c). Run from the repository root:
 
     python3 scripts/make_fixtures.py            # writes tests/fixtures/ops/ and tests/fixtures/clip/
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_image_fixtures.py — PIL goldens for tests/test_image.c (tests/fixtures/image/).
+"""make_image_fixtures.py — PIL goldens for tests/model/test_image.c (tests/fixtures/image/).
 
 Reference = OpenAI CLIP's _transform on a PIL image up to ToTensor: torchvision Resize(S)
 (shorter side to S, longer int(S*long/short), PIL BICUBIC), CenterCrop(S)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_tokenizer_fixtures.py — goldens for the C CLIP tokenizer (tests/test_tokenizer.c).
+"""make_tokenizer_fixtures.py — goldens for the C CLIP tokenizer (tests/model/test_tokenizer.c).
 
     python3 scripts/make_tokenizer_fixtures.py                       # write tests/fixtures/tokenizer/
     python3 scripts/make_tokenizer_fixtures.py --check-c build/laic  # + large parity run of the C tool

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_train_fixtures.py — goldens for tests/test_train.c and tests/test_augment.c.
+"""make_train_fixtures.py — goldens for tests/train/test_train.c and tests/model/test_augment.c.
 
 Writes tests/fixtures/train/:
   loss_*.npy      fixed features, and for every non-empty subset of {gce, mse, entropy} and

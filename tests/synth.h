@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "clip.h"
+#include "model/clip.h"
 #include "rng.h"
 
 /* K random unit centres in E dims; N image rows (row i has label (i * label_stride) % K) and
@@ -18,7 +18,7 @@
 void synth_planted(const char *dir, int K, int E, int N, int M, double sigma, uint64_t seed,
                    int label_stride);
 
-/* n RGB8 images (h,w,3) in one buffer, served to the trainer (host/trainer.h TrainImageFn) by
+/* n RGB8 images (h,w,3) in one buffer, served to the trainer (host/train/trainer.h TrainImageFn) by
  * synth_get_image with ctx = the SynthImages: a malloc'd copy of image i; an index past n is
  * an error. Shared by the trainer tests (tests/test_trainer*.c, tests/gpu/test_trainer_gpu.c). */
 typedef struct {

@@ -55,7 +55,7 @@ void gather_rows_backward_cpu(float *dinp, const float *dout, const int32_t *idx
  * the current setting). Returns the count now in effect. */
 int cpu_set_threads(int n);
 
-// train_ops.c (prompt learning; the references are host/train.c and host/augment.c)
+// train_ops.c (prompt learning; the references are host/train/train.c and host/model/augment.c)
 void strided_copy_cpu(float *dst, size_t dst_stride, const float *src, size_t src_stride,
                       int rows, size_t row_len);
 int train_views_forward_cpu(float *pixels, const uint8_t *const *imgs, const int *H,

@@ -1,16 +1,16 @@
 /*
  * train_ops.c — the prompt-learning entries of ops_cpu (host/ops.h): thin wrappers that give
- * the references of host/train.c (loss, SGD) and host/augment.c (views) the op table's shape,
+ * the references of host/train/train.c (loss, SGD) and host/model/augment.c (views) the op table's shape,
  * so the trainer runs one step code on every backend. Semantics in host/ops.h.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
+#include "model/augment.h"
 #include "cpu/cpu_ops.h"
-#include "image.h"
+#include "model/image.h"
 #include "io/err.h"
-#include "train.h"
+#include "train/train.h"
 
 void strided_copy_cpu(float *dst, size_t dst_stride, const float *src, size_t src_stride,
                       int rows, size_t row_len) {

@@ -1,11 +1,11 @@
 /* atomic.c — see atomic.h. */
-#include "atomic.h"
+#include "io/atomic.h"
 
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "io/err.h"
 
 int atomic_open(AtomicFile *af, const char *path) {
     memset(af, 0, sizeof *af);

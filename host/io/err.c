@@ -1,5 +1,5 @@
 /* err.c — see err.h. */
-#include "err.h"
+#include "io/err.h"
 
 #include <stdarg.h>
 #include <string.h>

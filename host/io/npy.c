@@ -1,14 +1,14 @@
 /* npy.c — see npy.h. Format: magic "\x93NUMPY", major, minor, header length (u16 for v1,
  * u32 for v2/v3), then an ASCII Python dict literal padded with spaces to 64 bytes, '\n'. */
-#include "npy.h"
+#include "io/npy.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "err.h"
+#include "io/atomic.h"
+#include "io/err.h"
 
 static const struct { NpyDtype t; const char *descr; size_t size; const char *name; } k_types[] = {
     {NPY_F32, "<f4", 4, "float32"}, {NPY_F64, "<f8", 8, "float64"}, {NPY_I32, "<i4", 4, "int32"},

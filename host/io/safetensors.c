@@ -5,7 +5,7 @@
  * (doubles from cJSON, exact below 2^53), every product for overflow, every range against the
  * mapped size, before any tensor byte is touched.
  */
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "err.h"
+#include "io/atomic.h"
+#include "io/err.h"
 
 #define ST_MAX_HEADER ((size_t)100 << 20)   // 100 MB: the official library's limit
 

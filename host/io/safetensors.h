@@ -9,7 +9,7 @@
  *   - every tensor has a known dtype, a shape of non-negative integers and data_offsets
  *     [begin, end] inside the data section with end - begin = numel * dtype size;
  *   - tensors do not overlap and together cover the whole data section (no trailing junk).
- * What the tensors mean (names, shapes, one dtype) is the caller's business (host/weights.c).
+ * What the tensors mean (names, shapes, one dtype) is the caller's business (host/model/weights.c).
  *
  * Writer: st_write writes a header with __metadata__ and the tensors back to back in the order
  * given, the data section 8-byte aligned, atomically (atomic.h).

@@ -3,13 +3,13 @@
  * 0x80, zeros and the 64-bit bit length. Written for clarity; ~300 MB/s is plenty for hashing a
  * 600 MB weights file once per load.
  */
-#include "sha256.h"
+#include "io/sha256.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include "io/err.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

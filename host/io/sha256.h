@@ -3,7 +3,7 @@
  *
  * Used for the weights file's sha256 (ClipWeights.sha256: cache keys, `laic info`) and anything
  * else that needs a content hash. Streaming: init, update any number of times, final.
- * Tested against the FIPS 180-2 example vectors and `sha256sum` (tests/test_weights.c).
+ * Tested against the FIPS 180-2 example vectors and `sha256sum` (tests/model/test_weights.c).
  */
 #ifndef LAIC_SHA256_H
 #define LAIC_SHA256_H

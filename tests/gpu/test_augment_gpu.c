@@ -1,5 +1,5 @@
 /*
- * test_augment_gpu.c — kernels/augment.cu against the CPU reference host/augment.c.
+ * test_augment_gpu.c — kernels/augment.cu against the CPU reference host/model/augment.c.
  *
  * Built into test_gpu (CUDA builds); without a device the program exits 77 (waived).
  *
@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
-#include "image.h"
+#include "model/augment.h"
+#include "model/image.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip.h"
+#include "model/clip.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"

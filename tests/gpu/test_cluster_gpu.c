@@ -1,6 +1,6 @@
 /*
  * test_cluster_gpu.c — the CUDA clustering ops (kernels/cholesky.cu, kmeans.cu, knn.cu) and the
- * drivers on the CUDA backend, against their CPU twins (ops_cpu, host/cluster.c).
+ * drivers on the CUDA backend, against their CPU twins (ops_cpu, host/cluster/cluster.c).
  *
  * Built into test_gpu by `make test-gpu` (CUDA builds only); without a device every test exits
  * 77 ("waived") at its first line. Inputs come from laic's seeded RNG.
@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "cluster/cluster.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
@@ -604,7 +604,7 @@ TEST(gpu_cluster_kmeans_batched_restarts) {
     free(B), free(lc), free(lg), free(cc), free(cg), free(Xr), free(C0);
 }
 
-// --- kNN precision switch (host/cluster.h knn_set_precision, kernels/knn.cu) ----------------
+// --- kNN precision switch (host/cluster/cluster.h knn_set_precision, kernels/knn.cu) ----------------
 // Names are checked without a device (CPU backend); on a device, tf32/bf16 candidates re-ranked
 // exactly must give the CPU's neighbours except near-ties (knn_unexplained, as fp32) and
 // similarities within 1e-5 of the CPU's.

@@ -1,5 +1,5 @@
 /*
- * test_run_gemm_gpu.c — RunGemm (host/stages.c, run.h) on the CUDA backend against the CPU
+ * test_run_gemm_gpu.c — RunGemm (host/run/stages.c, run.h) on the CUDA backend against the CPU
  * backend: the products `laic run --device cuda` now runs on the GPU (nouns → image centres,
  * TAC's similarity and mixture with its row normalisation, zero-shot scores, clusters.tsv).
  *
@@ -20,7 +20,7 @@
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
-#include "run.h"
+#include "run/run.h"
 #include "../../kernels/ops_cuda.h"
 
 #include "gpu_test.h"

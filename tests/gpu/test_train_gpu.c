@@ -1,7 +1,7 @@
 /*
  * test_train_gpu.c — the prompt-learning ops and CUDA graphs of ops_cuda (kernels/train.cu,
- * kernels/ops_cuda.cu) against ops_cpu (host/cpu/train_ops.c, i.e. host/train.c and
- * host/augment.c).
+ * kernels/ops_cuda.cu) against ops_cpu (host/cpu/train_ops.c, i.e. host/train/train.c and
+ * host/model/augment.c).
  *
  * Built into test_gpu (CUDA builds); without a device the program exits 77 (waived).
  * Written before any GPU run: the first session with a device runs `make test-gpu T=gpu_train`.
@@ -34,7 +34,7 @@
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
-#include "train.h"
+#include "train/train.h"
 #include "../../kernels/ops_cuda.h"
 
 static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;

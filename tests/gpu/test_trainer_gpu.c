@@ -1,5 +1,5 @@
 /*
- * test_trainer_gpu.c — the whole prompt-learning trainer (host/trainer.c) on CUDA against the
+ * test_trainer_gpu.c — the whole prompt-learning trainer (host/train/trainer.c) on CUDA against the
  * CPU, on the tiny random-init CLIP: 2 epochs, 13 samples in batches of 5 (steps of 5, 5, 3, so
  * both batch sizes get a graph), K = 3 in text chunks of 2, image chunks of 4 views.
  * Built into build/test_gpu by `make test-gpu`; exits 77 ("waived") without a device.
@@ -29,11 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip.h"
+#include "model/clip.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
-#include "trainer.h"
+#include "train/trainer.h"
 #include "../../kernels/ops_cuda.h"
 
 #include "gpu_test.h"
@@ -165,7 +165,7 @@ TEST(gpu_trainer_resume_bitwise) {
     synth_train_fix_free(&f);
 }
 
-// Each model multiplies in the mode it was created in (host/clip.c use_precision): a bf16 image
+// Each model multiplies in the mode it was created in (host/model/clip.c use_precision): a bf16 image
 // model keeps encoding in bf16 after an fp32 text tower was created and run, and the trainer's
 // fp32 text tower next to it gives the same vectors whatever the process-wide mode is when
 // trainer_run is called. Bitwise: the same kernels run on the same inputs.

@@ -1,0 +1,729 @@
+/*
+ * cluster.c — drivers of the clustering numerics: ridge (both forms + exact reduction),
+ * k-means (init, restarts, sampling, empty-cluster re-seeding), cosine kNN + filter; and the
+ * small dense CPU ops they need beyond host/cpu (conversions, Gram, GEMMs, row distances).
+ *
+ * Promises: see cluster.h. The drivers own scratch memory and policy (which system to solve,
+ * seeding, restarts, tiling); every piece of arithmetic on N-sized data is an op of the
+ * backend chosen with cluster_set_backend (host/ops.h). Scalar policy (k-means++ sampling,
+ * empty-cluster choice, convergence tests, objective sums) stays on the host in fixed order,
+ * reading back the few vectors it needs. On the CPU backend the "device" arrays are the host
+ * arrays themselves, so the CPU path makes exactly the calls it made before the table.
+ * Letters: N rows, d width, M texts, K clusters, k neighbours.
+ */
+#include "cluster/cluster.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+
+int cluster_check_finite(const float *x, size_t n, const char *path) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return laic_error("%s: contains %s at element %zu ---> HINT: clean the input features",
+                              path, isnan(x[i]) ? "NaN" : "Inf", i);
+    return 0;
+}
+
+int cluster_read_matrix(const char *path, Npy *a) {
+    if (npy_read_f32(path, a, 2, NULL)) return -1;
+    if (a->shape[0] < 1 || a->shape[1] < 1 || a->shape[0] > INT32_MAX || a->shape[1] > INT32_MAX) {
+        laic_error("%s: expected a non-empty [N,d] matrix, got [%zu,%zu]", path, a->shape[0],
+                   a->shape[1]);
+        npy_free(a);
+        return -1;
+    }
+    if (cluster_check_finite(a->data, a->count, path)) {
+        npy_free(a);
+        return -1;
+    }
+    return 0;
+}
+
+void cluster_set_threads(int n) {
+    if (n <= 0) return;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
+// --- small dense CPU ops (OpsBackend entries, see cluster.h) --------------------------------
+
+void f32_to_f64_cpu(double *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i];
+}
+
+void f64_to_f32_cpu(float *out, const double *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)inp[i];
+}
+
+void transpose_f64_cpu(double *out, const double *inp, int r, int c) {
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) out[(size_t)j * r + i] = inp[(size_t)i * c + j];
+}
+
+void gram_f64_forward_cpu(double *G, const double *A, double lambda, int n, int k, int trans) {
+    if (trans) cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, n, k, 1.0, A, n, 0.0, G, n);
+    else cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, n, k, 1.0, A, k, 0.0, G, n);
+    if (lambda != 0.0)
+        for (int i = 0; i < n; i++) G[(size_t)i * n + i] += lambda;
+}
+
+void dgemm_nt_forward_cpu(double *C, const double *A, const double *B, int M, int K, int N) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, A, K, B, K, 0.0, C, N);
+}
+
+void sgemm_nn_forward_cpu(float *C, const float *A, const float *B, int M, int K, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C,
+                N);
+}
+
+void kmeans_rowdist_forward_cpu(double *out, const float *X, const float *C,
+                                const int64_t *labels, int N, int d) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *x = X + (size_t)i * d, *c = C + (size_t)labels[i] * d;
+        double s = 0;
+        for (int j = 0; j < d; j++) {
+            double t = (double)x[j] - c[j];
+            s += t * t;
+        }
+        out[i] = s;
+    }
+}
+
+// --- backend and its memory -----------------------------------------------------------------
+
+static const OpsBackend *g_ops = &ops_cpu;
+
+void cluster_set_backend(const OpsBackend *ops) { g_ops = ops ? ops : &ops_cpu; }
+const OpsBackend *cluster_backend(void) { return g_ops; }
+
+// The CPU backend's memory is host memory: host arrays are used in place, never copied.
+static int on_host(const OpsBackend *o) { return o == &ops_cpu; }
+
+// Backend scratch; after the first failure (*fail set, error recorded) every later call
+// returns NULL at once, so a function allocates everything and checks once.
+static void *b_alloc(const OpsBackend *o, size_t bytes, int *fail) {
+    if (*fail) return NULL;
+    void *p = o->alloc(bytes);
+    if (!p) *fail = 1;
+    return p;
+}
+
+// Backend view of a host input: the array itself on the host, else a device copy.
+static void *b_in(const OpsBackend *o, const void *h, size_t bytes, int *fail) {
+    if (on_host(o)) return (void *)h;
+    void *p = b_alloc(o, bytes, fail);
+    if (p) o->to_device(p, h, bytes);
+    return p;
+}
+
+// Backend buffer for a host output h (h itself on the host); b_get copies it back.
+static void *b_out(const OpsBackend *o, void *h, size_t bytes, int *fail) {
+    return on_host(o) ? h : b_alloc(o, bytes, fail);
+}
+
+static void b_get(const OpsBackend *o, void *h, const void *p, size_t bytes) {
+    if (h != p && p) o->to_host(h, p, bytes);
+}
+
+// Frees a b_in/b_out buffer (nothing when it is the host array h itself).
+static void b_drop(const OpsBackend *o, const void *p, const void *h) {
+    if (p && p != h) o->free((void *)p);
+}
+
+// Host view of a backend array (the array itself on the host, else a malloc'd copy).
+static void *h_view(const OpsBackend *o, const void *p, size_t bytes) {
+    if (on_host(o)) return (void *)p;
+    void *h = mallocCheck(bytes ? bytes : 1);
+    o->to_host(h, p, bytes);
+    return h;
+}
+
+static void h_drop(const OpsBackend *o, void *h) {
+    if (!on_host(o)) free(h);
+}
+
+// --- ridge -------------------------------------------------------------------------------
+
+// Rows of X per tile in the primal form: the (tile,M) double right-hand side stays bounded.
+// The device takes bigger tiles (one launch per op per tile; 16384×M doubles is 64 MiB at M=512).
+#define RIDGE_TILE 1024
+#define RIDGE_TILE_DEVICE 16384
+
+// A (d,M) double = (TᵀT + λI_d)⁻¹ Tᵀ for Td (M,d) double, in backend memory; NULL on a failed
+// allocation or factorisation (error recorded).
+static double *ridge_dual_A(const OpsBackend *o, const double *Td, double lambda, int M, int d) {
+    int fail = 0;
+    double *H = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);   // (d,d)
+    double *A = b_alloc(o, sizeof(double) * (size_t)d * M, &fail);   // (d,M) = Tᵀ, then solved
+    if (!fail) {
+        o->gram_f64_forward(H, Td, lambda, d, M, 1);
+        if (o->cholesky_forward(H, d, "ridge: T^T T + lambda I")) fail = 1;
+    }
+    if (!fail) {
+        o->transpose_f64(A, Td, M, d);
+        o->cholesky_solve_left(A, H, d, M);
+    }
+    if (H) o->free(H);
+    if (fail && A) {
+        o->free(A);
+        A = NULL;
+    }
+    return A;
+}
+
+static int ridge_check(double lambda, int N, int M, int d) {
+    if (!(lambda > 0) || !isfinite(lambda))
+        return laic_error("ridge: lambda must be a positive number (got %g)", lambda);
+    if (N < 0 || M < 1 || d < 1) return laic_error("ridge: bad sizes N=%d M=%d d=%d", N, M, d);
+    return 0;
+}
+
+int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, int M, int d,
+                RidgeForm form) {
+    if (ridge_check(lambda, N, M, d)) return -1;
+    if (form == RIDGE_AUTO) form = M <= d ? RIDGE_PRIMAL : RIDGE_DUAL;
+    const OpsBackend *o = g_ops;
+    int fail = 0;
+    const float *dT = b_in(o, T, sizeof(float) * (size_t)M * d, &fail);   // (M,d)
+    const float *dX = b_in(o, X, sizeof(float) * (size_t)N * d, &fail);   // (N,d)
+    float *dC = b_out(o, C, sizeof(float) * (size_t)N * M, &fail);        // (N,M)
+    double *Td = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);       // (M,d)
+    double *G = NULL, *Xd = NULL, *B = NULL, *A = NULL;
+    float *Af = NULL;
+    if (fail) goto done;
+    o->f32_to_f64(Td, dT, (size_t)M * d);
+    if (form == RIDGE_PRIMAL) {
+        // G = T Tᵀ + λI_M = L Lᵀ; then per row tile C = (X Tᵀ) G⁻¹, all in double because the
+        // solve can amplify rounding in the right-hand side by up to cond(G).
+        const int tile = on_host(o) ? RIDGE_TILE : RIDGE_TILE_DEVICE;
+        G = b_alloc(o, sizeof(double) * (size_t)M * M, &fail);       // (M,M)
+        Xd = b_alloc(o, sizeof(double) * (size_t)tile * d, &fail);   // (tile,d)
+        B = b_alloc(o, sizeof(double) * (size_t)tile * M, &fail);    // (tile,M)
+        if (fail) goto done;
+        o->gram_f64_forward(G, Td, lambda, M, d, 0);
+        if (o->cholesky_forward(G, M, "ridge: T T^T + lambda I")) {
+            fail = 1;
+            goto done;
+        }
+        for (int r0 = 0; r0 < N; r0 += tile) {
+            int R = N - r0 < tile ? N - r0 : tile;
+            o->f32_to_f64(Xd, dX + (size_t)r0 * d, (size_t)R * d);
+            o->dgemm_nt_forward(B, Xd, Td, R, d, M);
+            o->cholesky_solve_right(B, G, R, M);
+            o->f64_to_f32(dC + (size_t)r0 * M, B, (size_t)R * M);
+        }
+    } else {
+        // A = (TᵀT + λI_d)⁻¹ Tᵀ in double; the one N-sized product C = X A runs in float
+        // (sgemm): A is well scaled (no solve follows), so its error is the float32 rounding
+        // of a d-term dot product, far inside the 1e-4 budget, at twice dgemm's speed.
+        A = ridge_dual_A(o, Td, lambda, M, d);   // (d,M)
+        Af = b_alloc(o, sizeof(float) * (size_t)d * M, &fail);
+        if (!A || fail) {
+            fail = 1;
+            goto done;
+        }
+        o->f64_to_f32(Af, A, (size_t)d * M);
+        o->sgemm_nn_forward(dC, dX, Af, N, d, M);
+    }
+    b_get(o, C, dC, sizeof(float) * (size_t)N * M);
+done:
+    if (G) o->free(G);
+    if (Xd) o->free(Xd);
+    if (B) o->free(B);
+    if (A) o->free(A);
+    if (Af) o->free(Af);
+    if (Td) o->free(Td);
+    b_drop(o, dT, T);
+    b_drop(o, dX, X);
+    b_drop(o, dC, C);
+    return fail ? -1 : 0;
+}
+
+int ridge_reduce(float *Z, const float *X, const float *T, double lambda, int N, int M, int d) {
+    if (ridge_check(lambda, N, M, d)) return -1;
+    const OpsBackend *o = g_ops;
+    int fail = 0;
+    const float *dT = b_in(o, T, sizeof(float) * (size_t)M * d, &fail);   // (M,d)
+    double *Td = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);
+    double *A = NULL, *P = NULL;
+    float *Lf = NULL, *dZ = NULL;
+    const float *dX = NULL;
+    if (fail) goto done;
+    o->f32_to_f64(Td, dT, (size_t)M * d);
+    A = ridge_dual_A(o, Td, lambda, M, d);   // (d,M)
+    o->free(Td);
+    Td = NULL;
+    if (!A) {
+        fail = 1;
+        goto done;
+    }
+    P = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);   // (d,d) = A Aᵀ
+    if (fail) goto done;
+    o->gram_f64_forward(P, A, 0.0, d, M, 0);
+    o->free(A);
+    A = NULL;
+    if (o->cholesky_forward(P, d, "ridge reduction: A A^T (needs M >= d texts of rank d)")) {
+        fail = 1;
+        goto done;
+    }
+    Lf = b_alloc(o, sizeof(float) * (size_t)d * d, &fail);
+    dX = b_in(o, X, sizeof(float) * (size_t)N * d, &fail);
+    dZ = b_out(o, Z, sizeof(float) * (size_t)N * d, &fail);
+    if (fail) goto done;
+    o->f64_to_f32(Lf, P, (size_t)d * d);
+    o->sgemm_nn_forward(dZ, dX, Lf, N, d, d);
+    b_get(o, Z, dZ, sizeof(float) * (size_t)N * d);
+done:
+    if (Td) o->free(Td);
+    if (A) o->free(A);
+    if (P) o->free(P);
+    if (Lf) o->free(Lf);
+    b_drop(o, dT, T);
+    b_drop(o, dX, X);
+    b_drop(o, dZ, Z);
+    return fail ? -1 : 0;
+}
+
+// --- k-means -----------------------------------------------------------------------------
+
+// Per-fit scratch, in backend memory unless marked host. Allocated once for all restarts.
+typedef struct {
+    const OpsBackend *o;
+    float *mind;        // (Nt) distance of each row to its centre
+    float *cc;          // (K) squared centre norms
+    int64_t *counts;    // (K) cluster sizes
+    int64_t *labels;    // (Nt) current labels
+    double *rowd;       // (Nt) per-row objective terms
+    float *cand;        // (trials,d) k-means++ candidates
+    float *candn;       // (trials) their squared norms
+    float *dist;        // (Nt,trials) their distances
+    // host
+    float *Ch, *Cold;     // (K,d) centres read back for the shift test, and the previous ones
+    int64_t *lab_h, *prev, *counts_h;   // (Nt), (Nt), (K)
+    float *mind_h;        // (Nt)
+    double *rowd_h;       // (Nt)
+    uint8_t *used;        // (Nt)
+} KmWork;
+
+// Σ_i ‖x_i − c_{l_i}‖² in double (exact distances per row on the backend, summed here in row
+// order).
+static double kmeans_objective(KmWork *w, const float *X, const float *C, const int64_t *labels,
+                               int N, int d) {
+    const OpsBackend *o = w->o;
+    o->kmeans_rowdist_forward(w->rowd, X, C, labels, N, d);
+    b_get(o, w->rowd_h, w->rowd, sizeof(double) * (size_t)N);
+    double s = 0;
+    for (int i = 0; i < N; i++) s += w->rowd_h[i];
+    return s;
+}
+
+// Greedy k-means++ (as scikit-learn): each new centre is the best of `trials` candidates drawn
+// with probability ∝ D², "best" = lowest resulting potential (ties: first candidate).
+static void kmeans_pp_init(KmWork *w, float *C, const float *X, const float *xx, int N, int d,
+                           int K, Rng *rng) {
+    const OpsBackend *o = w->o;
+    int trials = 2 + (int)floor(log((double)K));
+    double *closest = mallocCheck(sizeof(double) * (size_t)N);   // (N) D² to chosen centres
+    double *cum = mallocCheck(sizeof(double) * (size_t)N);
+    double *cand_d = mallocCheck(sizeof(double) * (size_t)trials * N);   // (trials,N)
+    float *cand = w->cand, *candn = w->candn, *dist = w->dist;   // backend
+    int64_t first = (int64_t)rng_below(rng, (uint64_t)N);
+    o->copy(C, X + (size_t)first * d, sizeof(float) * d);
+    o->rownorm2_forward(candn, C, 1, d);
+    o->sqdist_forward(dist, X, xx, C, candn, N, d, 1);
+    float *dh = h_view(o, dist, sizeof(float) * (size_t)N);
+    double pot = 0;
+    for (int i = 0; i < N; i++) pot += (closest[i] = dh[i]);
+    h_drop(o, dh);
+    for (int c = 1; c < K; c++) {
+        double s = 0;
+        for (int i = 0; i < N; i++) cum[i] = (s += closest[i]);
+        for (int t = 0; t < trials; t++) {
+            double v = rng_uniform(rng) * pot;
+            // first i with cum[i] >= v (numpy searchsorted 'left'), clipped to N-1
+            int lo = 0, hi = N - 1;
+            while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (cum[mid] >= v) hi = mid;
+                else lo = mid + 1;
+            }
+            o->copy(cand + (size_t)t * d, X + (size_t)lo * d, sizeof(float) * d);
+        }
+        o->rownorm2_forward(candn, cand, trials, d);
+        o->sqdist_forward(dist, X, xx, cand, candn, N, d, trials);
+        dh = h_view(o, dist, sizeof(float) * (size_t)N * trials);   // (N,trials)
+        int best = 0;
+        double best_pot = INFINITY;
+        for (int t = 0; t < trials; t++) {
+            double *cd = cand_d + (size_t)t * N;
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < N; i++) {
+                double dd = dh[(size_t)i * trials + t];
+                cd[i] = dd < closest[i] ? dd : closest[i];
+            }
+            double p = 0;
+            for (int i = 0; i < N; i++) p += cd[i];
+            if (p < best_pot) {
+                best_pot = p;
+                best = t;
+            }
+        }
+        h_drop(o, dh);
+        memcpy(closest, cand_d + (size_t)best * N, sizeof(double) * N);
+        pot = best_pot;
+        o->copy(C + (size_t)c * d, cand + (size_t)best * d, sizeof(float) * d);
+    }
+    free(closest);
+    free(cum);
+    free(cand_d);
+}
+
+// K distinct rows drawn uniformly (partial Fisher–Yates).
+static void kmeans_random_init(const OpsBackend *o, float *C, const float *X, int N, int d, int K,
+                               Rng *rng) {
+    int64_t *perm = mallocCheck(sizeof(int64_t) * (size_t)N);
+    for (int i = 0; i < N; i++) perm[i] = i;
+    for (int c = 0; c < K; c++) {
+        int64_t j = c + (int64_t)rng_below(rng, (uint64_t)(N - c));
+        int64_t t = perm[c];
+        perm[c] = perm[j];
+        perm[j] = t;
+        o->copy(C + (size_t)c * d, X + (size_t)perm[c] * d, sizeof(float) * d);
+    }
+    free(perm);
+}
+
+// One Lloyd run from the centres in C (K,d); returns the final objective. trace (iters+1).
+// Leaves the final labels in w->labels (backend).
+static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int *trace_len,
+                           const float *X, const float *xx, int N, int d, const KMeansOpts *o) {
+    const OpsBackend *b = w->o;
+    int K = o->K;
+    int64_t *labels = w->labels;
+    const size_t csz = sizeof(float) * (size_t)K * d;
+
+    if (o->spherical) b->l2normalize_rows(C, C, K, d);
+    b->rownorm2_forward(w->cc, C, K, d);
+    b->kmeans_assign_forward(labels, w->mind, X, xx, C, w->cc, N, d, K);
+    double obj = kmeans_objective(w, X, C, labels, N, d);
+    b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
+    int nt = 0;
+    trace[nt++] = obj;
+    int it = 0;
+    while (it < o->iters) {
+        it++;
+        b_get(b, w->Ch, C, csz);
+        memcpy(w->Cold, w->Ch, csz);
+        b->kmeans_update_forward(C, w->counts, X, labels, N, d, K);
+        b_get(b, w->counts_h, w->counts, sizeof(int64_t) * (size_t)K);
+        // Empty clusters: re-seed with the row farthest from its current centre (by the mind of
+        // the last assignment), ties to the lowest row, each row used at most once.
+        int any_empty = 0;
+        for (int c = 0; c < K; c++) any_empty |= w->counts_h[c] == 0;
+        if (any_empty) {
+            b_get(b, w->mind_h, w->mind, sizeof(float) * (size_t)N);
+            const float *mind = w->mind_h;
+            memset(w->used, 0, (size_t)N);
+            for (int c = 0; c < K; c++) {
+                if (w->counts_h[c]) continue;
+                int64_t far = -1;
+                for (int i = 0; i < N; i++)
+                    if (!w->used[i] && (far < 0 || mind[i] > mind[far])) far = i;
+                w->used[far] = 1;
+                b->copy(C + (size_t)c * d, X + (size_t)far * d, sizeof(float) * d);
+            }
+        }
+        if (o->spherical) b->l2normalize_rows(C, C, K, d);
+        b_get(b, w->Ch, C, csz);
+        double shift = 0;
+        for (size_t i = 0; i < (size_t)K * d; i++) {
+            double t = (double)w->Ch[i] - w->Cold[i];
+            shift += t * t;
+        }
+        memcpy(w->prev, w->lab_h, sizeof(int64_t) * (size_t)N);
+        b->rownorm2_forward(w->cc, C, K, d);
+        b->kmeans_assign_forward(labels, w->mind, X, xx, C, w->cc, N, d, K);
+        b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
+        size_t changed = 0;
+        for (int i = 0; i < N; i++) changed += w->lab_h[i] != w->prev[i];
+        obj = kmeans_objective(w, X, C, labels, N, d);
+        trace[nt++] = obj;
+        if (changed == 0 || shift <= o->tol) break;
+    }
+    *n_iter = it;
+    *trace_len = nt;
+    return obj;
+}
+
+int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *X, int N, int d,
+               const KMeansOpts *o) {
+    int K = o->K;
+    if (N < 1 || d < 1) return laic_error("kmeans: no data (N=%d, d=%d)", N, d);
+    if (K < 1 || K > N) return laic_error("kmeans: K = %d must be in [1, N] = [1, %d]", K, N);
+    if (o->iters < 0 || o->restarts < 1)
+        return laic_error("kmeans: iters must be >= 0 and restarts >= 1");
+    if (o->init == KMEANS_INIT_GIVEN && !o->init_centers)
+        return laic_error("kmeans: given init without centres");
+    int Nt = N;
+    if (o->sample > 0 && o->sample < (size_t)N) Nt = (int)o->sample;
+    if (Nt < K)
+        return laic_error("kmeans: the training sample (%d rows) is smaller than K = %d", Nt, K);
+    const OpsBackend *b = g_ops;
+    const int trials = 2 + (int)floor(log((double)K));
+    const size_t csz = sizeof(float) * (size_t)K * d;
+    int fail = 0;
+    KmWork w = {.o = b};
+
+    // Working copy of the data: normalised rows for spherical k-means.
+    const float *dX = b_in(b, X, sizeof(float) * (size_t)N * d, &fail);   // (N,d)
+    float *Xn = NULL, *Xs = NULL, *xx = NULL, *C = NULL, *best = NULL;
+    int64_t *dlab = NULL;
+    double *trace = NULL;
+    if (fail) goto done;
+    const float *Xw = dX;   // (N,d)
+    if (o->spherical) {
+        Xn = b_alloc(b, sizeof(float) * (size_t)N * d, &fail);
+        if (fail) goto done;
+        b->l2normalize_rows(Xn, dX, N, d);
+        Xw = Xn;
+    }
+    // Training rows: a seeded subsample (kept in increasing row order) or all rows.
+    const float *Xt = Xw;   // (Nt,d)
+    if (Nt < N) {
+        Rng rs;
+        rng_init(&rs, o->seed, UINT64_MAX);
+        int64_t *perm = mallocCheck(sizeof(int64_t) * (size_t)N);
+        uint8_t *pick = callocCheck((size_t)N, 1);
+        for (int i = 0; i < N; i++) perm[i] = i;
+        for (int c = 0; c < Nt; c++) {
+            int64_t j = c + (int64_t)rng_below(&rs, (uint64_t)(N - c));
+            int64_t t = perm[c];
+            perm[c] = perm[j];
+            perm[j] = t;
+            pick[perm[c]] = 1;
+        }
+        // Gathered on the host (one round trip on a device), then moved to the backend.
+        const float *Xwh = Xw == dX ? X : h_view(b, Xw, sizeof(float) * (size_t)N * d);
+        float *Xsh = mallocCheck(sizeof(float) * (size_t)Nt * d);
+        size_t r = 0;
+        for (int i = 0; i < N; i++)
+            if (pick[i]) memcpy(Xsh + (r++) * d, Xwh + (size_t)i * d, sizeof(float) * d);
+        if (Xwh != X) h_drop(b, (void *)Xwh);
+        free(perm);
+        free(pick);
+        if (on_host(b)) {
+            Xs = Xsh;
+        } else {
+            Xs = b_in(b, Xsh, sizeof(float) * (size_t)Nt * d, &fail);
+            free(Xsh);
+            if (fail) goto done;
+        }
+        Xt = Xs;
+    }
+    xx = b_alloc(b, sizeof(float) * (size_t)N, &fail);   // (N) ≥ (Nt)
+    C = b_alloc(b, csz, &fail);                            // (K,d) current restart
+    best = b_alloc(b, csz, &fail);                         // (K,d) best so far
+    dlab = b_out(b, labels, sizeof(int64_t) * (size_t)N, &fail);   // (N) final labels
+    w.mind = b_alloc(b, sizeof(float) * (size_t)N, &fail);
+    w.cc = b_alloc(b, sizeof(float) * (size_t)K, &fail);
+    w.counts = b_alloc(b, sizeof(int64_t) * (size_t)K, &fail);
+    w.labels = b_alloc(b, sizeof(int64_t) * (size_t)Nt, &fail);
+    w.rowd = b_alloc(b, sizeof(double) * (size_t)N, &fail);
+    w.cand = b_alloc(b, sizeof(float) * (size_t)trials * d, &fail);
+    w.candn = b_alloc(b, sizeof(float) * (size_t)trials, &fail);
+    w.dist = b_alloc(b, sizeof(float) * (size_t)N * trials, &fail);
+    if (fail) goto done;
+    // Host mirrors: the backend arrays themselves on the CPU.
+    w.Ch = on_host(b) ? C : mallocCheck(csz);
+    w.lab_h = on_host(b) ? w.labels : mallocCheck(sizeof(int64_t) * (size_t)Nt);
+    w.counts_h = on_host(b) ? w.counts : mallocCheck(sizeof(int64_t) * (size_t)K);
+    w.mind_h = on_host(b) ? w.mind : mallocCheck(sizeof(float) * (size_t)N);
+    w.rowd_h = on_host(b) ? w.rowd : mallocCheck(sizeof(double) * (size_t)N);
+    w.Cold = mallocCheck(csz);
+    w.prev = mallocCheck(sizeof(int64_t) * (size_t)Nt);
+    w.used = mallocCheck((size_t)Nt);
+    trace = mallocCheck(sizeof(double) * ((size_t)o->iters + 1));
+
+    b->rownorm2_forward(xx, Xt, Nt, d);
+    int restarts = o->init == KMEANS_INIT_GIVEN ? 1 : o->restarts;
+    double best_obj = INFINITY;
+#ifdef LAIC_CUDA
+    if (b == &ops_cuda) {
+        // All restarts at once on the device (kernels/kmeans.cu): the inits are drawn here,
+        // restart by restart, exactly as below; then one batched Lloyd run; then the same
+        // best-restart choice as the loop below.
+        const size_t kd = (size_t)K * d;
+        float *Call = b_alloc(b, csz * (size_t)restarts, &fail);   // (R,K,d)
+        if (fail) goto done;
+        for (int r = 0; r < restarts; r++) {
+            Rng rng;
+            rng_init(&rng, o->seed, (uint64_t)r);
+            float *Cr = Call + (size_t)r * kd;
+            if (o->init == KMEANS_INIT_GIVEN) b->to_device(Cr, o->init_centers, csz);
+            else if (o->init == KMEANS_INIT_RANDOM) kmeans_random_init(b, Cr, Xt, Nt, d, K, &rng);
+            else kmeans_pp_init(&w, Cr, Xt, xx, Nt, d, K, &rng);
+        }
+        const size_t stride = (size_t)o->iters + 1;
+        double *objs = mallocCheck(sizeof(double) * (size_t)restarts);
+        int *nit = mallocCheck(sizeof(int) * (size_t)restarts);
+        int *tls = o->trace ? mallocCheck(sizeof(int) * (size_t)restarts) : NULL;
+        double *traces = o->trace ? mallocCheck(sizeof(double) * stride * restarts) : NULL;
+        if (kmeans_lloyd_batched_cuda(Call, objs, nit, traces, tls, Xt, xx, Nt, d, K, restarts,
+                                      o->iters, o->tol, o->spherical))
+            fail = 1;
+        for (int r = 0; r < restarts && !fail; r++) {
+            if (o->verbose)
+                fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n",
+                        r + 1, restarts, objs[r], nit[r]);
+            if (objs[r] < best_obj || r == 0) {
+                best_obj = objs[r];
+                b->copy(best, Call + (size_t)r * kd, csz);
+                if (o->trace) memcpy(o->trace, traces + stride * r, sizeof(double) * tls[r]);
+                if (o->trace_len) *o->trace_len = o->trace ? tls[r] : 0;
+            }
+        }
+        free(objs);
+        free(nit);
+        free(tls);
+        free(traces);
+        b->free(Call);
+        if (fail) goto done;
+        restarts = 0;   // the sequential loop below has nothing left to do
+    }
+#endif
+    for (int r = 0; r < restarts; r++) {
+        Rng rng;
+        rng_init(&rng, o->seed, (uint64_t)r);
+        if (o->init == KMEANS_INIT_GIVEN) b->to_device(C, o->init_centers, csz);
+        else if (o->init == KMEANS_INIT_RANDOM) kmeans_random_init(b, C, Xt, Nt, d, K, &rng);
+        else kmeans_pp_init(&w, C, Xt, xx, Nt, d, K, &rng);
+        int n_iter = 0, tl = 0;
+        double obj = kmeans_lloyd(&w, C, &n_iter, trace, &tl, Xt, xx, Nt, d, o);
+        if (o->verbose)
+            fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n", r + 1,
+                    restarts, obj, n_iter);
+        if (obj < best_obj || r == 0) {   // r == 0 also covers a NaN objective
+            best_obj = obj;
+            b->copy(best, C, csz);
+            if (o->trace) memcpy(o->trace, trace, sizeof(double) * (size_t)tl);
+            if (o->trace_len) *o->trace_len = tl;
+        }
+    }
+    // Final assignment of every row to the best centres (identical to the training labels when
+    // not sampling, since each Lloyd run ends with an assignment).
+    if (Nt < N) b->rownorm2_forward(xx, Xw, N, d);
+    b->rownorm2_forward(w.cc, best, K, d);
+    b->kmeans_assign_forward(dlab, w.mind, Xw, xx, best, w.cc, N, d, K);
+    *objective = kmeans_objective(&w, Xw, best, dlab, N, d);
+    b_get(b, labels, dlab, sizeof(int64_t) * (size_t)N);
+    if (centers) b->to_host(centers, best, csz);
+done:
+    if (!on_host(b)) {
+        free(w.Ch);
+        free(w.lab_h);
+        free(w.counts_h);
+        free(w.mind_h);
+        free(w.rowd_h);
+    }
+    free(w.Cold);
+    free(w.prev);
+    free(w.used);
+    free(trace);
+    void *bufs[] = {w.mind, w.cc, w.counts, w.labels, w.rowd, w.cand, w.candn, w.dist,
+                    xx, C, best, Xs, Xn};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) b->free(bufs[i]);
+    b_drop(b, dlab, labels);
+    b_drop(b, dX, X);
+    return fail ? -1 : 0;
+}
+
+// --- kNN ---------------------------------------------------------------------------------
+
+// The CUDA top-k keeps k candidates per lane in shared memory (kernels/knn.cu).
+#define KNN_DEVICE_MAX_K 256
+
+static const char *const knn_precisions[] = {"fp32", "tf32", "bf16"};
+static int g_knn_precision = -2;   // -2: not set, read LAIC_KNN_PRECISION
+
+static int knn_precision_of(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, knn_precisions[i])) return i;
+    return -1;
+}
+
+int knn_set_precision(const char *name) {
+    int p = name ? knn_precision_of(name) : -1;
+    if (p < 0)
+        return laic_error("knn: unknown precision '%s' (expected fp32, tf32 or bf16)",
+                          name ? name : "(null)");
+    g_knn_precision = p;
+    return 0;
+}
+
+int knn_precision(void) {
+    if (g_knn_precision != -2) return g_knn_precision;
+    const char *e = getenv("LAIC_KNN_PRECISION");
+    return e && *e ? knn_precision_of(e) : 0;
+}
+
+int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
+    if (k < 1 || k >= N)
+        return laic_error("knn: k = %d must be in [1, N-1] = [1, %d]", k, N - 1);
+    const OpsBackend *o = g_ops;
+    if (knn_precision() < 0)
+        return laic_error("knn: LAIC_KNN_PRECISION='%s' is not fp32, tf32 or bf16",
+                          getenv("LAIC_KNN_PRECISION"));
+    if (!on_host(o) && k > KNN_DEVICE_MAX_K)
+        return laic_error("knn: k = %d exceeds the %s limit of %d ---> HINT: use --device cpu",
+                          k, o->name, KNN_DEVICE_MAX_K);
+    int fail = 0;
+    const float *dF = b_in(o, F, sizeof(float) * (size_t)N * d, &fail);          // (N,d)
+    float *Fn = b_alloc(o, sizeof(float) * (size_t)N * d, &fail);                 // (N,d)
+    int64_t *di = b_out(o, idx, sizeof(int64_t) * (size_t)N * k, &fail);         // (N,k)
+    float *ds = sims ? b_out(o, sims, sizeof(float) * (size_t)N * k, &fail) : NULL;
+    if (!fail) {
+        o->l2normalize_rows(Fn, dF, N, d);
+        o->knn_topk_forward(di, ds, Fn, N, d, k);
+        b_get(o, idx, di, sizeof(int64_t) * (size_t)N * k);
+        if (sims) b_get(o, sims, ds, sizeof(float) * (size_t)N * k);
+    }
+    if (Fn) o->free(Fn);
+    b_drop(o, dF, F);
+    b_drop(o, di, idx);
+    b_drop(o, ds, sims);
+    return fail ? -1 : 0;
+}
+
+int knn_filter(float *scores, uint8_t *mask, const int64_t *idx, const int64_t *labels, int N,
+               int k) {
+    const OpsBackend *o = g_ops;
+    int fail = 0;
+    const int64_t *di = b_in(o, idx, sizeof(int64_t) * (size_t)N * k, &fail);   // (N,k)
+    const int64_t *dl = b_in(o, labels, sizeof(int64_t) * (size_t)N, &fail);    // (N)
+    float *ds = b_out(o, scores, sizeof(float) * (size_t)N, &fail);             // (N)
+    uint8_t *dm = mask ? b_out(o, mask, (size_t)N, &fail) : NULL;               // (N)
+    if (!fail) {
+        o->knn_filter_forward(ds, dm, di, dl, N, k);
+        b_get(o, scores, ds, sizeof(float) * (size_t)N);
+        if (mask) b_get(o, mask, dm, (size_t)N);
+    }
+    b_drop(o, di, idx);
+    b_drop(o, dl, labels);
+    b_drop(o, ds, scores);
+    b_drop(o, dm, mask);
+    return fail ? -1 : 0;
+}

@@ -1,0 +1,123 @@
+/*
+ * config_keys.c — every key of a laic run: section, key, type, default, range, source, doc.
+ * Tags follow ../shared/SPEC.md: paper = RSC (seeds/003), TAC, CLIP, CoOp, ours = a choice of
+ * this project where the sources are silent (configurable and documented).
+ * `laic run --help-config` prints this table; every run directory's config.ini lists all keys.
+ */
+#include "run/config.h"
+
+#define NOLIM 1, 0   /* min > max: unbounded */
+
+const CfgKey laic_config_keys[] = {
+    // --- [model] ------------------------------------------------------------------------
+    {"model", "weights", CFG_STR, "", NULL, NOLIM, "ours",
+     "converted CLIP weights (.safetensors); empty = search weights/, else random init with a warning"},
+    {"model", "arch", CFG_ENUM, "vit-b-32", "vit-b-32|tiny", NOLIM, "CLIP",
+     "architecture used when falling back to random-init weights"},
+    {"model", "precision", CFG_ENUM, "fp32", "fp32|tf32|bf16", NOLIM, "ours",
+     "encoder arithmetic (CUDA); the CPU backend is fp32"},
+    {"model", "device", CFG_ENUM, "auto", "auto|cpu|cuda", NOLIM, "ours",
+     "backend: auto = CUDA when a GPU is present, else CPU"},
+    {"model", "batch", CFG_INT, "256", NULL, 1, 65536, "ours", "images or prompts per encoder batch"},
+
+    // --- [data] -------------------------------------------------------------------------
+    {"data", "kind", CFG_ENUM, "auto", "auto|imagefolder|cifar10|cifar100|stl10|idx|csv", NOLIM,
+     "ours", "dataset format (auto: guessed from the path)"},
+    {"data", "path", CFG_STR, "", NULL, NOLIM, "ours", "dataset directory or file"},
+    {"data", "fit_split", CFG_ENUM, "train", "train|test|all", NOLIM, "paper",
+     "split the method is fitted on (paper §4.1: train)"},
+    {"data", "eval_split", CFG_ENUM, "test", "train|test|all", NOLIM, "paper",
+     "split the metrics are computed on (paper §4.1: test)"},
+    {"data", "subsample", CFG_INT, "0", NULL, 0, 1e9, "ours",
+     "use a seeded random subset of this many images per split (0 = all)"},
+    {"data", "skip_bad", CFG_BOOL, "false", NULL, NOLIM, "ours",
+     "skip unreadable images and count them in the report instead of failing"},
+    {"data", "image_features", CFG_STR, "", NULL, NOLIM, "ours",
+     "precomputed image features (.npy [N,E]) instead of encoding; fit = eval = these rows"},
+    {"data", "labels", CFG_STR, "", NULL, NOLIM, "ours",
+     "labels (.npy int [N]) for data.image_features (-1 = unknown)"},
+
+    // --- [nouns] ------------------------------------------------------------------------
+    {"nouns", "wordnet", CFG_STR, "/usr/share/wordnet/data.noun", NULL, NOLIM, "TAC",
+     "WordNet 3.0 data.noun (Debian wordnet-base): 146,347 (lemma, synset) rows"},
+    {"nouns", "features", CFG_STR, "", NULL, NOLIM, "ours", "precomputed noun features (.npy [M,E])"},
+    {"nouns", "names", CFG_STR, "", NULL, NOLIM, "ours", "noun names for `features`, one per line"},
+    {"nouns", "subset", CFG_INT, "0", NULL, 0, 1e7, "ours",
+     "encode only a seeded subset of this many nouns (0 = all; CPU demos)"},
+    {"nouns", "gamma", CFG_INT, "5", NULL, 1, 1e6, "paper",
+     "nouns kept per image centre (paper App. C: γ = 5)"},
+
+    // --- [centers] ----------------------------------------------------------------------
+    {"centers", "k", CFG_INT, "0", NULL, 0, 1e7, "paper",
+     "image centres k_c; 0 = N/300, or 3K if a class has < 300 samples (paper §3.1)"},
+    {"centers", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "k-means iterations"},
+    {"centers", "restarts", CFG_INT, "10", NULL, 1, 1e4, "TAC", "k-means restarts"},
+    {"centers", "sample_per_center", CFG_INT, "256", NULL, 0, 1e6, "TAC",
+     "train k-means on 256·k_c sampled points (0 = all)"},
+
+    // --- [ridge] ------------------------------------------------------------------------
+    {"ridge", "lambda", CFG_FLOAT, "10", NULL, 1e-12, 1e12, "paper",
+     "ridge λ of C = X Tᵀ (T Tᵀ + λI)⁻¹ (paper App. C: λ = 10)"},
+    {"ridge", "form", CFG_ENUM, "auto", "auto|primal|dual|reduced", NOLIM, "ours",
+     "M×M system, d×d push-through, or the exact N×d reduction of SPEC §5 (auto: the reduction "
+     "when M >= d and C is not saved, else the smaller system)"},
+    {"ridge", "save_c", CFG_BOOL, "false", NULL, NOLIM, "ours",
+     "write C.npy (≤ 2,000 fit rows, evenly spaced after a stable sort by true class) and "
+     "C_labels.npy into the run directory, for the heat map of scripts/plot.py (paper Fig. 3)"},
+
+    // --- [kmeans] (clustering of the final representation) -------------------------------
+    {"kmeans", "k", CFG_INT, "0", NULL, 0, 1e6, "paper", "clusters K (0 = number of classes)"},
+    {"kmeans", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "Lloyd iterations per restart"},
+    {"kmeans", "restarts", CFG_INT, "10", NULL, 1, 1e4, "TAC", "restarts; the best objective wins"},
+    {"kmeans", "init", CFG_ENUM, "kmeans++", "kmeans++|random", NOLIM, "TAC", "initialisation"},
+    {"kmeans", "spherical", CFG_BOOL, "false", NULL, NOLIM, "ours",
+     "cosine k-means (normalised rows and centres) instead of Euclidean"},
+
+    // --- [knn] --------------------------------------------------------------------------
+    {"knn", "k", CFG_INT, "0", NULL, 0, 10000, "paper",
+     "neighbours for the consistency filter; 0 = 10 if K ≤ 15 else 5 (paper App. C; boundary ours)"},
+
+    // --- [train] (semantic centres by prompt learning, SPEC §7) -------------------------
+    {"train", "enabled", CFG_BOOL, "false", NULL, NOLIM, "ours", "run the prompt-learning stage"},
+    {"train", "epochs", CFG_INT, "20", NULL, 1, 1e5, "CoOp", "epochs"},
+    {"train", "batch", CFG_INT, "32", NULL, 1, 1e5, "paper", "images per step"},
+    {"train", "lr", CFG_FLOAT, "0.002", NULL, 0, 1e3, "CoOp", "SGD learning rate"},
+    {"train", "momentum", CFG_FLOAT, "0.9", NULL, 0, 1, "CoOp", "SGD momentum"},
+    {"train", "weight_decay", CFG_FLOAT, "5e-4", NULL, 0, 1, "CoOp", "SGD weight decay"},
+    {"train", "warmup_epochs", CFG_INT, "1", NULL, 0, 1e5, "CoOp", "constant-lr warm-up epochs"},
+    {"train", "warmup_lr", CFG_FLOAT, "1e-5", NULL, 0, 1e3, "CoOp", "warm-up learning rate"},
+    {"train", "prefix", CFG_STR, "a photo of a", NULL, NOLIM, "paper", "prompt prefix before the vectors"},
+    {"train", "n_ctx", CFG_INT, "4", NULL, 1, 64, "CoOp", "learnable vectors per class"},
+    {"train", "init_std", CFG_FLOAT, "0.02", NULL, 0, 10, "CoOp", "vector init N(0, std²)"},
+    {"train", "loss", CFG_STR, "gce,mse,entropy", NULL, NOLIM, "paper",
+     "loss terms (any of gce, mse, entropy; comma-separated)"},
+    {"train", "gce_q", CFG_FLOAT, "0.7", NULL, 1e-6, 1, "paper", "GCE exponent q"},
+    {"train", "alpha", CFG_FLOAT, "1", NULL, 0, 1e6, "ours", "weight of the MSE consistency term"},
+    {"train", "beta", CFG_FLOAT, "1", NULL, 0, 1e6, "ours", "weight of the global entropy term"},
+    {"train", "logit_scale", CFG_FLOAT, "100", NULL, 0, 1e6, "CLIP", "softmax scale on cosines"},
+    {"train", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
+     "stop after this many epochs, keeping <run.dir>.partial/train.ckpt (0 = train all epochs); "
+     "continue with run.resume"},
+    {"train", "text_precision", CFG_ENUM, "fp32", "fp32|tf32|bf16", NOLIM, "ours",
+     "matmul precision of the text tower being trained (its forward; the backward is fp32); "
+     "model.precision sets the frozen image encoder's (the issue: bf16 views, fp32 prompts)"},
+    {"train", "cuda_graph", CFG_BOOL, "true", NULL, NOLIM, "ours",
+     "capture the training step as a CUDA graph after one eager warm-up step per batch size, and "
+     "replay it (no effect on the CPU; identical numbers either way)"},
+
+    // --- [eval] -------------------------------------------------------------------------
+    {"eval", "methods", CFG_STR, "clip-kmeans,tac,zeroshot,ours-notrain,ours", NULL, NOLIM, "paper",
+     "methods reported side by side (paper Fig. 4)"},
+    {"eval", "tac_tau", CFG_FLOAT, "0.005", NULL, 1e-9, 1e3, "TAC", "TAC softmax temperature"},
+
+    // --- [run] --------------------------------------------------------------------------
+    {"run", "name", CFG_STR, "run", NULL, NOLIM, "ours", "run name (directory prefix)"},
+    {"run", "dir", CFG_STR, "", NULL, NOLIM, "ours",
+     "run directory (empty = runs/<name>-<UTC timestamp>)"},
+    {"run", "seed", CFG_INT, "1234", NULL, 0, 4294967295.0, "TAC", "master seed for every stage"},
+    {"run", "threads", CFG_INT, "0", NULL, 0, 1024, "ours", "CPU threads (0 = all cores)"},
+    {"run", "cache_dir", CFG_STR, "cache", NULL, NOLIM, "ours", "feature cache directory"},
+    {"run", "resume", CFG_STR, "", NULL, NOLIM, "ours", "run directory to resume"},
+};
+
+const int laic_config_nkeys = (int)(sizeof laic_config_keys / sizeof laic_config_keys[0]);

@@ -1,0 +1,304 @@
+/* run.c — run directory, log, report and the order of stages (see run.h). */
+#include "run/run.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "io/atomic.h"
+#include "io/err.h"
+#include "io/npy.h"
+#include "cluster/metrics.h"
+#include "io/progress.h"
+
+#ifndef LAIC_GIT_COMMIT
+#define LAIC_GIT_COMMIT "unknown"
+#endif
+
+void run_log(Run *r, const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[%7.1fs] %s\n", now_seconds() - r->t0, line);
+    size_t n = strlen(line) + 16;
+    if (r->log_len + n >= r->log_cap) {
+        r->log_cap = 2 * (r->log_cap + n);
+        char *p = realloc(r->log, r->log_cap);
+        if (!p) return;
+        r->log = p;
+    }
+    r->log_len += (size_t)snprintf(r->log + r->log_len, r->log_cap - r->log_len, "[%7.1fs] %s\n",
+                                   now_seconds() - r->t0, line);
+}
+
+uint64_t run_hash64(const void *data, size_t n, uint64_t seed) {
+    // word-at-a-time multiply/rotate mixing with a final avalanche; four independent lanes
+    // keep the multiplier pipeline busy so hashing 123 MB of features costs ~50 ms
+    const uint64_t P1 = 0x9E3779B185EBCA87ull, P2 = 0xC2B2AE3D27D4EB4Full;
+    const unsigned char *b = data;
+    uint64_t h[4] = {seed ^ P1, seed ^ P2, seed + P1, seed - P2};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, b + i + 8 * l, 8);
+            h[l] ^= w * P2;
+            h[l] = ((h[l] << 31) | (h[l] >> 33)) * P1;
+        }
+    uint64_t x = (uint64_t)n * P1;
+    for (int l = 0; l < 4; l++) x = (((x ^ h[l]) << 27) | ((x ^ h[l]) >> 37)) * P1 + P2;
+    for (; i < n; i++) x = (x ^ b[i]) * P1;
+    x ^= x >> 33;
+    x *= P2;
+    x ^= x >> 29;
+    x *= P1;
+    return x ^ (x >> 32);
+}
+
+void run_time(Run *r, const char *stage, double seconds) {
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(r->timings, stage);
+    if (t) cJSON_SetNumberValue(t, t->valuedouble + seconds);
+    else cJSON_AddNumberToObject(r->timings, stage, seconds);
+}
+
+int run_report_method(Run *r, const char *name, const int64_t *pred) {
+    cJSON *m = cJSON_AddObjectToObject(r->methods, name);
+    size_t n = r->eval.N;
+    int64_t *y = r->eval.y;
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) nl += y[i] >= 0;
+    if (nl == 0) {
+        cJSON_AddStringToObject(m, "note", "no ground-truth labels: metrics not computed");
+        run_log(r, "%-14s (no labels)", name);
+        return 0;
+    }
+    int64_t *p = mallocCheck(nl * sizeof *p), *t = mallocCheck(nl * sizeof *t);
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (y[i] >= 0) {
+            p[j] = pred[i];
+            t[j++] = y[i];
+        }
+    ClusterMetrics cm;
+    int rc = metrics_compute(&cm, p, t, nl);
+    free(p);
+    free(t);
+    if (rc) return -1;
+    cJSON_AddNumberToObject(m, "nmi", cm.nmi);
+    cJSON_AddNumberToObject(m, "acc", cm.acc);
+    cJSON_AddNumberToObject(m, "ari", cm.ari);
+    cJSON_AddNumberToObject(m, "n", (double)cm.n);
+    cJSON_AddNumberToObject(m, "k_pred", cm.k_pred);
+    run_log(r, "%-14s NMI %5.1f  ACC %5.1f  ARI %5.1f  (%%, n = %zu)", name, 100 * cm.nmi,
+            100 * cm.acc, 100 * cm.ari, cm.n);
+    return 0;
+}
+
+int run_mkdir_p(const char *path) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return laic_error("%s: cannot create: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST) return laic_error("%s: cannot create: %s", buf, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path) {
+    if (!path[0]) return;
+    struct stat st;
+    if (stat(path, &st)) return;
+    char cmd[2300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) fprintf(stderr, "laic: warning: could not remove %s\n", path);
+}
+
+int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run) {
+    memset(r, 0, sizeof *r);
+    r->t0 = now_seconds();
+    r->dry_run = dry_run;
+    config_init(&r->cfg, laic_config_keys, laic_config_nkeys);
+    if (config_path && config_load_ini(&r->cfg, config_path)) return -1;
+    for (int i = 0; i < n_over; i++)
+        if (config_override(&r->cfg, overrides[i])) return -1;
+    const char *dir = config_str(&r->cfg, "run", "dir");
+    if (dir[0]) {
+        snprintf(r->dir, sizeof r->dir, "%s", dir);
+    } else {
+        char ts[32];
+        time_t now = time(NULL);
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", gmtime(&now));
+        snprintf(r->dir, sizeof r->dir, "runs/%s-%s", config_str(&r->cfg, "run", "name"), ts);
+    }
+    struct stat st;
+    if (!stat(r->dir, &st) && !dry_run)
+        return laic_error("%s: run directory already exists ---> HINT: choose another run.dir or "
+                          "run.name", r->dir);
+    r->report = cJSON_CreateObject();
+    r->timings = cJSON_CreateObject();
+    r->methods = cJSON_CreateObject();
+    r->cache = cJSON_CreateObject();
+    return 0;
+}
+
+void run_free(Run *r) {
+    if (r->partial[0] && !r->keep_partial) rm_rf(r->partial);
+    free(r->pl_y);
+    free(r->pl_hq);
+    if (r->resume) train_state_free(r->resume);
+    free(r->resume);
+    clip_model_free(r->model);
+    if (r->have_weights) clip_weights_free(&r->w);
+    if (r->have_dfit) dataset_free(&r->dfit);
+    if (r->have_deval) dataset_free(&r->deval);
+    free(r->sel_fit);
+    free(r->sel_eval);
+    free(r->fit.X);
+    free(r->fit.y);
+    if (!r->eval_is_fit) {
+        free(r->eval.X);
+        free(r->eval.y);
+    }
+    for (int i = 0; i < r->n_classes && r->class_names; i++) free(r->class_names[i]);
+    free(r->class_names);
+    if (r->have_nouns) nouns_free(&r->nouns);
+    else {
+        for (size_t i = 0; i < r->Mn && r->noun_names; i++) free(r->noun_names[i]);
+    }
+    free(r->noun_names);
+    free(r->T_all);
+    free(r->cand);
+    free(r->T);
+    cJSON_Delete(r->report);
+    cJSON_Delete(r->timings);
+    cJSON_Delete(r->methods);
+    cJSON_Delete(r->cache);
+    free(r->log);
+    config_free(&r->cfg);
+    memset(r, 0, sizeof *r);
+}
+
+static int write_text(Run *r, const char *name, const char *text) {
+    char path[2300];
+    snprintf(path, sizeof path, "%s/%s", r->partial, name);
+    return atomic_write_file(path, text, strlen(text));
+}
+
+static int write_config(Run *r) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return laic_error("config.ini: out of memory");
+    fprintf(f, "; laic resolved configuration — every key, with where its value came from.\n"
+               "; Re-run with: laic run %s/config.ini\n\n", r->dir);
+    config_write(&r->cfg, f, 1);
+    fclose(f);
+    int rc = write_text(r, "config.ini", buf);
+    free(buf);
+    return rc;
+}
+
+static int list_has(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n])) return 1;
+    return 0;
+}
+
+int run_execute(Run *r) {
+    const char *methods = config_str(&r->cfg, "eval", "methods");
+    static const char *known[] = {"clip-kmeans", "tac", "zeroshot", "ours-notrain", "ours"};
+    for (const char *p = methods; *p;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        int ok = 0;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok |= strlen(known[i]) == n && !strncmp(known[i], p, n);
+        if (!ok)
+            return laic_error("eval.methods: unknown method '%.*s' (known: clip-kmeans, tac, "
+                              "zeroshot, ours-notrain, ours)", (int)n, p);
+        p = c ? c + 1 : p + n;
+    }
+    const int train = list_has(methods, "ours") && config_bool(&r->cfg, "train", "enabled");
+    if (list_has(methods, "ours") && !train)
+        run_log(r, "note: method 'ours' needs train.enabled=true (prompt learning); reporting "
+                   "the no-train methods");
+    // a resumed run may reuse the stopped run's directory: read its checkpoint before .partial
+    // is cleared (and before any work, so a bad run.resume fails at once)
+    if (train && train_resume_load(r)) return -1;
+
+    if (stage_data(r)) return -1;
+    // one backend for the whole run: the encoders (stage_weights) and the clustering drivers
+    if (!(r->ops = ops_get(config_str(&r->cfg, "model", "device")))) return -1;
+    cluster_set_backend(r->ops);
+    if (r->dry_run) {
+        config_write(&r->cfg, stdout, 0);
+        printf("\n; plan: %zu fit images, %zu eval images, K = %d; stages: weights, encode images,"
+               " noun features, image centres, candidate nouns, ridge, k-means, kNN filter, "
+               "metrics (%s)\n; run directory: %s\n", r->fit.N, r->eval.N, r->K, methods, r->dir);
+        return 0;
+    }
+    snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
+    rm_rf(r->partial);
+    if (run_mkdir_p(r->partial)) return -1;
+    run_log(r, "run directory %s", r->dir);
+
+    if (stage_weights(r) || stage_images(r) || stage_nouns(r) || stage_candidates(r)) return -1;
+    if (list_has(methods, "clip-kmeans") && method_clip_kmeans(r)) return -1;
+    if (list_has(methods, "tac") && method_tac_notrain(r)) return -1;
+    if (list_has(methods, "zeroshot") && method_zeroshot(r)) return -1;
+    if ((list_has(methods, "ours-notrain") || list_has(methods, "ours")) && method_rsc_notrain(r))
+        return -1;
+    if (train && method_rsc_train(r)) return -1;
+
+    // --- report ---------------------------------------------------------------------------
+    cJSON *rep = r->report;
+    cJSON_AddStringToObject(rep, "laic_git_commit", LAIC_GIT_COMMIT);
+    cJSON_AddStringToObject(rep, "run_dir", r->dir);
+    cJSON_AddStringToObject(rep, "device", r->ops ? r->ops->name : "cpu");
+    cJSON *w = cJSON_AddObjectToObject(rep, "weights");
+    cJSON_AddStringToObject(w, "path", config_str(&r->cfg, "model", "weights"));
+    cJSON_AddStringToObject(w, "sha256", r->have_weights ? r->w.sha256 : "");
+    cJSON_AddBoolToObject(w, "random_init", r->random_weights);
+    cJSON_AddBoolToObject(w, "official_vit_b_32", r->have_weights && r->w.official_vit_b_32);
+    cJSON *s = cJSON_AddObjectToObject(rep, "sizes");
+    cJSON_AddNumberToObject(s, "n_fit", (double)r->fit.N);
+    cJSON_AddNumberToObject(s, "n_eval", (double)r->eval.N);
+    cJSON_AddNumberToObject(s, "n_bad_images_skipped", (double)r->n_bad_images);
+    cJSON_AddNumberToObject(s, "K", r->K);
+    cJSON_AddNumberToObject(s, "image_centres", r->kc);
+    cJSON_AddNumberToObject(s, "nouns", (double)r->Mn);
+    cJSON_AddNumberToObject(s, "candidate_nouns", (double)r->M);
+    cJSON *seeds = cJSON_AddObjectToObject(rep, "seeds");
+    cJSON_AddNumberToObject(seeds, "run", (double)config_int(&r->cfg, "run", "seed"));
+    cJSON_AddItemReferenceToObject(rep, "methods", r->methods);
+    cJSON_AddItemReferenceToObject(rep, "cache", r->cache);
+    cJSON_AddItemReferenceToObject(rep, "timings_s", r->timings);
+    cJSON_AddNumberToObject(r->timings, "total", now_seconds() - r->t0);
+    char *json = cJSON_Print(rep);
+    size_t jl = strlen(json);
+    char *jn = mallocCheck(jl + 2);
+    memcpy(jn, json, jl);
+    memcpy(jn + jl, "\n", 2);
+    int rc = write_text(r, "report.json", jn);
+    free(json);
+    free(jn);
+    if (rc || write_config(r)) return -1;
+    run_log(r, "done in %.1fs", now_seconds() - r->t0);
+    if (write_text(r, "log.txt", r->log ? r->log : "")) return -1;
+    if (rename(r->partial, r->dir))
+        return laic_error("%s: cannot move the finished run into place: %s", r->dir, strerror(errno));
+    r->partial[0] = 0;
+    fprintf(stderr, "laic: run complete: %s\n", r->dir);
+    return 0;
+}

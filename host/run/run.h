@@ -1,0 +1,160 @@
+/*
+ * run.h — one run of the no-train pipeline (SPEC §4–6, §8): config → stages → run directory.
+ *
+ * A run is written into "<dir>.partial/" and renamed to <dir> only when every file is complete,
+ * so a failed run leaves no run directory behind. Every file inside is written atomically.
+ * Directory contents: config.ini (fully resolved, loads back unchanged), report.json (metrics
+ * per method, pseudo-label quality before/after the kNN filter, sizes, per-stage timings, seeds,
+ * weights hash, git commit, device), assignments.npy (int64 [N_eval], Ours no-train),
+ * clusters.tsv (per cluster: size, majority class, nearest candidate nouns), log.txt.
+ *
+ * Stages read and write plain arrays; image and noun features are cached on disk
+ * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
+ * path/kind/split/subsample/seed, image size, precision), so re-runs never re-encode. The
+ * candidate set (image centres → top-γ nouns) is cached under a key of a content hash of the
+ * fit features and the noun bank plus every centre setting, seed and γ, so runs that differ
+ * only downstream (λ, K, kNN k: `laic sweep`) skip it. report.json's "cache" object says, per
+ * upstream stage, whether it was a cache "hit", a "miss" (computed), or "precomputed" input.
+ * The baselines that do not depend on the ridge/kNN settings (clip-kmeans, tac) cache their
+ * eval predictions the same way, so a λ or kNN-k sweep reruns only ridge, k-means, the filter.
+ *
+ * Dimension letters: N images (Nf fit split, Ne eval split), E embed dim, Mn nouns in the bank,
+ * M candidate nouns, K clusters, kc image centres.
+ */
+#ifndef LAIC_RUN_H
+#define LAIC_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/clip.h"
+#include "run/config.h"
+#include "data/data.h"
+#include "data/nouns.h"
+#include "train/train.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct {
+    float *X;              // (N,E) L2-normalised image features
+    int64_t *y;            // (N) true labels, -1 unknown
+    size_t N;
+} FeatureSet;
+
+typedef struct Run {
+    Config cfg;
+    char dir[2048];        // final run directory
+    char partial[2100];    // where files are written until the run completes
+    int dry_run;
+    // log
+    char *log;             // log.txt contents
+    size_t log_len, log_cap;
+    // report
+    cJSON *report, *timings, *methods;
+    cJSON *cache;          // report.cache: per upstream stage "hit" | "miss" | "precomputed"
+    double t0;
+    // model
+    const OpsBackend *ops;
+    ClipWeights w;
+    int have_weights, random_weights;
+    ClipModel *model;
+    // data
+    Dataset dfit, deval;   // opened datasets (deval unused when eval_is_fit)
+    size_t *sel_fit, *sel_eval; // (N) dataset indices kept (subsample), NULL = all
+    int have_dfit, have_deval;
+    FeatureSet fit, eval;  // eval.X may alias fit.X (same split): eval_is_fit
+    int eval_is_fit;
+    int n_classes;
+    char **class_names;    // (n_classes) or NULL
+    size_t n_bad_images;
+    // nouns
+    char **noun_names;     // (Mn) prompt texts
+    size_t Mn;
+    float *T_all;          // (Mn,E) normalised noun features
+    Nouns nouns;
+    int have_nouns;
+    // derived
+    int E;                 // feature width (embed dim, or the precomputed features' width)
+    int K, kc, knn_k;
+    int64_t *cand;         // (M) candidate noun indices into T_all (sorted)
+    size_t M;
+    const char *ridge_form;   // the form stage_ridge used: "primal", "dual" or "reduced"
+    float *T;              // (M,E) candidate features
+    // prompt learning (methods/rsc_train.c)
+    int64_t *pl_y;         // (Nf) pseudo-labels ŷ of the fit split, left by ours-notrain
+    uint8_t *pl_hq;        // (Nf) high-quality mask of the kNN filter, left by ours-notrain
+    TrainState *resume;    // run.resume's checkpoint, read before .partial is cleared
+    int keep_partial;      // 1: run_free keeps <dir>.partial (train.stop_after)
+} Run;
+
+/* `laic run` (host/cli/cmd_run.c) drives these. */
+int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run);
+int run_execute(Run *r);      // all stages; on success the run directory exists
+void run_free(Run *r);        // removes <dir>.partial if the run did not complete
+
+/* 64-bit content hash of a buffer (cache keys; not cryptographic, fast enough for 10^8 bytes). */
+uint64_t run_hash64(const void *data, size_t n, uint64_t seed);
+
+/* Records a stage's cache status in report.cache ("hit" | "miss" | "precomputed"; a "miss"
+ * overrides an earlier "hit" of the same stage). */
+void run_cache_status(Run *r, const char *stage, const char *status);
+/* "<run.cache_dir>/<kind>-<first 16 hex of sha256(key)><suffix>.npy". */
+void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n);
+/* Creates run.cache_dir if missing. */
+int run_cache_dir(Run *r);
+
+/* mkdir -p (mode 0755); -1 with "<dir>: cannot create: <reason>" recorded (run and sweep dirs). */
+int run_mkdir_p(const char *path);
+
+/* Log a line to stderr and log.txt (printf-style). */
+void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a stage's wall time (seconds) to report.timings. */
+void run_time(Run *r, const char *stage, double seconds);
+/* Records a method's metrics on the eval split into report.methods (pred (Ne) int64). */
+int run_report_method(Run *r, const char *name, const int64_t *pred);
+
+/* ---- stages (host/run/stages.c) ----------------------------------------------------------- */
+int stage_weights(Run *r);               // load, or random init with a banner
+int stage_data(Run *r);                  // open datasets / precomputed features, labels, K
+int stage_images(Run *r);                // encode (or load cached) image features
+int stage_nouns(Run *r);                 // noun bank features (cached)
+int stage_candidates(Run *r);            // image centres → top-γ nouns per centre → r->T
+/* Ridge representation C (N,M) of X (N,E) against r->T. */
+int stage_ridge(Run *r, const float *X, size_t N, float **C, int *D);   // D: width of C
+/* k-means with [kmeans] settings on F_fit (Nf,D); labels of fit rows and of eval rows
+ * (nearest fitted centre; F_eval may equal F_fit), centres optional. */
+int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, size_t Ne, int D,
+                  int K, int64_t *y_fit, int64_t *y_eval, float *centers);
+/* Text features (n,E), L2-normalised, of n prompts. */
+int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
+
+/* Dense products of host row blocks with one fixed matrix, on a backend (the run's r->ops):
+ * S (n,N) = A (n,K) @ B, where B is given as (N,K) and used transposed (trans 1: S = A Bᵀ,
+ * e.g. cosine scores of rows against rows) or as (K,N) (trans 0). In fp32 through
+ * sgemm_nn_forward, never TF32 or bf16 whatever model.precision says: these products pick
+ * argmaxes and feed TAC's softmax at 1/τ = 200. On the CPU backend the host arrays are used in
+ * place (the same cblas_sgemm as a direct call, bit for bit); elsewhere B is uploaded once and
+ * each block goes up and comes back. n <= rows per call. */
+typedef struct {
+    const OpsBackend *o;
+    float *B;              // (K,N) backend memory (a host copy, or the caller's B, on the CPU)
+    float *A, *S;          // (rows,K), (rows,N) backend blocks; NULL on the CPU
+    int K, N, own_B;       // own_B: B is a host copy to free (CPU backend, trans 1)
+    size_t rows;
+} RunGemm;
+int run_gemm_init(RunGemm *g, const OpsBackend *o, const float *B, int trans, int N, int K,
+                  size_t rows);
+/* S (n,N) host = A (n,K) host @ B; normalize 1: each row of S then divided by its L2 norm
+ * (the backend's l2normalize_rows). */
+void run_gemm_rows(RunGemm *g, float *S, const float *A, size_t n, int normalize);
+void run_gemm_free(RunGemm *g);
+
+/* ---- methods (host/run/methods/) ---------------------------------------------------------- */
+int method_clip_kmeans(Run *r);
+int method_tac_notrain(Run *r);
+int method_zeroshot(Run *r);
+int method_rsc_notrain(Run *r);
+int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq
+int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
+
+#endif
