@@ -182,7 +182,7 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # report.json records the commit the binary was built from: rebuild run.o on every make.
-$(BUILD)/host/run/run.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
-$(BUILD)/host/run/run.o: FORCE
+$(BUILD)/host/run/pipeline.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
+$(BUILD)/host/run/pipeline.o: FORCE
 .PHONY: FORCE
 FORCE:

@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "run/config.h"
 #include "io/err.h"
-#include "run/run.h"
+#include "run/pipeline.h"
 
 int cmd_run(int argc, char **argv) {
     CliOpt opts[] = {

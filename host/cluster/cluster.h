@@ -3,9 +3,9 @@
  * cosine kNN + neighbour-consistency filter. Metrics live in metrics.h.
  *
  * Two layers:
- * - ops (`*_cpu`, in host/cpu/cholesky.c, kmeans.c, knn.c): ops-style signatures — outputs,
- *   inputs, sizes; plain host pointers; no I/O, no allocation policy beyond scratch. They are
- *   meant to become OpsBackend entries next to a CUDA twin (see the list at the end).
+ * - ops (`*_cpu`, declared in host/cpu/cluster_ops.h, in host/cpu/cholesky.c, kmeans.c, knn.c):
+ *   ops-style signatures — outputs, inputs, sizes; plain host pointers; no I/O, no allocation
+ *   policy beyond scratch; each the CPU twin of an OpsBackend entry.
  * - drivers (host/cluster/cluster.c): ridge_solve, ridge_reduce, kmeans_fit, knn_topk — compose the
  *   ops, own the scratch memory, restarts, seeding and tiling.
  *
@@ -29,73 +29,7 @@
 
 #include "io/npy.h"
 
-// Rows per single-threaded GEMM block (k-means, kNN): fixed, never derived from the thread count.
-#define CLUSTER_GEMM_ROWS 256
-
-/* Makes OpenBLAS single-threaded for a region in which OpenMP threads each call it; returns the
- * previous setting for blas_serial_end (host/cpu/kmeans.c). */
-int blas_serial_begin(void);
-void blas_serial_end(int saved);
-
-// --- ops: Cholesky (host/cpu/cholesky.c) ------------------------------------------------
-/* In-place lower Cholesky factor A = L Lᵀ of a symmetric positive-definite A (n,n) double,
- * row-major, lower triangle read; on return the lower triangle holds L and the strict upper
- * triangle is zeroed. Blocked right-looking: unblocked diagonal block, dtrsm panel, dsyrk
- * trailing update, all in double. A non-positive (or NaN) pivot is an error
- * "<what>: matrix is not positive definite (pivot <i> = <v>)" with the 0-based pivot index. */
-int cholesky_forward_cpu(double *A, int n, const char *what);
-/* Solves B := B (L Lᵀ)⁻¹ in place for B (R,n) double, L (n,n) from cholesky_forward_cpu:
- * two triangular solves, no inverse ever formed. */
-void cholesky_solve_right_cpu(double *B, const double *L, int R, int n);
-/* Solves B := (L Lᵀ)⁻¹ B in place for B (n,R) double. */
-void cholesky_solve_left_cpu(double *B, const double *L, int n, int R);
-
-// --- ops: k-means (host/cpu/kmeans.c) ---------------------------------------------------
-/* labels (N) int64, mind (N) float: nearest centre of each row of X (N,d) among C (K,d) and
- * its squared distance, computed as ‖x‖² − 2 x·c + ‖c‖² (float GEMM, clamped at 0); xx (N)
- * and cc (K) are the squared row norms. Ties go to the lowest centre index. The GEMM runs on
- * row blocks of a fixed size, so scratch is O(threads·block·K). */
-void kmeans_assign_forward_cpu(int64_t *labels, float *mind, const float *X, const float *xx,
-                               const float *C, const float *cc, int N, int d, int K);
-/* D (N,K) = ‖x‖² − 2 x·c + ‖c‖² clamped at 0, for X (N,d), C (K,d), squared norms xx (N),
- * cc (K). Fixed row blocks, single-threaded sgemm per block (see Determinism above). */
-void sqdist_forward_cpu(float *D, const float *X, const float *xx, const float *C, const float *cc,
-                        int N, int d, int K);
-/* C (K,d) = mean of the rows of X (N,d) with each label, summed in double in row order;
- * counts (K) receives the cluster sizes. Rows of empty clusters are left untouched. */
-void kmeans_update_forward_cpu(float *C, int64_t *counts, const float *X, const int64_t *labels,
-                               int N, int d, int K);
-/* out (N) = squared row norms of X (N,d), accumulated in double. */
-void rownorm2_forward_cpu(float *out, const float *X, int N, int d);
-/* out (N,d) = rows of X divided by max(‖x‖, 1e-12) (out may equal X). */
-void l2normalize_rows_cpu(float *out, const float *X, int N, int d);
-
-// --- ops: kNN (host/cpu/knn.c) ---------------------------------------------------------
-/* Cosine top-k of each row of F (N,d), F already L2-normalised: idx (N,k) int64 and sims (N,k)
- * float (may be NULL), sorted by decreasing similarity, self excluded, ties to the lowest
- * index. Block by block: a GEMM of a fixed-size row block against all N rows, then a per-row
- * selection; each thread owns one (block,N) buffer of at most 64 MiB (block shrinks with N,
- * down to 16 rows), so memory is O(N·k + threads·block·N), never N×N. Requires 1 <= k <= N-1. GEMM rounding differs by an ulp between columns, so rows
- * that are exact duplicates need not tie exactly. */
-void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k);
-/* scores (N) = fraction of the k neighbours idx (N,k) sharing row i's label (labels (N));
- * mask (N) = 1 where scores == 1 (mask may be NULL). */
-void knn_filter_forward_cpu(float *scores, uint8_t *mask, const int64_t *idx,
-                            const int64_t *labels, int N, int k);
-
-// --- ops: small dense helpers of the drivers (host/cluster/cluster.c) --------------------------------
-/* The OpsBackend entries of the same names (host/ops.h): conversions, a transpose, the Gram
- * matrix (dsyrk, lower) plus λ on the diagonal (skipped when λ == 0), C = A Bᵀ in double,
- * C = A B in float, and the per-row k-means distance in double. Each is exactly the BLAS call
- * or loop the drivers made before they went through the table, so CPU results are unchanged. */
-void f32_to_f64_cpu(double *out, const float *inp, size_t n);
-void f64_to_f32_cpu(float *out, const double *inp, size_t n);
-void transpose_f64_cpu(double *out, const double *inp, int r, int c);
-void gram_f64_forward_cpu(double *G, const double *A, double lambda, int n, int k, int trans);
-void dgemm_nt_forward_cpu(double *C, const double *A, const double *B, int M, int K, int N);
-void sgemm_nn_forward_cpu(float *C, const float *A, const float *B, int M, int K, int N);
-void kmeans_rowdist_forward_cpu(double *out, const float *X, const float *C,
-                                const int64_t *labels, int N, int d);
+#include "cpu/cluster_ops.h"   // the *_cpu ops the drivers below compose
 
 // --- backend ---------------------------------------------------------------------------------
 struct OpsBackend;

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cluster/cluster.h"
+#include "cpu/cluster_ops.h"
 #include "io/err.h"
 
 // Block size: large enough for dsyrk/dtrsm to run at BLAS-3 speed, small enough that the

@@ -14,7 +14,7 @@
 #include <omp.h>
 #endif
 
-#include "cluster/cluster.h"
+#include "cpu/cluster_ops.h"
 #include "io/err.h"
 
 /* The GEMMs below run inside our own OpenMP loop over row blocks and must each run on one

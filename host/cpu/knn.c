@@ -11,7 +11,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 
-#include "cluster/cluster.h"
+#include "cpu/cluster_ops.h"
 #include "io/err.h"
 
 // Inserts (s, j) into the descending buffers bs/bi holding *cnt <= k entries.

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/cluster.h"   // the clustering ops (cholesky.c, kmeans.c, knn.c, cluster.c)
+#include "cpu/cluster_ops.h"   // the clustering ops (cholesky.c, kmeans.c, knn.c, cluster.c)
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "ops.h"

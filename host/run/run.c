@@ -1,4 +1,4 @@
-/* run.c — run directory, log, report and the order of stages (see run.h). */
+/* run.c — the Run's lifecycle and helpers: log, report entries, cache paths, directories (run.h). */
 #include "run/run.h"
 
 #include <cJSON.h>
@@ -10,16 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster/cluster.h"
-#include "io/atomic.h"
-#include "io/err.h"
-#include "io/npy.h"
 #include "cluster/metrics.h"
+#include "io/err.h"
 #include "io/progress.h"
-
-#ifndef LAIC_GIT_COMMIT
-#define LAIC_GIT_COMMIT "unknown"
-#endif
+#include "io/sha256.h"
 
 void run_log(Run *r, const char *fmt, ...) {
     char line[2048];
@@ -114,7 +108,7 @@ int run_mkdir_p(const char *path) {
     return 0;
 }
 
-static void rm_rf(const char *path) {
+void run_rm_rf(const char *path) {
     if (!path[0]) return;
     struct stat st;
     if (stat(path, &st)) return;
@@ -152,7 +146,7 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
 }
 
 void run_free(Run *r) {
-    if (r->partial[0] && !r->keep_partial) rm_rf(r->partial);
+    if (r->partial[0] && !r->keep_partial) run_rm_rf(r->partial);
     free(r->pl_y);
     free(r->pl_hq);
     if (r->resume) train_state_free(r->resume);
@@ -188,117 +182,28 @@ void run_free(Run *r) {
     memset(r, 0, sizeof *r);
 }
 
-static int write_text(Run *r, const char *name, const char *text) {
-    char path[2300];
-    snprintf(path, sizeof path, "%s/%s", r->partial, name);
-    return atomic_write_file(path, text, strlen(text));
+/* Cache path "<cache_dir>/<kind>-<first 16 hex of sha256(key)>.npy". */
+void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n) {
+    char hex[65];
+    sha256_hex(key, strlen(key), hex);
+    hex[16] = 0;
+    snprintf(out, n, "%s/%s-%s%s.npy", config_str(&r->cfg, "run", "cache_dir"), kind, hex, suffix);
 }
 
-static int write_config(Run *r) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) return laic_error("config.ini: out of memory");
-    fprintf(f, "; laic resolved configuration — every key, with where its value came from.\n"
-               "; Re-run with: laic run %s/config.ini\n\n", r->dir);
-    config_write(&r->cfg, f, 1);
-    fclose(f);
-    int rc = write_text(r, "config.ini", buf);
-    free(buf);
-    return rc;
-}
-
-static int list_has(const char *list, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = list; (p = strstr(p, name)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n])) return 1;
+static int ensure_dir(const char *path) {
+    struct stat st;
+    if (!stat(path, &st)) return 0;
+    if (mkdir(path, 0755)) return laic_error("%s: cannot create cache directory", path);
     return 0;
 }
 
-int run_execute(Run *r) {
-    const char *methods = config_str(&r->cfg, "eval", "methods");
-    static const char *known[] = {"clip-kmeans", "tac", "zeroshot", "ours-notrain", "ours"};
-    for (const char *p = methods; *p;) {
-        const char *c = strchr(p, ',');
-        size_t n = c ? (size_t)(c - p) : strlen(p);
-        int ok = 0;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            ok |= strlen(known[i]) == n && !strncmp(known[i], p, n);
-        if (!ok)
-            return laic_error("eval.methods: unknown method '%.*s' (known: clip-kmeans, tac, "
-                              "zeroshot, ours-notrain, ours)", (int)n, p);
-        p = c ? c + 1 : p + n;
-    }
-    const int train = list_has(methods, "ours") && config_bool(&r->cfg, "train", "enabled");
-    if (list_has(methods, "ours") && !train)
-        run_log(r, "note: method 'ours' needs train.enabled=true (prompt learning); reporting "
-                   "the no-train methods");
-    // a resumed run may reuse the stopped run's directory: read its checkpoint before .partial
-    // is cleared (and before any work, so a bad run.resume fails at once)
-    if (train && train_resume_load(r)) return -1;
-
-    if (stage_data(r)) return -1;
-    // one backend for the whole run: the encoders (stage_weights) and the clustering drivers
-    if (!(r->ops = ops_get(config_str(&r->cfg, "model", "device")))) return -1;
-    cluster_set_backend(r->ops);
-    if (r->dry_run) {
-        config_write(&r->cfg, stdout, 0);
-        printf("\n; plan: %zu fit images, %zu eval images, K = %d; stages: weights, encode images,"
-               " noun features, image centres, candidate nouns, ridge, k-means, kNN filter, "
-               "metrics (%s)\n; run directory: %s\n", r->fit.N, r->eval.N, r->K, methods, r->dir);
-        return 0;
-    }
-    snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
-    rm_rf(r->partial);
-    if (run_mkdir_p(r->partial)) return -1;
-    run_log(r, "run directory %s", r->dir);
-
-    if (stage_weights(r) || stage_images(r) || stage_nouns(r) || stage_candidates(r)) return -1;
-    if (list_has(methods, "clip-kmeans") && method_clip_kmeans(r)) return -1;
-    if (list_has(methods, "tac") && method_tac_notrain(r)) return -1;
-    if (list_has(methods, "zeroshot") && method_zeroshot(r)) return -1;
-    if ((list_has(methods, "ours-notrain") || list_has(methods, "ours")) && method_rsc_notrain(r))
-        return -1;
-    if (train && method_rsc_train(r)) return -1;
-
-    // --- report ---------------------------------------------------------------------------
-    cJSON *rep = r->report;
-    cJSON_AddStringToObject(rep, "laic_git_commit", LAIC_GIT_COMMIT);
-    cJSON_AddStringToObject(rep, "run_dir", r->dir);
-    cJSON_AddStringToObject(rep, "device", r->ops ? r->ops->name : "cpu");
-    cJSON *w = cJSON_AddObjectToObject(rep, "weights");
-    cJSON_AddStringToObject(w, "path", config_str(&r->cfg, "model", "weights"));
-    cJSON_AddStringToObject(w, "sha256", r->have_weights ? r->w.sha256 : "");
-    cJSON_AddBoolToObject(w, "random_init", r->random_weights);
-    cJSON_AddBoolToObject(w, "official_vit_b_32", r->have_weights && r->w.official_vit_b_32);
-    cJSON *s = cJSON_AddObjectToObject(rep, "sizes");
-    cJSON_AddNumberToObject(s, "n_fit", (double)r->fit.N);
-    cJSON_AddNumberToObject(s, "n_eval", (double)r->eval.N);
-    cJSON_AddNumberToObject(s, "n_bad_images_skipped", (double)r->n_bad_images);
-    cJSON_AddNumberToObject(s, "K", r->K);
-    cJSON_AddNumberToObject(s, "image_centres", r->kc);
-    cJSON_AddNumberToObject(s, "nouns", (double)r->Mn);
-    cJSON_AddNumberToObject(s, "candidate_nouns", (double)r->M);
-    cJSON *seeds = cJSON_AddObjectToObject(rep, "seeds");
-    cJSON_AddNumberToObject(seeds, "run", (double)config_int(&r->cfg, "run", "seed"));
-    cJSON_AddItemReferenceToObject(rep, "methods", r->methods);
-    cJSON_AddItemReferenceToObject(rep, "cache", r->cache);
-    cJSON_AddItemReferenceToObject(rep, "timings_s", r->timings);
-    cJSON_AddNumberToObject(r->timings, "total", now_seconds() - r->t0);
-    char *json = cJSON_Print(rep);
-    size_t jl = strlen(json);
-    char *jn = mallocCheck(jl + 2);
-    memcpy(jn, json, jl);
-    memcpy(jn + jl, "\n", 2);
-    int rc = write_text(r, "report.json", jn);
-    free(json);
-    free(jn);
-    if (rc || write_config(r)) return -1;
-    run_log(r, "done in %.1fs", now_seconds() - r->t0);
-    if (write_text(r, "log.txt", r->log ? r->log : "")) return -1;
-    if (rename(r->partial, r->dir))
-        return laic_error("%s: cannot move the finished run into place: %s", r->dir, strerror(errno));
-    r->partial[0] = 0;
-    fprintf(stderr, "laic: run complete: %s\n", r->dir);
-    return 0;
+/* Records a stage's cache status in report.cache; "miss" wins over "hit" when a stage has
+ * several parts (fit and eval splits), so "hit" means nothing was recomputed. */
+void run_cache_status(Run *r, const char *stage, const char *status) {
+    if (!r->cache) return;
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(r->cache, stage);
+    if (!o) cJSON_AddStringToObject(r->cache, stage, status);
+    else if (!strcmp(status, "miss")) cJSON_ReplaceItemInObjectCaseSensitive(r->cache, stage, cJSON_CreateString(status));
 }
+
+int run_cache_dir(Run *r) { return ensure_dir(config_str(&r->cfg, "run", "cache_dir")); }

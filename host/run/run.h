@@ -1,5 +1,10 @@
 /*
- * run.h — one run of the no-train pipeline (SPEC §4–6, §8): config → stages → run directory.
+ * run.h — the state of one `laic run` (SPEC §4–8) and the helpers every stage and method uses:
+ * the log, report.json, cache paths and statuses, the run directory.
+ *
+ * Layering inside host/run/: run.h (this: state + helpers) ← stages.h (the pipeline's stages)
+ * ← methods/methods.h (one file per method, one registry) ← pipeline.h (run_execute: stages
+ * and methods in order). Nothing includes upward, so a method never depends on the driver.
  *
  * A run is written into "<dir>.partial/" and renamed to <dir> only when every file is complete,
  * so a failed run leaves no run directory behind. Every file inside is written atomically.
@@ -87,10 +92,13 @@ typedef struct Run {
     int keep_partial;      // 1: run_free keeps <dir>.partial (train.stop_after)
 } Run;
 
-/* `laic run` (host/cli/cmd_run.c) drives these. */
+/* Lifecycle (host/run/run.c): run_init resolves the config (defaults < INI < overrides) and
+ * checks that the run directory is free; run_free releases everything and removes
+ * <dir>.partial if the run did not complete. run_execute (host/run/pipeline.h) runs the stages. */
 int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run);
-int run_execute(Run *r);      // all stages; on success the run directory exists
-void run_free(Run *r);        // removes <dir>.partial if the run did not complete
+void run_free(Run *r);
+/* rm -rf path (no-op when missing; a warning when it cannot be removed). */
+void run_rm_rf(const char *path);
 
 /* 64-bit content hash of a buffer (cache keys; not cryptographic, fast enough for 10^8 bytes). */
 uint64_t run_hash64(const void *data, size_t n, uint64_t seed);
@@ -112,49 +120,5 @@ void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 void run_time(Run *r, const char *stage, double seconds);
 /* Records a method's metrics on the eval split into report.methods (pred (Ne) int64). */
 int run_report_method(Run *r, const char *name, const int64_t *pred);
-
-/* ---- stages (host/run/stages.c) ----------------------------------------------------------- */
-int stage_weights(Run *r);               // load, or random init with a banner
-int stage_data(Run *r);                  // open datasets / precomputed features, labels, K
-int stage_images(Run *r);                // encode (or load cached) image features
-int stage_nouns(Run *r);                 // noun bank features (cached)
-int stage_candidates(Run *r);            // image centres → top-γ nouns per centre → r->T
-/* Ridge representation C (N,M) of X (N,E) against r->T. */
-int stage_ridge(Run *r, const float *X, size_t N, float **C, int *D);   // D: width of C
-/* k-means with [kmeans] settings on F_fit (Nf,D); labels of fit rows and of eval rows
- * (nearest fitted centre; F_eval may equal F_fit), centres optional. */
-int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, size_t Ne, int D,
-                  int K, int64_t *y_fit, int64_t *y_eval, float *centers);
-/* Text features (n,E), L2-normalised, of n prompts. */
-int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
-
-/* Dense products of host row blocks with one fixed matrix, on a backend (the run's r->ops):
- * S (n,N) = A (n,K) @ B, where B is given as (N,K) and used transposed (trans 1: S = A Bᵀ,
- * e.g. cosine scores of rows against rows) or as (K,N) (trans 0). In fp32 through
- * sgemm_nn_forward, never TF32 or bf16 whatever model.precision says: these products pick
- * argmaxes and feed TAC's softmax at 1/τ = 200. On the CPU backend the host arrays are used in
- * place (the same cblas_sgemm as a direct call, bit for bit); elsewhere B is uploaded once and
- * each block goes up and comes back. n <= rows per call. */
-typedef struct {
-    const OpsBackend *o;
-    float *B;              // (K,N) backend memory (a host copy, or the caller's B, on the CPU)
-    float *A, *S;          // (rows,K), (rows,N) backend blocks; NULL on the CPU
-    int K, N, own_B;       // own_B: B is a host copy to free (CPU backend, trans 1)
-    size_t rows;
-} RunGemm;
-int run_gemm_init(RunGemm *g, const OpsBackend *o, const float *B, int trans, int N, int K,
-                  size_t rows);
-/* S (n,N) host = A (n,K) host @ B; normalize 1: each row of S then divided by its L2 norm
- * (the backend's l2normalize_rows). */
-void run_gemm_rows(RunGemm *g, float *S, const float *A, size_t n, int normalize);
-void run_gemm_free(RunGemm *g);
-
-/* ---- methods (host/run/methods/) ---------------------------------------------------------- */
-int method_clip_kmeans(Run *r);
-int method_tac_notrain(Run *r);
-int method_zeroshot(Run *r);
-int method_rsc_notrain(Run *r);
-int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq
-int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
 
 #endif

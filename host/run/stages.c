@@ -18,7 +18,7 @@
 #include "io/sha256.h"
 #include "io/progress.h"
 #include "rng.h"
-#include "run/run.h"
+#include "run/stages.h"
 #include "model/tokenizer.h"
 
 // --- helpers -----------------------------------------------------------------------------
@@ -84,32 +84,6 @@ void run_gemm_free(RunGemm *g) {
     }
     *g = (RunGemm){0};
 }
-
-/* Cache path "<cache_dir>/<kind>-<first 16 hex of sha256(key)>.npy". */
-void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n) {
-    char hex[65];
-    sha256_hex(key, strlen(key), hex);
-    hex[16] = 0;
-    snprintf(out, n, "%s/%s-%s%s.npy", config_str(&r->cfg, "run", "cache_dir"), kind, hex, suffix);
-}
-
-static int ensure_dir(const char *path) {
-    struct stat st;
-    if (!stat(path, &st)) return 0;
-    if (mkdir(path, 0755)) return laic_error("%s: cannot create cache directory", path);
-    return 0;
-}
-
-/* Records a stage's cache status in report.cache; "miss" wins over "hit" when a stage has
- * several parts (fit and eval splits), so "hit" means nothing was recomputed. */
-void run_cache_status(Run *r, const char *stage, const char *status) {
-    if (!r->cache) return;
-    cJSON *o = cJSON_GetObjectItemCaseSensitive(r->cache, stage);
-    if (!o) cJSON_AddStringToObject(r->cache, stage, status);
-    else if (!strcmp(status, "miss")) cJSON_ReplaceItemInObjectCaseSensitive(r->cache, stage, cJSON_CreateString(status));
-}
-
-int run_cache_dir(Run *r) { return ensure_dir(config_str(&r->cfg, "run", "cache_dir")); }
 
 /* A seeded, sorted selection of `want` of n indices (want == 0 or >= n: all → NULL). */
 static size_t *select_subset(size_t n, size_t want, uint64_t seed, uint64_t stream) {
@@ -416,7 +390,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     fs->X = X;
     // cache (best effort: a failed cache write is reported, not fatal)
     size_t ks[1] = {nkeep};
-    if (ensure_dir(config_str(&r->cfg, "run", "cache_dir")) || npy_write_f32_2d(path, X, nkeep, (size_t)E) ||
+    if (run_cache_dir(r) || npy_write_f32_2d(path, X, nkeep, (size_t)E) ||
         npy_write(keep_path, NPY_I64, 1, ks, keep))
         run_log(r, "warning: feature cache not written: %s", laic_last_error());
     free(keep);
@@ -586,7 +560,7 @@ int stage_nouns(Run *r) {
                 r->T_all[i * E + e] += pf[(i * NOUNS_N_TEMPLATES + (size_t)t) * E + e] / NOUNS_N_TEMPLATES;
     free(pf);
     normalize_rows(r->T_all, r->Mn, E);
-    if (ensure_dir(config_str(&r->cfg, "run", "cache_dir")) || npy_write_f32_2d(path, r->T_all, r->Mn, (size_t)E))
+    if (run_cache_dir(r) || npy_write_f32_2d(path, r->T_all, r->Mn, (size_t)E))
         run_log(r, "warning: noun cache not written: %s", laic_last_error());
     run_time(r, "encode_nouns", now_seconds() - t);
     return 0;
@@ -722,7 +696,7 @@ int stage_candidates(Run *r) {
     free(chosen);
     gather_candidates(r);
     size_t ms[1] = {M};
-    if (ensure_dir(config_str(&r->cfg, "run", "cache_dir")) || npy_write(cpath, NPY_I64, 1, ms, r->cand))
+    if (run_cache_dir(r) || npy_write(cpath, NPY_I64, 1, ms, r->cand))
         run_log(r, "warning: candidate cache not written: %s", laic_last_error());
     run_log(r, "candidates: %zu nouns (γ = %zu per centre, %d centres, from %zu)", M, gamma, kc, Mn);
     run_time(r, "centres_and_candidates", now_seconds() - t);

@@ -25,7 +25,7 @@
 #include "run/config.h"
 #include "io/atomic.h"
 #include "io/err.h"
-#include "run/run.h"
+#include "run/pipeline.h"
 
 // --- spec ----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
-#include "run/run.h"
+#include "run/stages.h"
 #include "../../kernels/ops_cuda.h"
 
 #include "gpu_test.h"

@@ -15,7 +15,7 @@
 #include "cluster/cluster.h"
 #include "io/err.h"
 #include "rng.h"
-#include "run/run.h"
+#include "run/stages.h"
 #include "../test.h"
 
 static float *randn(Rng *r, size_t n) {

@@ -19,7 +19,7 @@
 #include "io/err.h"
 #include "io/npy.h"
 #include "io/progress.h"
-#include "run/run.h"
+#include "run/methods/methods.h"
 
 /* Cache key of a baseline's eval predictions: the method, content hashes of its inputs, K and
  * every [kmeans] setting and the seed (what stage_cluster reads). */

@@ -15,7 +15,7 @@
 #include "io/npy.h"
 #include "cluster/metrics.h"
 #include "io/progress.h"
-#include "run/run.h"
+#include "run/methods/methods.h"
 
 #define NOUNS_PER_CLUSTER 5
 

@@ -27,7 +27,7 @@
 #include "io/err.h"
 #include "io/npy.h"
 #include "io/progress.h"
-#include "run/run.h"
+#include "run/methods/methods.h"
 #include "train/trainer.h"
 
 #define NOUNS_PER_CENTRE 5

@@ -1,0 +1,37 @@
+/*
+ * methods.h — the methods `laic run` can report (eval.methods), one file each under
+ * host/run/methods/ and one line each in the registry (host/run/methods/registry.c).
+ *
+ * A method reads what the stages left in the Run (features, candidate nouns, K) and reports
+ * its eval-split predictions with run_report_method. The pipeline (host/run/pipeline.c) runs
+ * the upstream stages once, then the listed methods in registry order; a method whose `needs`
+ * names another runs that one first even when it is not listed.
+ */
+#ifndef LAIC_METHODS_H
+#define LAIC_METHODS_H
+
+#include <stddef.h>
+
+#include "run/stages.h"
+
+typedef struct {
+    const char *name;              // its name in eval.methods and report.json
+    const char *needs;             // a method that must run before it (its outputs are read), or NULL
+    int (*enabled)(Run *r);        // NULL = always; 0 = skip with a note (e.g. training is off)
+    int (*prepare)(Run *r);        // NULL, or work before any stage (e.g. read a checkpoint)
+    int (*run)(Run *r);
+} Method;
+
+extern const Method laic_methods[];
+extern const size_t laic_n_methods;
+/* The method called name[0..n), or NULL. */
+const Method *method_find(const char *name, size_t n);
+
+int method_clip_kmeans(Run *r);
+int method_tac_notrain(Run *r);
+int method_zeroshot(Run *r);
+int method_rsc_notrain(Run *r);
+int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq
+int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
+
+#endif
