@@ -1,10 +1,13 @@
 /*
  * test_run_gemm.c — RunGemm (host/run/stages.c, run.h): the products of `laic run` that go through
  * the op table (nouns → image centres, TAC's two products, zero-shot scores, the clusters.tsv
- * nouns). On the CPU backend they must equal, bit for bit, the cblas_sgemm calls the stages made
- * before (NoTrans/Trans with alpha 1, then l2normalize_rows_cpu for TAC's mixture): run outputs
- * must not move when the code does. A float64 loop checks the values themselves
- * (≤ 1e-5 relative to the largest |entry|: fp32 sums of ≤ 600 terms of size ≤ 1, ~1e-6 expected).
+ * nouns). On the CPU backend they must agree with the cblas_sgemm calls the stages made before
+ * (NoTrans/Trans with alpha 1, then l2normalize_rows_cpu for TAC's mixture) to within fp32
+ * rounding (≤ 1e-6 relative to the largest |entry|). Not bitwise: RunGemm multiplies a
+ * transposed copy of B with NoTrans, the former call used Trans, and OpenBLAS picks its kernel
+ * per shape, transposition and CPU, so the last bits of the two differ on some machines (AMD
+ * EPYC, issue 13). A float64 loop checks the values themselves (≤ 1e-5 relative: fp32 sums of
+ * ≤ 600 terms of size ≤ 1, ~1e-6 expected).
  * The CUDA twin is tests/gpu/test_run_gemm_gpu.c.
  */
 #include <cblas.h>
@@ -45,7 +48,7 @@ static double max_rel_d(const float *a, const double *ref, size_t n) {
     return mr > 0 ? md / mr : md;
 }
 
-TEST(run_gemm_cpu_equals_the_former_cblas_calls) {
+TEST(run_gemm_cpu_matches_the_former_cblas_calls) {
     // shapes of the four call sites, shrunk: rows blocks that do and do not divide n
     const struct { int n, K, N, rows, trans, norm; } cs[] = {
         {300, 64, 7, 128, 1, 0},    // nouns → centres, blocks of 128 (last one short)
@@ -73,9 +76,9 @@ TEST(run_gemm_cpu_equals_the_former_cblas_calls) {
             if (cs[c].norm) l2normalize_rows_cpu(R + (size_t)i0 * N, R + (size_t)i0 * N, m, N);
         }
         run_gemm_free(&g);
-        CHECK(memcmp(S, R, (size_t)n * N * sizeof *S) == 0,
-              "case %zu (%dx%dx%d, trans %d): bitwise equal to the former cblas_sgemm", c, n, K, N,
-              cs[c].trans);
+        double ef = max_rel_err(S, R, (size_t)n * N);
+        CHECK(ef <= 1e-6, "case %zu (%dx%dx%d, trans %d): max rel diff %.2e to the former "
+              "cblas_sgemm (tol 1e-6)", c, n, K, N, cs[c].trans, ef);
         ref_gemm(D, A, B, cs[c].trans, n, N, K);
         if (cs[c].norm)
             for (int i = 0; i < n; i++) {
