@@ -184,6 +184,23 @@ typedef struct OpsBackend {
     void (*sgd_forward)(float *p, float *buf, const float *g, const double *lr, size_t n,
                         double momentum, double weight_decay, int have_buf);
 
+    // --- parameter gradients and optimisers (shared by every trainer) --------------------------
+    // Of matmul_forward (out = inp @ weightᵀ + bias): dweight (N,K) += dout (M,N)ᵀ @ inp (M,K),
+    // dbias (N) += Σ_m dout[m,:] (each column summed in row order in double, added to dbias in
+    // double, rounded once; dbias may be NULL). ACCUMULATES, so one memset zeroes a step's
+    // gradients. fp32, no TF32.
+    void (*matmul_backward_weight)(float *dweight, float *dbias, const float *dout,
+                                   const float *inp, int M, int K, int N);
+    // One torch.optim.Adam (decoupled 0) or AdamW (decoupled 1) step on n floats in place, the
+    // single-tensor arithmetic of PyTorch (host/cpu/optim.c quotes it): Adam adds the coupled L2
+    // term wd·p to g first, AdamW multiplies p by 1 − lr·wd first; then m = lerp(m, g, 1−β1),
+    // v = β2·v + (1−β2)·g², p −= (lr/bc1) · m / (√v/√bc2 + eps). m, v (n) start at zero.
+    // sched (3) in backend memory = {lr, bc1 = 1 − β1^t, bc2 = 1 − β2^t} for step t ≥ 1
+    // (adam_schedule, host/train/optim.h), so a captured step reads the current values.
+    void (*adam_forward)(float *p, float *m, float *v, const float *g, const double *sched,
+                         size_t n, double beta1, double beta2, double eps, double weight_decay,
+                         int decoupled);
+
     // --- CUDA graphs: NULL on backends without them (the caller then just calls fn) ---------
     // Records the ops that fn(ctx) issues, without running them, into a replayable graph.
     // fn must only launch ops (no to_device/to_host/alloc/synchronize). NULL with an error

@@ -190,5 +190,10 @@ void prompt_loss_forward_backward(double *terms, float *dW, const float *F, cons
                                   int mask, double q, double alpha, double beta, double scale);
 void sgd_forward(float *p, float *buf, const float *g, const double *lr, size_t n, double momentum,
                  double weight_decay, int have_buf);
+// parameter gradients (matmul.cu) and optimisers (optim.cu)
+void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
+                            int M, int K, int N);
+void adam_forward(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
+                  double beta1, double beta2, double eps, double weight_decay, int decoupled);
 
 #endif

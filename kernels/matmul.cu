@@ -384,3 +384,33 @@ void matmul_backward(float *dinp, const float *dout, const float *weight, int M,
     cublasCheck(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K, dout, N, &zero,
                             dinp, K));
 }
+
+// --- weight gradients ---------------------------------------------------------------------------
+// Forward: out = inp @ weightᵀ + bias  =>  dweight (N,K) += doutᵀ (N,M) @ inp (M,K), dbias (N) +=
+// Σ_m dout[m,:]. Column-major view: dweight_cm (K,N) += inp_cm (K,M) @ dout_cm (N,M)ᵀ, so
+// OP_N, OP_T, lda = K, ldb = N, ldc = K, beta 1. fp32 (TF32 off). The bias sum is one thread
+// per column adding rows in order in double, then into dbias in double: bitwise the CPU's.
+__global__ static void bias_backward_kernel1(float *dbias, const float *dout, int M, int N) {
+    const int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    double s = 0.0;
+    for (int m = 0; m < M; m++) s = __dadd_rn(s, (double)dout[(size_t)m * N + n]);
+    dbias[n] = __double2float_rn(__dadd_rn((double)dbias[n], s));
+}
+
+void matmul_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
+                            int M, int K, int N) {
+    cudaAssert(M >= 0 && K >= 0 && N >= 0, "negative matmul_backward_weight size");
+    if (N == 0) return;
+    if (M > 0 && K > 0) {
+        const float one = 1.0f;
+        cublasHandle_t h = cublas_handle();
+        cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+        cublasCheck(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, N, &one,
+                                dweight, K));
+    }
+    if (dbias) {
+        bias_backward_kernel1<<<(N + 255) / 256, 256>>>(dbias, dout, M, N);
+        launchCheck();
+    }
+}

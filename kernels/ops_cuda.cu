@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 51 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 53 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -211,6 +211,9 @@ extern "C" const OpsBackend ops_cuda = {
     train_views_forward,
     prompt_loss_forward_backward,
     sgd_forward,
+    // parameter gradients and optimisers (kernels/matmul.cu, optim.cu)
+    matmul_backward_weight,
+    adam_forward,
     // CUDA graphs (above)
     cuda_graph_capture,
     cuda_graph_launch,

@@ -68,4 +68,10 @@ void prompt_loss_forward_backward_cpu(double *terms, float *dW, const float *F, 
 void sgd_forward_cpu(float *p, float *buf, const float *g, const double *lr, size_t n,
                      double momentum, double weight_decay, int have_buf);
 
+// matmul.c (weight gradients) and optim.c (Adam / AdamW)
+void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout, const float *inp,
+                                int M, int K, int N);
+void adam_forward_cpu(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
+                      double beta1, double beta2, double eps, double weight_decay, int decoupled);
+
 #endif

@@ -9,7 +9,10 @@
  * (800 x 768 x 3072: ~44 vs ~55 GFLOP/s on 2 cores): OpenBLAS shares one packed weight panel.
  */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "io/err.h"
 
 #include "cpu/cpu_ops.h"
 
@@ -26,10 +29,35 @@ void matmul_forward_cpu(float *out, const float *inp, const float *weight, const
 }
 
 // --- backward -------------------------------------------------------------------------------
-// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K). The weights
-// are frozen (prompt learning trains only the inputs), so no dweight / dbias.
+// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K).
 void matmul_backward_cpu(float *dinp, const float *dout, const float *weight, int M, int K,
                          int N) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, weight, K,
                 0.0f, dinp, K);
+}
+
+// Forward: out = inp @ weightᵀ + bias  =>  dweight (N,K) += doutᵀ (N,M) @ inp (M,K) (one sgemm
+// with beta 1) and dbias (N) += Σ_m dout[m,:], each column summed in row order in double, added
+// to dbias in double and rounded once, so the CUDA twin (one thread per column, same order)
+// gives the same bits.
+void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout, const float *inp,
+                                int M, int K, int N) {
+    if (M > 0 && K > 0 && N > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f,
+                    dweight, K);
+    if (!dbias || N <= 0) return;
+    // row by row into a double accumulator per column: each column's sum still runs over m in
+    // order (the CUDA twin's order), but the reads are contiguous; columns split over threads
+    double *s = mallocCheck((size_t)N * sizeof *s);
+#pragma omp parallel for schedule(static) if ((size_t)M * N > 262144)
+    for (int c0 = 0; c0 < N; c0 += 256) {
+        const int c1 = c0 + 256 < N ? c0 + 256 : N;
+        for (int n = c0; n < c1; n++) s[n] = 0.0;
+        for (int m = 0; m < M; m++) {
+            const float *row = dout + (size_t)m * N;
+            for (int n = c0; n < c1; n++) s[n] += row[n];
+        }
+        for (int n = c0; n < c1; n++) dbias[n] = (float)((double)dbias[n] + s[n]);
+    }
+    free(s);
 }

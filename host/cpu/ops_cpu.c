@@ -89,5 +89,7 @@ const OpsBackend ops_cpu = {
     .train_views_forward = train_views_forward_cpu,
     .prompt_loss_forward_backward = prompt_loss_forward_backward_cpu,
     .sgd_forward = sgd_forward_cpu,
+    .matmul_backward_weight = matmul_backward_weight_cpu,
+    .adam_forward = adam_forward_cpu,
     // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
 };
