@@ -5,7 +5,7 @@
  * or fails with one message naming the file and the problem:
  *   - the file holds an 8-byte header length N and N header bytes (no length past EOF);
  *   - the header is a JSON object of tensors plus an optional "__metadata__" object whose
- *     values are all strings; names are unique;
+ *     values are all strings; names are unique (checked in O(n log n): sorted, not pairwise);
  *   - every tensor has a known dtype, a shape of non-negative integers and data_offsets
  *     [begin, end] inside the data section with end - begin = numel * dtype size;
  *   - tensors do not overlap and together cover the whole data section (no trailing junk).
@@ -42,6 +42,7 @@ typedef struct {
     size_t data_size;          // bytes after the header
     StTensor *tensors;         // n_tensors, in header order
     int n_tensors;
+    const StTensor **by_name;  // n_tensors, sorted by name (st_find's binary search)
     void *json;                // cJSON root (owns the tensor names)
     void *meta;                // cJSON "__metadata__" object or NULL
 } StFile;
@@ -49,7 +50,7 @@ typedef struct {
 /* Opens and validates a file as described above; on error returns -1, *f is left closed. */
 int st_open(StFile *f, const char *path);
 void st_close(StFile *f);
-/* The tensor called name, or NULL. */
+/* The tensor called name, or NULL (O(log n)). */
 const StTensor *st_find(const StFile *f, const char *name);
 /* A __metadata__ value, or NULL when absent. */
 const char *st_meta(const StFile *f, const char *key);
