@@ -48,7 +48,7 @@ __global__ static void l2normalize_rows_kernel1(float *out, const float *X, int 
     double s = 0.0;
     for (int j = lane; j < d; j += 32) s += f2d_exact(x[j]) * f2d_exact(x[j]);
     const double nrm = sqrt(warp_sum_f64(s));   // complete before any lane writes (in place)
-    const double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
+    const double inv = nrm > 0.0 ? 1.0 / nrm : 0.0;   // no floor: as the CPU op
     float *o = out + (size_t)row * d;
     for (int j = lane; j < d; j += 32) o[j] = d2f_rn_exact(f2d_exact(x[j]) * inv);
 }
@@ -313,7 +313,7 @@ __global__ static void kmb_l2normalize_kernel1(float *C, const int *active, int 
     double s = 0.0;
     for (int j = lane; j < d; j += 32) s += f2d_exact(x[j]) * f2d_exact(x[j]);
     const double nrm = sqrt(warp_sum_f64(s));
-    const double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
+    const double inv = nrm > 0.0 ? 1.0 / nrm : 0.0;   // no floor: as the CPU op
     for (int j = lane; j < d; j += 32) x[j] = d2f_rn_exact(f2d_exact(x[j]) * inv);
 }
 

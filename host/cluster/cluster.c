@@ -423,8 +423,58 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
     return obj;
 }
 
+/* The power of two 2^e that brings max|x| of X (n) into [1, 2) when it lies outside
+ * [2^-20, 2^20] (0 otherwise, for an all-zero X, or for one that is not finite). The k-means
+ * ops square features in float (‖x‖², x·c, ‖x‖² − 2x·c + ‖c‖²): at 1e±30 those overflow to
+ * Inf/NaN or underflow to 0 and every row went to one cluster. Inside the window the squares
+ * keep 2^40·d of headroom both ways. Scaling by a power of two is exact for normal floats, so
+ * the scaled fit does the same arithmetic as an unscaled one would, 2^e (2^2e) times larger. */
+static int kmeans_scale_exp(const float *X, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(X[i]));
+    if (!(m > 0) || !isfinite(m) || (m >= 0x1p-20f && m <= 0x1p20f)) return 0;
+    int e;
+    frexpf(m, &e);   // m = f·2^e, f in [0.5, 1)
+    return 1 - e;    // m·2^(1-e) in [1, 2)
+}
+
+static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective, const float *X,
+                             int N, int d, const KMeansOpts *o, int scale);
+
 int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *X, int N, int d,
                const KMeansOpts *o) {
+    // Plain k-means is equivariant under a global scale: features far from unit scale are
+    // fitted as X·2^e (labels unchanged), centres and objective scaled back. Spherical k-means
+    // normalises every row first (per-row scale-invariant), so it needs no scaling.
+    int e = (N < 1 || d < 1 || o->spherical) ? 0 : kmeans_scale_exp(X, (size_t)N * d);
+    if (!e) return kmeans_fit_scaled(labels, centers, objective, X, N, d, o, 0);
+    const size_t n = (size_t)N * d, kd = (size_t)(o->K > 0 ? o->K : 0) * d;
+    float *Xs = mallocCheck(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) Xs[i] = ldexpf(X[i], e);
+    float *C0 = NULL;
+    KMeansOpts os = *o;
+    int tl = 0;   // the trace entries to scale back, also when the caller did not ask how many
+    if (o->trace && !o->trace_len) os.trace_len = &tl;
+    if (o->init == KMEANS_INIT_GIVEN && o->init_centers && kd) {
+        C0 = mallocCheck(sizeof(float) * kd);
+        for (size_t i = 0; i < kd; i++) C0[i] = ldexpf(o->init_centers[i], e);
+        os.init_centers = C0;
+    }
+    int rc = kmeans_fit_scaled(labels, centers, objective, Xs, N, d, &os, e);
+    free(Xs);
+    free(C0);
+    if (rc) return rc;
+    *objective = ldexp(*objective, -2 * e);
+    if (centers)
+        for (size_t i = 0; i < kd; i++) centers[i] = ldexpf(centers[i], -e);
+    if (o->trace)
+        for (int i = 0; i < *os.trace_len; i++) o->trace[i] = ldexp(o->trace[i], -2 * e);
+    return 0;
+}
+
+/* kmeans_fit on X already scaled by 2^scale (only the verbose objectives are scaled back). */
+static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective, const float *X,
+                             int N, int d, const KMeansOpts *o, int scale) {
     int K = o->K;
     if (N < 1 || d < 1) return laic_error("kmeans: no data (N=%d, d=%d)", N, d);
     if (K < 1 || K > N) return laic_error("kmeans: K = %d must be in [1, N] = [1, %d]", K, N);
@@ -542,7 +592,7 @@ int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *
         for (int r = 0; r < restarts && !fail; r++) {
             if (o->verbose)
                 fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n",
-                        r + 1, restarts, objs[r], nit[r]);
+                        r + 1, restarts, ldexp(objs[r], -2 * scale), nit[r]);
             if (objs[r] < best_obj || r == 0) {
                 best_obj = objs[r];
                 b->copy(best, Call + (size_t)r * kd, csz);
@@ -569,7 +619,7 @@ int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *
         double obj = kmeans_lloyd(&w, C, &n_iter, trace, &tl, Xt, xx, Nt, d, o);
         if (o->verbose)
             fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n", r + 1,
-                    restarts, obj, n_iter);
+                    restarts, ldexp(obj, -2 * scale), n_iter);
         if (obj < best_obj || r == 0) {   // r == 0 also covers a NaN objective
             best_obj = obj;
             b->copy(best, C, csz);

@@ -81,7 +81,12 @@ typedef struct {
  * with the training row farthest from its current centre (largest mind, ties to the lowest
  * row, each row used at most once per update); the next assignment then moves it. With
  * sampling, training runs on the subsample and every row is assigned once to the final
- * centres. Same seed → bitwise identical result for any thread count. */
+ * centres. Same seed → bitwise identical result for any thread count.
+ * Scale: plain k-means is equivariant under a global scale. When max|x| lies outside
+ * [2^-20, 2^20] (features ×1e±30, whose float squared norms would overflow or underflow), the fit
+ * runs on X·2^e with max|x| in [1, 2) (given centres scaled alike) and centres, objective and
+ * trace are scaled back: labels as for X at unit scale, bitwise when X is a power-of-two
+ * rescaling. Spherical k-means normalises each row (any finite scale) and needs no scaling. */
 int kmeans_fit(int64_t *labels, float *centers, double *objective, const float *X, int N, int d,
                const KMeansOpts *o);
 
@@ -99,7 +104,8 @@ int knn_set_precision(const char *name);
 int knn_precision(void);
 
 /* Cosine kNN of F (N,d) (rows normalised internally, F untouched): idx (N,k), sims (N,k) or
- * NULL. Errors: k < 1 or k >= N; on CUDA also k > 256. */
+ * NULL. Per-row scale-invariant for any finite rows (l2normalize_rows has no norm floor).
+ * Errors: k < 1 or k >= N; on CUDA also k > 256. */
 int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k);
 /* knn_filter_forward on the current backend: scores (N), mask (N) or NULL, from idx (N,k)
  * (entries in [0,N)) and labels (N). Fails only when device memory runs out. */

@@ -47,7 +47,9 @@ void kmeans_update_forward_cpu(float *C, int64_t *counts, const float *X, const 
                                int N, int d, int K);
 /* out (N) = squared row norms of X (N,d), accumulated in double. */
 void rownorm2_forward_cpu(float *out, const float *X, int N, int d);
-/* out (N,d) = rows of X divided by max(‖x‖, 1e-12) (out may equal X). */
+/* out (N,d) = rows of X divided by ‖x‖ (norm and quotient in double), all-zero rows stay zero
+ * (out may equal X). Scale-invariant per row for every finite float row, subnormal to FLT_MAX:
+ * no 1e-12 floor (F.normalize's), which left rows scaled by 1e-30 unnormalised. */
 void l2normalize_rows_cpu(float *out, const float *X, int N, int d);
 
 // --- ops: kNN (host/cpu/knn.c) ---------------------------------------------------------

@@ -51,8 +51,11 @@ void l2normalize_rows_cpu(float *out, const float *X, int N, int d) {
         float *o = out + (size_t)i * d;
         double s = 0;
         for (int j = 0; j < d; j++) s += (double)x[j] * x[j];
+        // No 1e-12 floor (F.normalize's): a row of norm < 1e-12 (features ×1e-30) must come out
+        // unit like any other. In double every nonzero float row has a finite, nonzero norm
+        // and reciprocal (subnormal to FLT_MAX, any d), so only an all-zero row stays zero.
         double nrm = sqrt(s);
-        double inv = 1.0 / (nrm > 1e-12 ? nrm : 1e-12);
+        double inv = nrm > 0 ? 1.0 / nrm : 0.0;
         for (int j = 0; j < d; j++) o[j] = (float)(x[j] * inv);
     }
 }

@@ -643,4 +643,60 @@ TEST(gpu_cluster_knn_precision) {
     free(X), free(ic), free(ig), free(sc), free(sg);
 }
 
+// --- features far from unit scale (issue 13 item 7; tests/cluster/test_cluster_scale.c) -------
+// On the CUDA backend too: l2normalize_rows makes rows of norm 1e-30 (and subnormal rows) unit
+// like the CPU (1e-6 relative); the kNN driver on rows scaled by 2^e, e in [-100, 100], gives
+// the same ids and similarities as on the unscaled rows (bitwise: the normalised rows are
+// bitwise equal); k-means on X·2^±100 gives the unscaled labels bitwise, centres ·2^±100 and
+// the objective ·2^±200 exactly (the driver rescales before calling the ops).
+TEST(gpu_cluster_far_from_unit_scale) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 32, 0);
+    const int N = 2000, d = 40, K = 5, k = 8;
+    float *X = randf(&r, (size_t)N * d, 1), *Y = mallocCheck(4 * (size_t)N * d);
+    for (int i = 0; i < N; i++) {   // row scales 2^e, e in [-100, 100]; row 3 subnormal
+        int e = i == 3 ? -140 : (int)rng_below(&r, 201) - 100;
+        for (int j = 0; j < d; j++) Y[(size_t)i * d + j] = ldexpf(X[(size_t)i * d + j], e);
+    }
+    float *Yn = mallocCheck(4 * (size_t)N * d), *dY = gpu_upload(Y, 4 * (size_t)N * d);
+    float *dYn = gpu_alloc(4 * (size_t)N * d);
+    REF->l2normalize_rows(Yn, Y, N, d);
+    G->l2normalize_rows(dYn, dY, N, d);
+    float *gYn = gpu_download(dYn, 4 * (size_t)N * d);
+    report("l2normalize_rows on rows x 2^[-140, 100]", max_rel_err(gYn, Yn, (size_t)N * d), 1e-6);
+    Y[3 * (size_t)d] = X[3 * (size_t)d];   // the subnormal row aside, the kNN rows are exact
+    for (int j = 1; j < d; j++) Y[3 * (size_t)d + j] = X[3 * (size_t)d + j];
+    cluster_set_backend(G);
+    int64_t *i0 = mallocCheck(8 * (size_t)N * k), *i1 = mallocCheck(8 * (size_t)N * k);
+    float *s0 = mallocCheck(4 * (size_t)N * k), *s1 = mallocCheck(4 * (size_t)N * k);
+    REQUIRE(knn_topk(i0, s0, X, N, d, k) == 0, "%s", laic_last_error());
+    REQUIRE(knn_topk(i1, s1, Y, N, d, k) == 0, "%s", laic_last_error());
+    CHECK(!memcmp(i0, i1, 8 * (size_t)N * k) && !memcmp(s0, s1, 4 * (size_t)N * k),
+          "knn on rows x 2^e: not bitwise the unscaled result");
+    // separated blobs, scaled as a whole
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < d; j++)
+            X[(size_t)i * d + j] = (float)rng_normal(&r) * 0.1f + (j == i % K ? 10.0f : 0.0f);
+    KMeansOpts o = {.K = K, .iters = 50, .restarts = 3, .seed = 7};
+    int64_t *l0 = mallocCheck(8 * (size_t)N), *l1 = mallocCheck(8 * (size_t)N);
+    float *c0 = mallocCheck(4 * (size_t)K * d), *c1 = mallocCheck(4 * (size_t)K * d);
+    double o0, o1;
+    REQUIRE(kmeans_fit(l0, c0, &o0, X, N, d, &o) == 0, "%s", laic_last_error());
+    for (int e = -100; e <= 100; e += 200) {
+        for (size_t i = 0; i < (size_t)N * d; i++) Y[i] = ldexpf(X[i], e);
+        REQUIRE(kmeans_fit(l1, c1, &o1, Y, N, d, &o) == 0, "%s", laic_last_error());
+        int cbad = 0;
+        for (int i = 0; i < K * d; i++) cbad += c1[i] != ldexpf(c0[i], e);
+        CHECK(!memcmp(l0, l1, 8 * (size_t)N) && cbad == 0 && o1 == ldexp(o0, 2 * e),
+              "kmeans on X x 2^%d: labels %s, %d centres not scaled exactly, objective %.17g vs "
+              "%.17g", e, memcmp(l0, l1, 8 * (size_t)N) ? "differ" : "equal", cbad, o1,
+              ldexp(o0, 2 * e));
+    }
+    cluster_set_backend(NULL);
+    free(X), free(Y), free(Yn), free(gYn), free(i0), free(i1), free(s0), free(s1);
+    free(l0), free(l1), free(c0), free(c1);
+    G->free(dY), G->free(dYn);
+}
+
 #endif
