@@ -108,7 +108,18 @@ void config_free(Config *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* Keys that moved: an old name is read as its new one, so configs written before still load. */
+static const char *const renamed[][4] = {
+    {"eval", "tac_tau", "tac", "tau"},
+};
+
 int config_set(Config *c, const char *section, const char *key, const char *value, const char *origin) {
+    for (size_t r = 0; r < sizeof renamed / sizeof renamed[0]; r++)
+        if (!strcmp(section, renamed[r][0]) && !strcmp(key, renamed[r][1]) &&
+            find_key(c, renamed[r][2], renamed[r][3]) >= 0) {
+            section = renamed[r][2];
+            key = renamed[r][3];
+        }
     if (!section_exists(c, section))
         return laic_error("%s: unknown section [%s] ---> HINT: laic run --help-config lists them",
                           origin, section);

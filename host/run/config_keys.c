@@ -46,14 +46,22 @@ const CfgKey laic_config_keys[] = {
      "encode only a seeded subset of this many nouns (0 = all; CPU demos)"},
     {"nouns", "gamma", CFG_INT, "5", NULL, 1, 1e6, "paper",
      "nouns kept per image centre (paper App. C: γ = 5)"},
+    {"nouns", "rank", CFG_ENUM, "tac", "tac|cosine", NOLIM, "TAC",
+     "which γ nouns a centre keeps among those assigned to it: tac = highest softmax confidence "
+     "over the centres (TAC filter_nouns.py:56-68; drops generic nouns close to every centre), "
+     "cosine = highest raw cosine (the paper's prose; [ours], for ablation)"},
 
     // --- [centers] ----------------------------------------------------------------------
     {"centers", "k", CFG_INT, "0", NULL, 0, 1e7, "paper",
-     "image centres k_c; 0 = N/300, or 3K if a class has < 300 samples (paper §3.1)"},
+     "image centres k_c; 0 = round(N/300) (TAC filter_nouns.py: 167 for CIFAR-10's 50,000), or 3K "
+     "if a class of the fit split has < 300 samples (paper §3.1; TAC: 141 DTD, 303 UCF101)"},
     {"centers", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "k-means iterations"},
     {"centers", "restarts", CFG_INT, "10", NULL, 1, 1e4, "TAC", "k-means restarts"},
     {"centers", "sample_per_center", CFG_INT, "256", NULL, 0, 1e6, "TAC",
-     "train k-means on 256·k_c sampled points (0 = all)"},
+     "train k-means on 256·k_c sampled points (0 = all; faiss' max_points_per_centroid)"},
+    {"centers", "init", CFG_ENUM, "random", "random|kmeans++", NOLIM, "TAC",
+     "initialisation of each restart: k_c distinct random training rows (faiss.Kmeans, which "
+     "TAC's filter_nouns.py uses) or k-means++ (scikit-learn's)"},
 
     // --- [ridge] ------------------------------------------------------------------------
     {"ridge", "lambda", CFG_FLOAT, "10", NULL, 1e-12, 1e12, "paper",
@@ -68,8 +76,11 @@ const CfgKey laic_config_keys[] = {
     // --- [kmeans] (clustering of the final representation) -------------------------------
     {"kmeans", "k", CFG_INT, "0", NULL, 0, 1e6, "paper", "clusters K (0 = number of classes)"},
     {"kmeans", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "Lloyd iterations per restart"},
-    {"kmeans", "restarts", CFG_INT, "10", NULL, 1, 1e4, "TAC", "restarts; the best objective wins"},
-    {"kmeans", "init", CFG_ENUM, "kmeans++", "kmeans++|random", NOLIM, "TAC", "initialisation"},
+    {"kmeans", "restarts", CFG_INT, "10", NULL, 1, 1e4, "ours",
+     "restarts; the best objective wins (TAC's code: 10 for its image centres, 20 for its baseline)"},
+    {"kmeans", "init", CFG_ENUM, "kmeans++", "kmeans++|random", NOLIM, "ours",
+     "initialisation: k-means++ (scikit-learn's default) or K distinct random rows (faiss', "
+     "which TAC uses; the tac method has its own [tac] settings)"},
     {"kmeans", "spherical", CFG_BOOL, "false", NULL, NOLIM, "ours",
      "cosine k-means (normalised rows and centres) instead of Euclidean"},
 
@@ -108,7 +119,22 @@ const CfgKey laic_config_keys[] = {
     // --- [eval] -------------------------------------------------------------------------
     {"eval", "methods", CFG_STR, "clip-kmeans,tac,zeroshot,ours-notrain,ours", NULL, NOLIM, "paper",
      "methods reported side by side (paper Fig. 4)"},
-    {"eval", "tac_tau", CFG_FLOAT, "0.005", NULL, 1e-9, 1e3, "TAC", "TAC softmax temperature"},
+
+    // --- [tac] (TAC no-train baseline, SPEC §8: TAC retrieve_text.py, concat_kmeans.py) --
+    {"tac", "tau", CFG_FLOAT, "0.005", NULL, 1e-9, 1e3, "TAC",
+     "softmax temperature of the text counterpart t_i = normalize(softmax(x_i Tᵀ/τ) T) "
+     "(was eval.tac_tau, still accepted)"},
+    {"tac", "fit_split", CFG_ENUM, "eval", "eval|fit", NOLIM, "TAC",
+     "split TAC's k-means is fitted on: eval = cluster the evaluation features directly "
+     "(concat_kmeans.py), fit = fit on data.fit_split and assign the eval rows ([ours])"},
+    {"tac", "iters", CFG_INT, "300", NULL, 1, 1e6, "TAC", "Lloyd iterations per restart (niter)"},
+    {"tac", "restarts", CFG_INT, "20", NULL, 1, 1e4, "TAC", "restarts, best objective kept (nredo)"},
+    {"tac", "init", CFG_ENUM, "random", "random|kmeans++", NOLIM, "TAC",
+     "initialisation: K distinct random training rows (faiss.Kmeans) or k-means++"},
+    {"tac", "spherical", CFG_BOOL, "true", NULL, NOLIM, "TAC",
+     "spherical k-means on [x_i | t_i] (faiss spherical=True; rows all have norm √2)"},
+    {"tac", "sample_per_center", CFG_INT, "256", NULL, 0, 1e6, "TAC",
+     "train k-means on 256·K sampled rows (faiss' max_points_per_centroid; 0 = all)"},
 
     // --- [run] --------------------------------------------------------------------------
     {"run", "name", CFG_STR, "run", NULL, NOLIM, "ours", "run name (directory prefix)"},

@@ -120,6 +120,10 @@ int run_execute(Run *r) {
     cJSON *seeds = cJSON_AddObjectToObject(rep, "seeds");
     cJSON_AddNumberToObject(seeds, "run", (double)config_int(&r->cfg, "run", "seed"));
     cJSON_AddItemReferenceToObject(rep, "methods", r->methods);
+    run_add_file(r, "report", "report.json");
+    run_add_file(r, "config", "config.ini");
+    run_add_file(r, "log", "log.txt");
+    cJSON_AddItemReferenceToObject(rep, "files", r->files);
     cJSON_AddItemReferenceToObject(rep, "cache", r->cache);
     cJSON_AddItemReferenceToObject(rep, "timings_s", r->timings);
     cJSON_AddNumberToObject(r->timings, "total", now_seconds() - r->t0);

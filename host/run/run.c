@@ -12,6 +12,7 @@
 
 #include "cluster/metrics.h"
 #include "io/err.h"
+#include "io/npy.h"
 #include "io/progress.h"
 #include "io/sha256.h"
 
@@ -63,8 +64,37 @@ void run_time(Run *r, const char *stage, double seconds) {
     else cJSON_AddNumberToObject(r->timings, stage, seconds);
 }
 
+void run_add_file(Run *r, const char *key, const char *path) {
+    if (!r->files) return;
+    if (cJSON_GetObjectItemCaseSensitive(r->files, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(r->files, key, cJSON_CreateString(path));
+    else
+        cJSON_AddStringToObject(r->files, key, path);
+}
+
+/* predictions/<name>.npy in the run's .partial directory (int64 (Ne)), named in report.json. */
+static int write_predictions(Run *r, cJSON *m, const char *name, const int64_t *pred) {
+    if (!r->partial[0]) return 0;   // no run directory (e.g. a library caller)
+    char dir[2200], path[2900], rel[600];
+    snprintf(dir, sizeof dir, "%s/predictions", r->partial);
+    if (run_mkdir_p(dir)) return -1;
+    snprintf(rel, sizeof rel, "predictions/%s.npy", name);
+    snprintf(path, sizeof path, "%s/%s", r->partial, rel);
+    size_t shape[1] = {r->eval.N};
+    if (npy_write(path, NPY_I64, 1, shape, pred)) return -1;
+    cJSON_AddStringToObject(m, "predictions", rel);
+    if (r->files) {
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(r->files, "predictions");
+        if (!p) p = cJSON_AddObjectToObject(r->files, "predictions");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, name);
+        cJSON_AddStringToObject(p, name, rel);
+    }
+    return 0;
+}
+
 int run_report_method(Run *r, const char *name, const int64_t *pred) {
     cJSON *m = cJSON_AddObjectToObject(r->methods, name);
+    if (write_predictions(r, m, name, pred)) return -1;
     size_t n = r->eval.N;
     int64_t *y = r->eval.y;
     size_t nl = 0;
@@ -142,6 +172,7 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
     r->timings = cJSON_CreateObject();
     r->methods = cJSON_CreateObject();
     r->cache = cJSON_CreateObject();
+    r->files = cJSON_CreateObject();
     return 0;
 }
 
@@ -170,13 +201,16 @@ void run_free(Run *r) {
         for (size_t i = 0; i < r->Mn && r->noun_names; i++) free(r->noun_names[i]);
     }
     free(r->noun_names);
+    free(r->noun_synset);
     free(r->T_all);
     free(r->cand);
+    free(r->cand_info);
     free(r->T);
     cJSON_Delete(r->report);
     cJSON_Delete(r->timings);
     cJSON_Delete(r->methods);
     cJSON_Delete(r->cache);
+    cJSON_Delete(r->files);
     free(r->log);
     config_free(&r->cfg);
     memset(r, 0, sizeof *r);

@@ -10,14 +10,19 @@
  * so a failed run leaves no run directory behind. Every file inside is written atomically.
  * Directory contents: config.ini (fully resolved, loads back unchanged), report.json (metrics
  * per method, pseudo-label quality before/after the kNN filter, sizes, per-stage timings, seeds,
- * weights hash, git commit, device), assignments.npy (int64 [N_eval], Ours no-train),
- * clusters.tsv (per cluster: size, majority class, nearest candidate nouns), log.txt.
+ * weights hash, git commit, device, and "files": every file below by role),
+ * predictions/<method>.npy (int64 [N_eval], the eval-split labels of every method that ran —
+ * exactly what its metrics were computed from; written by run_report_method), candidates.tsv
+ * (the candidate nouns: noun, synset offset, centre, confidence, cosine, bank row),
+ * assignments.npy (int64 [N_eval], Ours no-train: the same array as
+ * predictions/ours-notrain.npy, kept for older scripts), clusters.tsv (per cluster: size,
+ * majority class, nearest candidate nouns), log.txt.
  *
  * Stages read and write plain arrays; image and noun features are cached on disk
  * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
  * path/kind/split/subsample/seed, image size, precision), so re-runs never re-encode. The
  * candidate set (image centres → top-γ nouns) is cached under a key of a content hash of the
- * fit features and the noun bank plus every centre setting, seed and γ, so runs that differ
+ * fit features and the noun bank plus every centre setting, seed, γ and nouns.rank, so runs that differ
  * only downstream (λ, K, kNN k: `laic sweep`) skip it. report.json's "cache" object says, per
  * upstream stage, whether it was a cache "hit", a "miss" (computed), or "precomputed" input.
  * The baselines that do not depend on the ridge/kNN settings (clip-kmeans, tac) cache their
@@ -57,6 +62,7 @@ typedef struct Run {
     // report
     cJSON *report, *timings, *methods;
     cJSON *cache;          // report.cache: per upstream stage "hit" | "miss" | "precomputed"
+    cJSON *files;          // report.files: role → path inside the run directory (run_add_file)
     double t0;
     // model
     const OpsBackend *ops;
@@ -74,6 +80,7 @@ typedef struct Run {
     size_t n_bad_images;
     // nouns
     char **noun_names;     // (Mn) prompt texts
+    uint32_t *noun_synset; // (Mn) WordNet synset offset of each bank row; NULL when precomputed
     size_t Mn;
     float *T_all;          // (Mn,E) normalised noun features
     Nouns nouns;
@@ -82,6 +89,7 @@ typedef struct Run {
     int E;                 // feature width (embed dim, or the precomputed features' width)
     int K, kc, knn_k;
     int64_t *cand;         // (M) candidate noun indices into T_all (sorted)
+    double *cand_info;     // (M,3) per candidate, in cand's order: centre, confidence P, cosine
     size_t M;
     const char *ridge_form;   // the form stage_ridge used: "primal", "dual" or "reduced"
     float *T;              // (M,E) candidate features
@@ -118,7 +126,13 @@ int run_mkdir_p(const char *path);
 void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a stage's wall time (seconds) to report.timings. */
 void run_time(Run *r, const char *stage, double seconds);
-/* Records a method's metrics on the eval split into report.methods (pred (Ne) int64). */
+/* Records a method's metrics on the eval split into report.methods (pred (Ne) int64) and, in a
+ * run with a directory, writes pred to predictions/<name>.npy (named in report.files.predictions
+ * and report.methods.<name>.predictions). Every method reports through here, so every method
+ * that ran leaves its predictions. */
 int run_report_method(Run *r, const char *name, const int64_t *pred);
+/* Names a file of the run directory in report.json's "files" object: key → path relative to
+ * the run directory (a later call with the same key replaces it). */
+void run_add_file(Run *r, const char *key, const char *path);
 
 #endif

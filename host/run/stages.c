@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/candidates.h"
 #include "cluster/cluster.h"
 #include "model/image.h"
+#include "io/atomic.h"
 #include "io/err.h"
 #include "io/npy.h"
 #include "io/sha256.h"
@@ -258,7 +260,9 @@ int stage_data(Run *r) {
         return laic_error("kmeans.k = 0 and the data has no class labels ---> HINT: set kmeans.k");
     if ((size_t)r->K > r->fit.N)
         return laic_error("kmeans.k = %d exceeds the %zu fit images", r->K, r->fit.N);
-    // image centres: N/300, or 3K when a class has fewer than 300 samples (paper §3.1)
+    // image centres: round(N/300) (TAC filter_nouns.py's cluster_num: 167 for 50,000, 17 for
+    // 5,000, 4271 for 1,281,167; halves round up [ours]), or 3K when a class of the fit split
+    // has fewer than 300 samples (paper §3.1; TAC: 141 for DTD, 303 for UCF101)
     long kc = config_int(&r->cfg, "centers", "k");
     if (!kc) {
         int small = 0;
@@ -269,7 +273,7 @@ int stage_data(Run *r) {
             for (int c = 0; c < r->n_classes; c++) small |= cnt[c] < 300;
             free(cnt);
         }
-        kc = small ? 3L * r->K : (long)(r->fit.N / 300);
+        kc = small ? 3L * r->K : (long)((r->fit.N + 150) / 300);
         if (kc < 1) kc = 1;
     }
     if ((size_t)kc > r->fit.N) kc = (long)r->fit.N;
@@ -424,6 +428,12 @@ static void chunk_progress(void *ctx, size_t done) {
 }
 
 int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out) {
+    if (stage_encode_prompts_raw(r, prompts, n, out)) return -1;
+    normalize_rows(out, n, r->w.cfg.embed_dim);
+    return 0;
+}
+
+int stage_encode_prompts_raw(Run *r, const char *const *prompts, size_t n, float *out) {
     const int L = r->w.cfg.context_length, E = r->w.cfg.embed_dim;
     const char *vp = tokenizer_default_vocab_path();
     if (!vp) return -1;
@@ -446,7 +456,6 @@ int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *ou
     if (!rc) progress_end(&p);
     free(rows);
     tokenizer_free(tok);
-    if (!rc) normalize_rows(out, n, E);
     return rc;
 }
 
@@ -514,13 +523,18 @@ int stage_nouns(Run *r) {
     size_t *sel = select_subset(r->nouns.n, sub, seed, 201);
     r->Mn = sel ? sub : r->nouns.n;
     r->noun_names = mallocCheck(r->Mn * sizeof(char *));   // point into the Nouns arena
-    for (size_t i = 0; i < r->Mn; i++) r->noun_names[i] = r->nouns.text[sel ? sel[i] : i];
+    r->noun_synset = mallocCheck((r->Mn ? r->Mn : 1) * sizeof *r->noun_synset);
+    for (size_t i = 0; i < r->Mn; i++) {
+        r->noun_names[i] = r->nouns.text[sel ? sel[i] : i];
+        r->noun_synset[i] = r->nouns.offset[sel ? sel[i] : i];
+    }
     const int E = r->w.cfg.embed_dim;
     struct stat st;
     char key[4600], path[2200], real[4096];
     if (!realpath(wn, real)) snprintf(real, sizeof real, "%s", wn);
     stat(wn, &st);
-    snprintf(key, sizeof key, "nouns v1|w=%s|wordnet=%s|size=%lld|subset=%zu|seed=%llu|templates=%d|dev=%s|prec=%s",
+    // v2: the mean of the raw prompt features (v1 averaged normalised ones)
+    snprintf(key, sizeof key, "nouns v2|w=%s|wordnet=%s|size=%lld|subset=%zu|seed=%llu|templates=%d|dev=%s|prec=%s",
              r->w.sha256, real, (long long)st.st_size, sub, (unsigned long long)seed,
              NOUNS_N_TEMPLATES, r->ops->name, config_str(&r->cfg, "model", "precision"));
     run_cache_path(r, "nouns", key, "", path, sizeof path);
@@ -533,7 +547,8 @@ int stage_nouns(Run *r) {
         free(sel);
         return 0;
     }
-    // 7 templates per noun (SPEC §4): mean of the normalised prompt features, renormalised
+    // 7 templates per noun (SPEC §4): the mean of the RAW (unnormalised) prompt features, then
+    // L2-normalised, as TAC's text_embedding.py:53-57 (ensemble) and filter_nouns.py:25-27
     const size_t np = r->Mn * NOUNS_N_TEMPLATES;
     char **prompts = mallocCheck(np * sizeof *prompts);
     for (size_t i = 0; i < r->Mn; i++)
@@ -544,7 +559,7 @@ int stage_nouns(Run *r) {
         }
     float *pf = mallocCheck(np * (size_t)E * sizeof *pf);
     run_log(r, "nouns: encoding %zu nouns x %d templates = %zu prompts", r->Mn, NOUNS_N_TEMPLATES, np);
-    int rc = stage_encode_prompts(r, (const char *const *)prompts, np, pf);
+    int rc = stage_encode_prompts_raw(r, (const char *const *)prompts, np, pf);
     for (size_t i = 0; i < np; i++) free(prompts[i]);
     free(prompts);
     free(sel);
@@ -553,11 +568,13 @@ int stage_nouns(Run *r) {
         return -1;
     }
     run_cache_status(r, "noun_features", "miss");
-    r->T_all = callocCheck(r->Mn * (size_t)E, sizeof *r->T_all);
-    for (size_t i = 0; i < r->Mn; i++)
-        for (int t = 0; t < NOUNS_N_TEMPLATES; t++)
-            for (int e = 0; e < E; e++)
-                r->T_all[i * E + e] += pf[(i * NOUNS_N_TEMPLATES + (size_t)t) * E + e] / NOUNS_N_TEMPLATES;
+    r->T_all = mallocCheck((r->Mn ? r->Mn : 1) * (size_t)E * sizeof *r->T_all);
+    for (size_t i = 0; i < r->Mn; i++)   // mean in double, template order (numpy's += loop)
+        for (int e = 0; e < E; e++) {
+            double s = 0;
+            for (int t = 0; t < NOUNS_N_TEMPLATES; t++) s += pf[(i * NOUNS_N_TEMPLATES + (size_t)t) * E + e];
+            r->T_all[i * E + e] = (float)(s / NOUNS_N_TEMPLATES);
+        }
     free(pf);
     normalize_rows(r->T_all, r->Mn, E);
     if (run_cache_dir(r) || npy_write_f32_2d(path, r->T_all, r->Mn, (size_t)E))
@@ -567,14 +584,6 @@ int stage_nouns(Run *r) {
 }
 
 // --- candidate nouns (SPEC §4) --------------------------------------------------------------
-
-typedef struct { int centre; float sim; size_t idx; } NounPick;
-static int cmp_pick(const void *a, const void *b) {
-    const NounPick *x = a, *y = b;
-    if (x->centre != y->centre) return x->centre < y->centre ? -1 : 1;
-    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
-}
 
 /* Fills r->T (M,E) from the candidate indices r->cand (M). */
 static void gather_candidates(Run *r) {
@@ -586,27 +595,46 @@ static void gather_candidates(Run *r) {
 
 /* The candidate-set cache key: everything stage_candidates reads. Features enter by content
  * hash, so precomputed inputs, encoded features from any cache, and a changed file all key
- * correctly; sizes guard against a (2^-64) collision between different shapes. */
+ * correctly; sizes guard against a (2^-64) collision between different shapes.
+ * v2: centres are the means of all assigned rows, k_c rounds, centers.init and nouns.rank. */
 static void candidates_key(Run *r, char *key, size_t n) {
     const int D = r->E;
     uint64_t hx = run_hash64(r->fit.X, r->fit.N * (size_t)D * sizeof(float), 1);
     uint64_t ht = run_hash64(r->T_all, r->Mn * (size_t)D * sizeof(float), 2);
-    snprintf(key, n, "cand v1|X=%016llx|N=%zu|E=%d|T=%016llx|Mn=%zu|kc=%d|iters=%ld|restarts=%ld|"
-             "spc=%ld|seed=%ld|gamma=%ld", (unsigned long long)hx, r->fit.N, D, (unsigned long long)ht,
-             r->Mn, r->kc, config_int(&r->cfg, "centers", "iters"), config_int(&r->cfg, "centers", "restarts"),
-             config_int(&r->cfg, "centers", "sample_per_center"), config_int(&r->cfg, "run", "seed"),
-             config_int(&r->cfg, "nouns", "gamma"));
+    snprintf(key, n, "cand v2|X=%016llx|N=%zu|E=%d|T=%016llx|Mn=%zu|kc=%d|iters=%ld|restarts=%ld|"
+             "spc=%ld|init=%s|seed=%ld|gamma=%ld|rank=%s", (unsigned long long)hx, r->fit.N, D,
+             (unsigned long long)ht, r->Mn, r->kc, config_int(&r->cfg, "centers", "iters"),
+             config_int(&r->cfg, "centers", "restarts"), config_int(&r->cfg, "centers", "sample_per_center"),
+             config_str(&r->cfg, "centers", "init"), config_int(&r->cfg, "run", "seed"),
+             config_int(&r->cfg, "nouns", "gamma"), config_str(&r->cfg, "nouns", "rank"));
 }
 
-/* Loads cached candidate indices; 1 = hit, 0 = miss (absent or unusable: recompute). */
-static int candidates_from_cache(Run *r, const char *path) {
+/* Loads cached candidate indices (path) and their (M,3) info (ipath); 1 = hit, 0 = miss (absent
+ * or unusable: recompute). */
+static int candidates_from_cache(Run *r, const char *path, const char *ipath) {
     struct stat st;
-    Npy c;
-    if (stat(path, &st) || npy_read_i64(path, &c, 1, NULL)) return 0;
+    Npy c, inf;
+    if (stat(path, &st) || stat(ipath, &st) || npy_read_i64(path, &c, 1, NULL)) return 0;
     int ok = c.shape[0] > 0;
     const int64_t *v = c.data;
     for (size_t i = 0; ok && i < c.shape[0]; i++)   // sorted, in range: else not ours
         ok = v[i] >= 0 && (size_t)v[i] < r->Mn && (i == 0 || v[i] > v[i - 1]);
+    if (ok) {
+        long shape[2] = {(long)c.shape[0], 3};
+        ok = npy_read(ipath, &inf) == 0;
+        if (ok) {
+            ok = inf.dtype == NPY_F64 && inf.ndim == 2 && inf.shape[0] == (size_t)shape[0] &&
+                 inf.shape[1] == 3;
+            const double *d = inf.data;
+            for (size_t i = 0; ok && i < c.shape[0]; i++)
+                ok = d[3 * i] >= 0 && d[3 * i] < r->kc && isfinite(d[3 * i + 1]) && isfinite(d[3 * i + 2]);
+            if (ok) {
+                r->cand_info = mallocCheck(c.shape[0] * 3 * sizeof *r->cand_info);
+                memcpy(r->cand_info, inf.data, c.shape[0] * 3 * sizeof *r->cand_info);
+            }
+            npy_free(&inf);
+        }
+    }
     if (!ok) {
         npy_free(&c);
         run_log(r, "warning: ignoring unusable candidate cache %s", path);
@@ -620,87 +648,143 @@ static int candidates_from_cache(Run *r, const char *path) {
     return 1;
 }
 
+/* Order of the candidate rows in candidates.tsv: by centre, then confidence (rank = tac) or
+ * cosine (rank = cosine) descending, then bank row. */
+static const double *g_info;
+static int g_by_cosine;
+static int cmp_tsv_row(const void *a, const void *b) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const double *x = g_info + 3 * i, *y = g_info + 3 * j;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    int k = g_by_cosine ? 2 : 1;
+    if (x[k] != y[k]) return x[k] > y[k] ? -1 : 1;
+    return i < j ? -1 : (i > j);
+}
+
+/* candidates.tsv in the run directory: one row per candidate noun. */
+static int write_candidates_tsv(Run *r) {
+    if (!r->partial[0]) return 0;
+    size_t *order = mallocCheck((r->M ? r->M : 1) * sizeof *order);
+    for (size_t j = 0; j < r->M; j++) order[j] = j;
+    g_info = r->cand_info;
+    g_by_cosine = !strcmp(config_str(&r->cfg, "nouns", "rank"), "cosine");
+    qsort(order, r->M, sizeof *order, cmp_tsv_row);
+    char path[2300];
+    snprintf(path, sizeof path, "%s/candidates.tsv", r->partial);
+    AtomicFile af;
+    int rc = atomic_open(&af, path);
+    if (!rc) {
+        fprintf(af.fp, "noun\tsynset_offset\tcentre\tconfidence\tcosine\tnoun_index\n");
+        for (size_t k = 0; k < r->M; k++) {
+            size_t j = order[k];
+            int64_t idx = r->cand[j];
+            const double *d = r->cand_info + 3 * j;
+            char syn[16] = "-";
+            if (r->noun_synset) snprintf(syn, sizeof syn, "%08u", (unsigned)r->noun_synset[idx]);
+            fprintf(af.fp, "%s\t%s\t%d\t%.9g\t%.9g\t%lld\n", r->noun_names[idx], syn, (int)d[0], d[1],
+                    d[2], (long long)idx);
+        }
+        rc = atomic_commit(&af);
+    }
+    free(order);
+    if (!rc) run_add_file(r, "candidates", "candidates.tsv");
+    return rc;
+}
+
 int stage_candidates(Run *r) {
     double t = now_seconds();
     const size_t Nf = r->fit.N;
     const int D = r->E;
     const int kc = r->kc;
-    char key[512], cpath[2200];
+    const int rank = cand_rank_parse(config_str(&r->cfg, "nouns", "rank"));
+    char key[600], cpath[2200], ipath[2200];
     candidates_key(r, key, sizeof key);
     run_cache_path(r, "cand", key, "", cpath, sizeof cpath);
-    if (candidates_from_cache(r, cpath)) {
+    run_cache_path(r, "cand", key, "-info", ipath, sizeof ipath);
+    if (candidates_from_cache(r, cpath, ipath)) {
         run_cache_status(r, "candidates", "hit");
         run_log(r, "candidates: %zu nouns from cache %s", r->M, cpath);
         run_time(r, "centres_and_candidates", now_seconds() - t);
-        return 0;
+        return write_candidates_tsv(r);
     }
     run_cache_status(r, "candidates", "miss");
-    float *centres = mallocCheck((size_t)kc * D * sizeof *centres);
+    // 1. spherical k-means on the fit images (TAC filter_nouns.py:7-16: faiss, spherical,
+    //    niter 300, nredo 10, at most 256 training points per centre)
+    float *centroids = mallocCheck((size_t)kc * D * sizeof *centroids);
     int64_t *lab = mallocCheck(Nf * sizeof *lab);
     KMeansOpts o = {0};
     o.K = kc;
     o.iters = (int)config_int(&r->cfg, "centers", "iters");
     o.restarts = (int)config_int(&r->cfg, "centers", "restarts");
     o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
-    o.spherical = 1;   // TAC: spherical k-means for the image centres
-    o.init = KMEANS_INIT_PP;
+    o.spherical = 1;
+    o.init = !strcmp(config_str(&r->cfg, "centers", "init"), "random") ? KMEANS_INIT_RANDOM : KMEANS_INIT_PP;
     size_t spc = (size_t)config_int(&r->cfg, "centers", "sample_per_center");
     o.sample = spc && spc * (size_t)kc < Nf ? spc * (size_t)kc : 0;
     double obj;
-    run_log(r, "centres: spherical k-means, k_c = %d on %zu images%s", kc, Nf, o.sample ? " (subsampled)" : "");
-    if (kmeans_fit(lab, centres, &obj, r->fit.X, (int)Nf, D, &o)) {
-        free(centres);
+    run_log(r, "centres: spherical k-means (%s init), k_c = %d on %zu images%s",
+            config_str(&r->cfg, "centers", "init"), kc, Nf, o.sample ? " (subsampled)" : "");
+    if (kmeans_fit(lab, centroids, &obj, r->fit.X, (int)Nf, D, &o)) {
+        free(centroids);
         free(lab);
         return -1;
     }
+    // 2. centre vectors: normalised means of ALL fit images assigned to each centre
+    //    (filter_nouns.py:51-54), not the centroids trained on the subsample
+    float *centres = mallocCheck((size_t)kc * D * sizeof *centres);
+    size_t empty = cand_centres_from_labels(centres, r->fit.X, lab, Nf, D, kc, centroids);
+    if (empty) run_log(r, "centres: %zu of %d centres have no image; they keep their k-means centroid", empty, kc);
     free(lab);
-    normalize_rows(centres, (size_t)kc, D);
-    // each noun to its most similar centre (cosine; rows are normalised), on the run's backend
+    free(centroids);
+    // 3. S = centres · nounsᵀ on the run's backend; each noun's centre and softmax confidence
     const size_t Mn = r->Mn, CH = 4096;
     RunGemm g;
     if (run_gemm_init(&g, r->ops, centres, 1, kc, D, Mn < CH ? Mn : CH)) {
         free(centres);
         return -1;
     }
-    NounPick *pick = mallocCheck(Mn * sizeof *pick);
+    CandScore *sc = mallocCheck((Mn ? Mn : 1) * sizeof *sc);
     float *sims = mallocCheck(CH * (size_t)kc * sizeof *sims);   // (CH,kc)
     for (size_t m0 = 0; m0 < Mn; m0 += CH) {
         size_t nm = Mn - m0 < CH ? Mn - m0 : CH;
         run_gemm_rows(&g, sims, r->T_all + m0 * D, nm, 0);
-        for (size_t i = 0; i < nm; i++) {
-            int best = 0;
-            for (int c = 1; c < kc; c++)
-                if (sims[i * kc + c] > sims[i * kc + best]) best = c;
-            pick[m0 + i] = (NounPick){best, sims[i * kc + best], m0 + i};
-        }
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < nm; i++) cand_score(&sc[m0 + i], sims + i * kc, kc, m0 + i);
     }
     run_gemm_free(&g);
     free(sims);
     free(centres);
-    qsort(pick, Mn, sizeof *pick, cmp_pick);
+    // 4. each centre keeps its γ most confident (or most similar) nouns; union = candidates
     const size_t gamma = (size_t)config_int(&r->cfg, "nouns", "gamma");
-    char *chosen = callocCheck(Mn, 1);
-    size_t M = 0;
-    for (size_t i = 0, run = 0; i < Mn; i++) {
-        run = (i > 0 && pick[i].centre == pick[i - 1].centre) ? run + 1 : 0;
-        if (run < gamma) {
-            chosen[pick[i].idx] = 1;
-            M++;
-        }
-    }
-    free(pick);
+    uint8_t *chosen = mallocCheck(Mn ? Mn : 1);
+    size_t M = cand_select(sc, Mn, gamma, (CandRank)rank, chosen);
+    // sc is sorted by centre now; index it by bank row for the info in cand's (sorted) order
+    size_t *where = mallocCheck((Mn ? Mn : 1) * sizeof *where);
+    for (size_t i = 0; i < Mn; i++) where[sc[i].idx] = i;
     r->M = M;
-    r->cand = mallocCheck(M * sizeof *r->cand);
+    r->cand = mallocCheck((M ? M : 1) * sizeof *r->cand);
+    r->cand_info = mallocCheck((M ? M : 1) * 3 * sizeof *r->cand_info);
     for (size_t i = 0, j = 0; i < Mn; i++)
-        if (chosen[i]) r->cand[j++] = (int64_t)i;
+        if (chosen[i]) {
+            const CandScore *s = &sc[where[i]];
+            r->cand[j] = (int64_t)i;
+            r->cand_info[3 * j] = s->centre;
+            r->cand_info[3 * j + 1] = s->conf;
+            r->cand_info[3 * j + 2] = s->cosine;
+            j++;
+        }
+    free(where);
     free(chosen);
+    free(sc);
     gather_candidates(r);
-    size_t ms[1] = {M};
-    if (run_cache_dir(r) || npy_write(cpath, NPY_I64, 1, ms, r->cand))
+    size_t ms[1] = {M}, is[2] = {M, 3};
+    if (run_cache_dir(r) || npy_write(ipath, NPY_F64, 2, is, r->cand_info) ||
+        npy_write(cpath, NPY_I64, 1, ms, r->cand))
         run_log(r, "warning: candidate cache not written: %s", laic_last_error());
-    run_log(r, "candidates: %zu nouns (γ = %zu per centre, %d centres, from %zu)", M, gamma, kc, Mn);
+    run_log(r, "candidates: %zu nouns (γ = %zu per centre by %s, %d centres, from %zu)", M, gamma,
+            config_str(&r->cfg, "nouns", "rank"), kc, Mn);
     run_time(r, "centres_and_candidates", now_seconds() - t);
-    return 0;
+    return write_candidates_tsv(r);
 }
 
 // --- ridge and clustering --------------------------------------------------------------------
@@ -755,6 +839,17 @@ int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, si
     o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
     o.spherical = config_bool(&r->cfg, "kmeans", "spherical");
     o.init = !strcmp(config_str(&r->cfg, "kmeans", "init"), "random") ? KMEANS_INIT_RANDOM : KMEANS_INIT_PP;
+    int rc = stage_cluster_with(r, &o, F_fit, Nf, F_eval, Ne, D, y_fit, y_eval, centers);
+    run_time(r, "kmeans", now_seconds() - t);
+    return rc;
+}
+
+int stage_cluster_with(Run *r, const KMeansOpts *opts, const float *F_fit, size_t Nf,
+                       const float *F_eval, size_t Ne, int D, int64_t *y_fit, int64_t *y_eval,
+                       float *centers) {
+    (void)r;
+    KMeansOpts o = *opts;
+    const int K = o.K;
     float *C = centers ? centers : mallocCheck((size_t)K * D * sizeof *C);
     double obj;
     int rc = kmeans_fit(y_fit, C, &obj, F_fit, (int)Nf, D, &o);
@@ -777,6 +872,5 @@ int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, si
         }
     }
     if (!centers) free(C);
-    run_time(r, "kmeans", now_seconds() - t);
     return rc;
 }

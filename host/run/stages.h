@@ -6,21 +6,32 @@
 #ifndef LAIC_STAGES_H
 #define LAIC_STAGES_H
 
+#include "cluster/cluster.h"
 #include "run/run.h"
 
 int stage_weights(Run *r);               // load, or random init with a banner
 int stage_data(Run *r);                  // open datasets / precomputed features, labels, K
 int stage_images(Run *r);                // encode (or load cached) image features
 int stage_nouns(Run *r);                 // noun bank features (cached)
-int stage_candidates(Run *r);            // image centres → top-γ nouns per centre → r->T
+/* Image centres → the γ nouns of each centre (SPEC §4, host/cluster/candidates.h) → r->cand,
+ * r->cand_info, r->T; writes candidates.tsv into the run directory. */
+int stage_candidates(Run *r);
 /* Ridge representation C (N,M) of X (N,E) against r->T. */
 int stage_ridge(Run *r, const float *X, size_t N, float **C, int *D);   // D: width of C
 /* k-means with [kmeans] settings on F_fit (Nf,D); labels of fit rows and of eval rows
  * (nearest fitted centre; F_eval may equal F_fit), centres optional. */
 int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, size_t Ne, int D,
                   int K, int64_t *y_fit, int64_t *y_eval, float *centers);
+/* The same with explicit k-means options (o->K clusters; a method with its own settings, e.g.
+ * TAC's [tac] section); eval rows go to the nearest fitted centre (rows normalised first when
+ * o->spherical). Records no timing. */
+int stage_cluster_with(Run *r, const KMeansOpts *o, const float *F_fit, size_t Nf,
+                       const float *F_eval, size_t Ne, int D, int64_t *y_fit, int64_t *y_eval,
+                       float *centers);
 /* Text features (n,E), L2-normalised, of n prompts. */
 int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
+/* The same without the normalisation: the text encoder's raw outputs (x_EOT @ text_projection). */
+int stage_encode_prompts_raw(Run *r, const char *const *prompts, size_t n, float *out);
 
 /* Dense products of host row blocks with one fixed matrix, on a backend (the run's r->ops):
  * S (n,N) = A (n,K) @ B, where B is given as (N,K) and used transposed (trans 1: S = A Bᵀ,

@@ -121,3 +121,30 @@ TEST(config_rejects_lines_too_long_for_libinih) {
           "a 300-character value must not be silently split: %s", laic_last_error());
     config_free(&c);
 }
+
+TEST(config_tac_section_and_moved_key) {
+    Config c;
+    config_init(&c, laic_config_keys, laic_config_nkeys);
+    // TAC's code (SPEC §4, §8): its own settings, not [kmeans]'s
+    CHECK(config_float(&c, "tac", "tau") == 0.005 && config_int(&c, "tac", "restarts") == 20 &&
+              !strcmp(config_str(&c, "tac", "init"), "random") && config_bool(&c, "tac", "spherical") &&
+              config_int(&c, "tac", "sample_per_center") == 256 &&
+              !strcmp(config_str(&c, "tac", "fit_split"), "eval"),
+          "[tac] defaults: τ 0.005, 20 restarts, random init, spherical, 256·K sample, eval split");
+    CHECK(!strcmp(config_str(&c, "nouns", "rank"), "tac") && !strcmp(config_str(&c, "centers", "init"), "random"),
+          "candidates rank by TAC's confidence, centres start from random rows (faiss)");
+    // eval.tac_tau (before [tac] existed) is read as tac.tau, in files and overrides
+    const char *p = write_ini("old.ini", "[eval]\ntac_tau = 0.01\n");
+    REQUIRE(config_load_ini(&c, p) == 0, "%s", laic_last_error());
+    CHECK(config_float(&c, "tac", "tau") == 0.01, "eval.tac_tau in a file sets tac.tau");
+    REQUIRE(config_override(&c, "eval.tac_tau=0.02") == 0, "%s", laic_last_error());
+    CHECK(config_float(&c, "tac", "tau") == 0.02, "eval.tac_tau=… overrides tac.tau");
+    config_free(&c);
+    // source tags: nothing that TAC's code does otherwise is tagged [TAC]
+    for (int i = 0; i < laic_config_nkeys; i++) {
+        const CfgKey *k = &laic_config_keys[i];
+        if (!strcmp(k->section, "kmeans") && (!strcmp(k->key, "init") || !strcmp(k->key, "restarts")))
+            CHECK(strcmp(k->tag, "TAC") != 0, "kmeans.%s = %s is not TAC's (faiss: random init, "
+                  "nredo 10 or 20): tag %s", k->key, k->def, k->tag);
+    }
+}

@@ -2,12 +2,16 @@
  * baselines.c — the methods reported beside ours (SPEC §8, paper Fig. 4), each a short
  * sequence of stage calls:
  *   clip-kmeans  k-means on the L2-normalised CLIP image features X
- *   tac          TAC no-train: k-means on [X ; X_text], X_text = softmax(X Tᵀ/τ) T over the
- *                candidate nouns T, τ = eval.tac_tau (0.005) [TAC]; X_text L2-normalised
+ *   tac          TAC no-train as TAC's code runs it (SPEC §8; retrieve_text.py:30-37,
+ *                concat_kmeans.py): t_i = normalize(softmax(x_i Tᵀ/τ) T) over the candidate
+ *                nouns T, τ = tac.tau (0.005); features [x_i | t_i] (1024-d, each half unit
+ *                norm); SPHERICAL k-means with 20 restarts from K random rows, trained on a
+ *                256·K subsample, fitted directly on the EVALUATION split (tac.fit_split);
+ *                every setting from the [tac] section, never from [kmeans]
  *   zeroshot     argmax_c cos(x, w_c), w_c = text feature of "a photo of a {class}." [CLIP]
  *                with '_' in class names read as spaces; needs class names
  * clip-kmeans and tac cache their eval predictions in run.cache_dir under a key of every input
- * (content hashes of the features and candidates, K, [kmeans] settings, seed, τ), so sweeps over
+ * (content hashes of the features and candidates, K, their k-means settings, seed, τ), so sweeps over
  * ridge or kNN settings do not redo them (report.json "cache" says hit or miss).
  */
 #include <math.h>
@@ -78,9 +82,9 @@ int method_clip_kmeans(Run *r) {
 /* out (N, 2E) = [X | normalise(softmax(X Tᵀ/τ) T)], softmax over the M candidates. Both
  * products run on the run's backend; the softmax runs on the host in between (the op table has
  * no softmax). NULL with an error recorded when the backend cannot allocate. */
-static float *tac_features(Run *r, const float *X, size_t N) {
+float *method_tac_features(Run *r, const float *X, size_t N) {
     const int E = r->E, M = (int)r->M;
-    const float inv_tau = (float)(1.0 / config_float(&r->cfg, "eval", "tac_tau"));
+    const float inv_tau = (float)(1.0 / config_float(&r->cfg, "tac", "tau"));
     const size_t CH = 1024, rows = N < CH ? N : CH;
     RunGemm sim, mix;   // s = X Tᵀ, xt = normalise(s T)
     if (run_gemm_init(&sim, r->ops, r->T, 1, M, E, rows)) return NULL;
@@ -117,21 +121,60 @@ static float *tac_features(Run *r, const float *X, size_t N) {
     return out;
 }
 
+/* TAC's k-means (faiss.Kmeans(d, K, spherical=True, niter=300, nredo=20), concat_kmeans.py:12-21)
+ * from the [tac] section. */
+static KMeansOpts tac_kmeans_opts(Run *r, size_t n_train) {
+    KMeansOpts o = {0};
+    o.K = r->K;
+    o.iters = (int)config_int(&r->cfg, "tac", "iters");
+    o.restarts = (int)config_int(&r->cfg, "tac", "restarts");
+    o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
+    o.spherical = config_bool(&r->cfg, "tac", "spherical");
+    o.init = !strcmp(config_str(&r->cfg, "tac", "init"), "random") ? KMEANS_INIT_RANDOM : KMEANS_INIT_PP;
+    size_t spc = (size_t)config_int(&r->cfg, "tac", "sample_per_center");
+    o.sample = spc && spc * (size_t)r->K < n_train ? spc * (size_t)r->K : 0;
+    return o;
+}
+
 int method_tac_notrain(Run *r) {
     double t = now_seconds();
-    char extra[256], key[1024], path[2200];
-    int rc0 = 0;
-    // f=2: features since the products moved to the backend (1/τ after the GEMM, an ulp apart)
-    snprintf(extra, sizeof extra, "f=2|T=%016llx|M=%zu|tau=%.17g",
-             (unsigned long long)run_hash64(r->T, r->M * (size_t)r->E * sizeof(float), 4), r->M,
-             config_float(&r->cfg, "eval", "tac_tau"));
-    baseline_key(r, "tac", extra, key, sizeof key);
-    if (report_cached(r, "tac", key, path, sizeof path, &rc0)) return rc0;
-    float *ff = tac_features(r, r->fit.X, r->fit.N);
-    float *fe = r->eval_is_fit || !ff ? ff : tac_features(r, r->eval.X, r->eval.N);
-    int rc = ff && fe ? cluster_and_report(r, "tac", ff, fe, 2 * r->E, key, path) : -1;
-    if (fe != ff) free(fe);
-    free(ff);
+    // concat_kmeans.py clusters the test features: the fit split only chose the nouns
+    const int on_eval = r->eval_is_fit || !strcmp(config_str(&r->cfg, "tac", "fit_split"), "eval");
+    const int E = r->E;
+    const size_t Ne = r->eval.N, Nf = on_eval ? Ne : r->fit.N;
+    char key[1400], path[2200];
+    int rc = 0;
+    uint64_t he = run_hash64(r->eval.X, Ne * (size_t)E * sizeof(float), 3);
+    uint64_t hf = on_eval ? he : run_hash64(r->fit.X, r->fit.N * (size_t)E * sizeof(float), 1);
+    uint64_t ht = run_hash64(r->T, r->M * (size_t)E * sizeof(float), 4);
+    KMeansOpts o = tac_kmeans_opts(r, Nf);
+    // v2: fitted per the [tac] section (v1 used [kmeans] and always the fit split)
+    snprintf(key, sizeof key, "tac v2|Xe=%016llx|Ne=%zu|Xf=%016llx|Nf=%zu|on_eval=%d|E=%d|K=%d|"
+             "T=%016llx|M=%zu|tau=%.17g|iters=%d|restarts=%d|init=%d|spherical=%d|sample=%zu|seed=%llu",
+             (unsigned long long)he, Ne, (unsigned long long)hf, Nf, on_eval, E, r->K,
+             (unsigned long long)ht, r->M, config_float(&r->cfg, "tac", "tau"), o.iters, o.restarts,
+             (int)o.init, o.spherical, o.sample, (unsigned long long)o.seed);
+    if (report_cached(r, "tac", key, path, sizeof path, &rc)) return rc;
+    if ((size_t)r->K > Nf)
+        return laic_error("tac: K = %d exceeds the %zu rows it is fitted on", r->K, Nf);
+    float *fe = method_tac_features(r, r->eval.X, Ne);
+    float *ff = on_eval || !fe ? fe : method_tac_features(r, r->fit.X, r->fit.N);
+    int64_t *yf = mallocCheck((Nf ? Nf : 1) * sizeof *yf), *ye = mallocCheck((Ne ? Ne : 1) * sizeof *ye);
+    run_log(r, "tac: spherical=%d k-means, %d restarts (%s init), K = %d on %zu %s rows%s", o.spherical,
+            o.restarts, config_str(&r->cfg, "tac", "init"), r->K, Nf, on_eval ? "eval" : "fit",
+            o.sample ? " (subsampled)" : "");
+    rc = fe && ff ? stage_cluster_with(r, &o, ff, Nf, on_eval ? ff : fe, Ne, 2 * E, yf, ye, NULL) : -1;
+    if (!rc) rc = run_report_method(r, "tac", ye);
+    if (!rc) {
+        size_t shape[1] = {Ne};
+        run_cache_status(r, "tac", "miss");
+        if (run_cache_dir(r) || npy_write(path, NPY_I64, 1, shape, ye))
+            run_log(r, "warning: tac cache not written: %s", laic_last_error());
+    }
+    if (ff != fe) free(ff);
+    free(fe);
+    free(yf);
+    free(ye);
     run_time(r, "tac", now_seconds() - t);
     return rc;
 }

@@ -29,6 +29,9 @@ const Method *method_find(const char *name, size_t n);
 
 int method_clip_kmeans(Run *r);
 int method_tac_notrain(Run *r);
+/* TAC's features (N, 2E) = [X | normalize(softmax(X Tᵀ/tac.tau) T)] over the candidates r->T
+ * (retrieve_text.py:30-37), products on r->ops; NULL with an error when the backend fails. */
+float *method_tac_features(Run *r, const float *X, size_t N);
 int method_zeroshot(Run *r);
 int method_rsc_notrain(Run *r);
 int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq

@@ -2,8 +2,9 @@
  * rsc.c — Ours (no-train) of the main paper (RSC, SPEC §5–6): the ridge representation C of
  * every image against the candidate nouns, k-means with K clusters on the rows of C, then the
  * kNN neighbour-consistency filter that selects high-quality pseudo-labels (the input of the
- * prompt-learning stage). Writes assignments.npy (eval split) and clusters.tsv (per cluster:
- * size, majority true class, nearest candidate nouns — paper Table 3) into the run directory.
+ * prompt-learning stage). Writes assignments.npy (eval split; the same array as
+ * predictions/ours-notrain.npy, kept under its old name) and clusters.tsv (per cluster: size,
+ * majority true class, nearest candidate nouns — paper Table 3) into the run directory.
  */
 #include <cJSON.h>
 #include <stdlib.h>
@@ -93,6 +94,7 @@ static int write_clusters_tsv(Run *r, const int64_t *y_fit) {
             fputc('\n', af.fp);
         }
         rc = atomic_commit(&af);
+        if (!rc) run_add_file(r, "clusters", "clusters.tsv");
     }
     free(cen);
     free(size);
@@ -129,7 +131,11 @@ static int save_c(Run *r, const float *C, int D) {
     int rc = npy_write_f32_2d(path, out, m, (size_t)D);
     snprintf(path, sizeof path, "%s/C_labels.npy", r->partial);
     if (!rc) rc = npy_write(path, NPY_I64, 1, shape, lab);
-    if (!rc) run_log(r, "ridge: wrote C.npy (%zu of %zu rows, sorted by true class)", m, N);
+    if (!rc) {
+        run_log(r, "ridge: wrote C.npy (%zu of %zu rows, sorted by true class)", m, N);
+        run_add_file(r, "C", "C.npy");
+        run_add_file(r, "C_labels", "C_labels.npy");
+    }
     free(order);
     free(out);
     free(lab);
@@ -158,7 +164,8 @@ int method_rsc_notrain(Run *r) {
         char path[2300];
         snprintf(path, sizeof path, "%s/assignments.npy", r->partial);
         size_t shape[1] = {r->eval.N};
-        rc = npy_write(path, NPY_I64, 1, shape, ye);
+        rc = npy_write(path, NPY_I64, 1, shape, ye);   // = predictions/ours-notrain.npy
+        if (!rc) run_add_file(r, "assignments", "assignments.npy");
     }
     // --- high-quality pseudo-labels: kNN consistency in C-space (SPEC §6) ---------------------
     if (!rc) {

@@ -238,6 +238,12 @@ int method_rsc_train(Run *r) {
     if (!rc) rc = write_npy(r, "centres.npy", 2, sw, res.W);
     if (!rc) rc = write_npy(r, "prompt_vectors.npy", 3, sv, res.st.vec);
     if (!rc && r->M > 0) rc = write_centres_tsv(r, res.W, pred);
+    if (!rc) {
+        run_add_file(r, "train_checkpoint", "train.ckpt");
+        run_add_file(r, "centres", "centres.npy");
+        run_add_file(r, "prompt_vectors", "prompt_vectors.npy");
+        if (r->M > 0) run_add_file(r, "centres_tsv", "centres.tsv");
+    }
     free(pred);
     trainer_result_free(&res);
     run_time(r, "train", now_seconds() - t);
