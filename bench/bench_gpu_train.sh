@@ -25,7 +25,8 @@
 # --text-precision's default, as torch --bf16 autocasts the image encoder only); fp32 on the
 # CPU. Env: LAIC_BIN (build/laic), BWD_BIN (build/bench/bench_text_backward), N, EPOCHS,
 # NOGRAPH_EPOCHS, TORCH_EPOCHS, WORKERS (torch DataLoader workers, 8), OUT
-# (bench/results/<UTC date>-train-gpu.md).
+# (bench/results/<UTC date>-train-gpu.md), CASES (default step,graph,nograph,torch,bwd: which of
+# the cases above run; gpu_session.sh quick runs step,graph with EPOCHS=1).
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}
 BIN=${LAIC_BIN:-build/laic}
@@ -38,6 +39,8 @@ else
 fi
 NOGRAPH_EPOCHS=${NOGRAPH_EPOCHS:-2}
 TORCH_EPOCHS=${TORCH_EPOCHS:-2}
+CASES=,${CASES:-step,graph,nograph,torch,bwd},
+has() { [[ $CASES == *,$1,* ]]; }
 K=10
 BATCH=32
 OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-train-gpu.md}
@@ -77,8 +80,8 @@ laic_train() {
 epoch_secs() { sed -n 's/.*steps, \([0-9.]*\)s).*/\1/p' "$1"; }   # one line per epoch
 
 "$BIN" init-weights --arch $ARCH --seed 0 --out "$TMP/w.safetensors" > /dev/null
-make_set "$TMP/step" $((3 * BATCH))
-make_set "$TMP/full" "$N"
+has step && make_set "$TMP/step" $((3 * BATCH))
+{ has graph || has nograph; } && make_set "$TMP/full" "$N"
 DEV_DESC=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
 [[ -n $DEV_DESC && $DEVICE != cpu ]] || DEV_DESC="$DEVICE ($(nproc) CPU cores)"
 
@@ -121,6 +124,7 @@ mkdir -p "$(dirname "$OUT")"
 rows=()
 declare -A TOTAL
 for g in "" "--no-graph"; do
+    has step || continue
     laic_train "$TMP/step" 2 "$g" "$TMP/step.log" > /dev/null
     { echo "## laic step ${g:-graph}"; cat "$TMP/step.log"; } >> "$RAW"
     s=$(epoch_secs "$TMP/step.log" | tail -1)
@@ -130,6 +134,7 @@ write_file
 
 # --- laic: the full run with the graph; a shorter one without ------------------------------------
 for g in "" "--no-graph"; do
+    if [[ -z $g ]]; then has graph || continue; else has nograph || continue; fi
     ep=$EPOCHS
     [[ -n $g ]] && ep=$NOGRAPH_EPOCHS
     wall=$(laic_train "$TMP/full" "$ep" "$g" "$TMP/full.log")
@@ -142,6 +147,7 @@ for g in "" "--no-graph"; do
 done
 
 # --- PyTorch CoOp-style loop, TORCH_EPOCHS epochs -------------------------------------------------
+if has torch; then
 python3 bench/bench_train_torch.py --device "$DEVICE" --arch $ARCH --n "$N" --src-size 32 \
     --K $K --batch $BATCH --epochs "$TORCH_EPOCHS" --workers "$WORKERS" $TORCH_BF16 > "$TMP/torch.log" 2>&1 ||
     echo "torch loop failed (see raw lines)" >> "$TMP/torch.log"
@@ -154,9 +160,12 @@ if [[ -n $tlast ]]; then
     rows+=("| torch $EPOCHS epochs (last of $TORCH_EPOCHS epochs × $EPOCHS) | $((N * EPOCHS)) | $(printf %.2f "$ttot") s | $(printf %.1f "$(echo "$N / $tlast" | bc -l)") |")
 fi
 write_file
+fi
 
 # --- text backward vs forward -----------------------------------------------------------------------
+if has bwd; then
 "$BWD_BIN" $KB 16 "$DEVICE" 3 > "$TMP/bwd.log" 2>&1 || echo "bench_text_backward failed" >> "$TMP/bwd.log"
 { echo "## text backward"; cat "$TMP/bwd.log"; } >> "$RAW"
+fi
 write_file
 echo "wrote $OUT"
