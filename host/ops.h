@@ -209,6 +209,47 @@ typedef struct OpsBackend {
     // Replays a captured graph, ordered after the ops before it and before those after it.
     int (*graph_launch)(void *graph);
     void (*graph_free)(void *graph);
+
+    // --- image-encoder training (issue 16: ViT backward with weight gradients, LoRA, clipping).
+    // CPU in host/cpu/{layernorm,embed,lora,optim}.c, CUDA in kernels/{layernorm,embed,lora,
+    // optim}.cu. Parameter gradients ACCUMULATE (+=); input gradients overwrite unless noted.
+    // Of layernorm_forward (out = (inp − mean)·rstd·weight + bias, the forward's mean, rstd (N)):
+    // dweight (C) += Σ_n dout[n,:]·(inp[n,:] − mean[n])·rstd[n], dbias (C) += Σ_n dout[n,:]
+    // (either may be NULL). Each column summed over n in double (CPU: row order; CUDA: a fixed
+    // chunked order, run-to-run identical), added in double, rounded once. ACCUMULATES.
+    void (*layernorm_backward_weight)(float *dweight, float *dbias, const float *dout,
+                                      const float *inp, const float *mean, const float *rstd,
+                                      int N, int C);
+    // Of vision_embed_forward: dpatch_emb (B,NP,C) = dout[:,1:,:] (overwrites; may be NULL);
+    // dclass_emb (C) += Σ_b dout[b,0,:] and dpos (1+NP,C) += Σ_b dout[b,:,:] (ACCUMULATE, each
+    // summed over b in order in double and rounded once; either may be NULL). dout (B,1+NP,C).
+    void (*vision_embed_backward)(float *dpatch_emb, float *dclass_emb, float *dpos,
+                                  const float *dout, int B, int NP, int C);
+    // Of im2col_forward: dpixels (B,3,H,W) from dpatches (B*G*G, 3*P*P). Kernel = stride, so
+    // every pixel is in exactly one patch: a permutation (overwrites).
+    void (*im2col_backward)(float *dpixels, const float *dpatches, int B, int H, int P);
+    // LoRA on one Linear whose output out has row stride ldo (≥ N; q and v of the fused in_proj
+    // are out = qkv and qkv + 2C with ldo = 3C): h (M,r) = inp (M,K) @ downᵀ, down (r,K);
+    // out[m, 0:N] += scale · (h @ upᵀ)[m,:], up (N,r). h is saved for the backward (overwrites).
+    // Matmul precision as matmul_forward (CUDA: the forward switch).
+    void (*lora_forward)(float *out, float *h, const float *inp, const float *down,
+                         const float *up, float scale, int M, int K, int N, int r, int ldo);
+    // Its backward, dout (M,N) at row stride ldo, inp and h from the forward:
+    //   dup (N,r) += scale · doutᵀ h;  dh (M,r) = scale · dout @ up (overwrites: scratch);
+    //   ddown (r,K) += dhᵀ inp;  dinp (M,K) += dh @ down (ACCUMULATES onto the frozen path's
+    //   input gradient; may be NULL when nothing below needs it).
+    // CUDA: fp32, or bf16 operands with fp32 accumulation under ops_cuda_set_backward_bf16.
+    void (*lora_backward)(float *dinp, float *ddown, float *dup, float *dh, const float *dout,
+                          const float *inp, const float *h, const float *down, const float *up,
+                          float scale, int M, int K, int N, int r, int ldo);
+    // out[0] += Σ x² over n floats, in double (ACCUMULATES, so several tensors give one global
+    // norm); out is backend memory. CPU: in order; CUDA: a fixed tree (deterministic, not the
+    // CPU's bits).
+    void (*sumsq_forward)(double *out, const float *x, size_t n);
+    // torch.nn.utils.clip_grad_norm_ on n floats in place, given sumsq (1) in backend memory =
+    // the squared global norm: norm = (float)√sumsq, coef = min((float)max_norm / (norm + 1e-6),
+    // 1) in float, x *= coef (a multiplication by exactly 1 when not clipping).
+    void (*grad_clip_forward)(float *x, size_t n, const double *sumsq, double max_norm);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -195,5 +195,27 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
                             int M, int K, int N);
 void adam_forward(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
                   double beta1, double beta2, double eps, double weight_decay, int decoupled);
+// image-encoder training (issue 16): layernorm.cu, embed.cu, lora.cu, optim.cu
+void layernorm_backward_weight(float *dweight, float *dbias, const float *dout, const float *inp,
+                               const float *mean, const float *rstd, int N, int C);
+void vision_embed_backward(float *dpatch_emb, float *dclass_emb, float *dpos, const float *dout,
+                           int B, int NP, int C);
+void im2col_backward(float *dpixels, const float *dpatches, int B, int H, int P);
+void lora_forward(float *out, float *h, const float *inp, const float *down, const float *up,
+                  float scale, int M, int K, int N, int r, int ldo);
+void lora_backward(float *dinp, float *ddown, float *dup, float *dh, const float *dout,
+                   const float *inp, const float *h, const float *down, const float *up,
+                   float scale, int M, int K, int N, int r, int ldo);
+void sumsq_forward(double *out, const float *x, size_t n);
+void grad_clip_forward(float *x, size_t n, const double *sumsq, double max_norm);
+
+// --- one GEMM in any precision (matmul.cu; used by the backward ops and lora.cu) -------------
+// C = alpha · op(A) op(B) + beta · C with cublasSgemm's column-major arguments. Ab / Bb: bf16
+// copies of A / B already packed with the same leading dimension (GEMM_BF16 only; NULL =
+// round A / B into scratch). See matmul.cu.
+enum { GEMM_FP32 = 0, GEMM_TF32 = 1, GEMM_BF16 = 2 };
+void laic_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+               const float *A, int lda, const uint16_t *Ab, const float *B, int ldb,
+               const uint16_t *Bb, float beta, float *C, int ldc, int mode);
 
 #endif

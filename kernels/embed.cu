@@ -205,3 +205,78 @@ void gather_rows_backward(float *dinp, const float *dout, const int32_t *idx, in
     gather_rows_backward_kernel1<<<grid_for(total, block), block>>>(dinp, dout, idx, B, T, C);
     launchCheck();
 }
+
+// --- image-encoder backward (issue 16) ---------------------------------------------------------
+// Forward: out[b,t] = (t == 0 ? class_emb : patch_emb[b,t-1]) + pos[t]  =>  dpatch_emb[b,t-1] =
+// dout[b,t] (overwrite), dclass_emb += Σ_b dout[b,0], dpos[t] += Σ_b dout[b,t] (ACCUMULATE).
+// One thread per (t, c) sums b in order in double and adds in double, rounded once: bitwise the
+// CPU's (host/cpu/embed.c), no atomics.
+__global__ static void vision_embed_backward_sum_kernel1(float *dclass_emb, float *dpos,
+                                                         const float *dout, int B, int T, int C,
+                                                         int rows) {
+    // dout (B,T,C); sums rows t < rows (T with dpos, 1 for the class embedding alone)
+    const size_t TC = (size_t)T * C, n = (size_t)rows * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) s = __dadd_rn(s, (double)dout[b * TC + i]);
+        if (dpos) dpos[i] = __double2float_rn(__dadd_rn((double)dpos[i], s));
+        if (i < (size_t)C && dclass_emb)
+            dclass_emb[i] = __double2float_rn(__dadd_rn((double)dclass_emb[i], s));
+    }
+}
+
+__global__ static void vision_embed_backward_copy_kernel1(float *dpatch_emb, const float *dout,
+                                                          int B, int NP, int C) {
+    // dpatch_emb (B,NP,C) = dout[:, 1:, :], dout (B,1+NP,C)
+    const size_t total = (size_t)B * NP * C, NPC = (size_t)NP * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t b = i / NPC;
+        dpatch_emb[i] = dout[i + (b + 1) * C];
+    }
+}
+
+void vision_embed_backward(float *dpatch_emb, float *dclass_emb, float *dpos, const float *dout,
+                           int B, int NP, int C) {
+    cudaAssert(B >= 0 && NP >= 0 && C >= 0, "negative vision_embed_backward size");
+    const int block = 256, T = NP + 1;
+    if (dpatch_emb && (size_t)B * NP * C > 0) {
+        vision_embed_backward_copy_kernel1<<<grid_for((size_t)B * NP * C, block), block>>>(
+            dpatch_emb, dout, B, NP, C);
+        launchCheck();
+    }
+    if ((dclass_emb || dpos) && C > 0) {
+        // without dpos only row t = 0 is needed
+        const size_t n = dpos ? (size_t)T * C : (size_t)C;
+        vision_embed_backward_sum_kernel1<<<grid_for(n, block), block>>>(dclass_emb, dpos, dout,
+                                                                         B, T, C, dpos ? T : 1);
+        launchCheck();
+    }
+}
+
+// Forward: patches[(b,gy,gx), (c,py,px)] = pixels[b, c, gy*P+py, gx*P+px] with kernel = stride:
+// a permutation, so the backward is its inverse, one thread per pixel (overwrite, coalesced
+// writes).
+__global__ static void im2col_backward_kernel1(float *dpixels, const float *dpatches, int B, int H,
+                                               int P) {
+    // dpixels (B,3,H,H), dpatches (B*G*G, 3*P*P)
+    const int G = H / P, cols = 3 * P * P;
+    const size_t total = (size_t)B * 3 * H * H;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const int x = (int)(i % H), y = (int)((i / H) % H), c = (int)((i / ((size_t)H * H)) % 3);
+        const size_t b = i / (3 * (size_t)H * H);
+        const size_t row = (b * G + y / P) * G + x / P;
+        dpixels[i] = dpatches[row * cols + (size_t)(c * P + y % P) * P + x % P];
+    }
+}
+
+void im2col_backward(float *dpixels, const float *dpatches, int B, int H, int P) {
+    cudaAssert(B >= 0 && P > 0 && H > 0 && H % P == 0, "im2col_backward needs H = G*P");
+    const size_t total = (size_t)B * 3 * H * H;
+    if (total == 0) return;
+    const int block = 256;
+    im2col_backward_kernel1<<<grid_for(total, block), block>>>(dpixels, dpatches, B, H, P);
+    launchCheck();
+}

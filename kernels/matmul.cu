@@ -309,6 +309,69 @@ static void matmul_cublas_bf16(float *out, const __nv_bfloat16 *A, const __nv_bf
                              CUBLAS_GEMM_DEFAULT));
 }
 
+// --- one GEMM, any precision (the backward ops and LoRA; kernels/lora.cu) ---------------------
+// Backward precision switch (ops_cuda_set_backward_bf16): 0 fp32, 1 bf16 operands.
+static int g_bwd_bf16;
+
+extern "C" void ops_cuda_set_backward_bf16(int on) { g_bwd_bf16 = on ? 1 : 0; }
+extern "C" int ops_cuda_get_backward_bf16(void) { return g_bwd_bf16; }
+
+// out (rows, cols) column-major packed (ld = rows) = bf16(in) with in's leading dimension ld.
+__global__ static void f32_to_bf16_2d_kernel1(__nv_bfloat16 *out, const float *in, int rows,
+                                              size_t cols, int ld) {
+    const size_t total = (size_t)rows * cols;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t j = i / rows, r = i % rows;
+        out[i] = __float2bfloat16_rn(in[j * ld + r]);
+    }
+}
+
+// A packed bf16 copy of the column-major (rows, cols) matrix at in (leading dimension ld) in
+// the scratch s.
+static const __nv_bfloat16 *pack_bf16(ScratchBuf *s, const float *in, int rows, int cols, int ld,
+                                      const char *who) {
+    const size_t n = (size_t)rows * cols;
+    __nv_bfloat16 *p = (__nv_bfloat16 *)scratch_get(s, (n ? n : 1) * sizeof(__nv_bfloat16), who);
+    if (n) {
+        const int block = 256;
+        f32_to_bf16_2d_kernel1<<<grid_for(n, block), block>>>(p, in, rows, (size_t)cols, ld);
+        launchCheck();
+    }
+    return p;
+}
+
+// C (m,n) = alpha · op(A) op(B) + beta · C in cuBLAS's column-major terms (the arguments of
+// cublasSgemm). GEMM_FP32: cublasSgemm with TF32 off; GEMM_TF32: TF32 tensor cores; GEMM_BF16:
+// A and B rounded to bf16 (packed into two scratch buffers; Ab / Bb, when not NULL, are bf16
+// copies already packed with the same ld to use instead), cublasGemmEx with fp32 accumulation
+// into fp32 C. k = 0 is beta · C (cuBLAS's own rule). Ordered on the per-thread stream.
+void laic_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+               const float *A, int lda, const uint16_t *Ab, const float *B, int ldb,
+               const uint16_t *Bb, float beta, float *C, int ldc, int mode) {
+    if (m <= 0 || n <= 0) return;
+    cublasHandle_t h = cublas_handle();
+    if (mode != GEMM_BF16) {
+        cublasCheck(cublasSetMathMode(h, mode == GEMM_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                           : CUBLAS_DEFAULT_MATH));
+        cublasCheck(cublasSgemm(h, ta, tb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc));
+        return;
+    }
+    static ScratchBuf sa, sb;
+    const int ra = ta == CUBLAS_OP_N ? m : k, ca = ta == CUBLAS_OP_N ? k : m;
+    const int rb = tb == CUBLAS_OP_N ? k : n, cb = tb == CUBLAS_OP_N ? n : k;
+    const __nv_bfloat16 *a16, *b16;
+    int la = ra, lb = rb;
+    if (Ab) a16 = (const __nv_bfloat16 *)Ab, la = lda;
+    else a16 = pack_bf16(&sa, A, ra, ca, lda, "gemm (bf16 operand A)");
+    if (Bb) b16 = (const __nv_bfloat16 *)Bb, lb = ldb;
+    else b16 = pack_bf16(&sb, B, rb, cb, ldb, "gemm (bf16 operand B)");
+    cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    cublasCheck(cublasGemmEx(h, ta, tb, m, n, k, &alpha, a16, CUDA_R_16BF, la > 0 ? la : 1, b16,
+                             CUDA_R_16BF, lb > 0 ? lb : 1, &beta, C, CUDA_R_32F, ldc,
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 static int wmma_ok(const void *A, const void *W, int K) {
     return K % 8 == 0 && ((uintptr_t)A % 16) == 0 && ((uintptr_t)W % 16) == 0;
 }
@@ -366,29 +429,30 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 }
 
 // --- backward ---------------------------------------------------------------------------------
-// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K); the weights
-// are frozen, so no dweight / dbias. Column-major view (see the top of this file):
+// Forward: out = inp @ weightᵀ + bias  =>  dinp (M,K) = dout (M,N) @ weight (N,K). Column-major
+// view (see the top of this file):
 //   dinpᵀ (K,M) = weight_cm (K,N) @ doutᵀ (N,M), both OP_N, lda = K, ldb = N, ldc = K.
-// Always fp32 (TF32 off), whatever the forward's switch: the gradient tests compare with the CPU.
+// fp32 (TF32 off) whatever the forward's switch, so the gradient tests compare with the CPU;
+// bf16 operands with fp32 accumulation only under ops_cuda_set_backward_bf16(1) (the image
+// trainer's bf16 mode), reading the resident bf16 weights when the weight is frozen.
 void matmul_backward(float *dinp, const float *dout, const float *weight, int M, int K, int N) {
     cudaAssert(M >= 0 && K >= 0 && N >= 0, "negative matmul_backward size");
     if (M == 0 || K == 0) return;
-    const float one = 1.0f, zero = 0.0f;
     if (N == 0) {
         cudaCheck(cudaMemsetAsync(dinp, 0, (size_t)M * K * sizeof(float), cudaStreamPerThread));
         return;
     }
-    cublasHandle_t h = cublas_handle();
-    // The handle keeps the last forward's math mode: a tf32 forward must not make this TF32.
-    cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
-    cublasCheck(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, weight, K, dout, N, &zero,
-                            dinp, K));
+    const int mode = g_bwd_bf16 ? GEMM_BF16 : GEMM_FP32;
+    laic_gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, 1.0f, weight, K,
+              mode == GEMM_BF16 ? resident_bf16(weight, (size_t)N * K) : NULL, dout, N, NULL,
+              0.0f, dinp, K, mode);
 }
 
 // --- weight gradients ---------------------------------------------------------------------------
 // Forward: out = inp @ weightᵀ + bias  =>  dweight (N,K) += doutᵀ (N,M) @ inp (M,K), dbias (N) +=
 // Σ_m dout[m,:]. Column-major view: dweight_cm (K,N) += inp_cm (K,M) @ dout_cm (N,M)ᵀ, so
-// OP_N, OP_T, lda = K, ldb = N, ldc = K, beta 1. fp32 (TF32 off). The bias sum is one thread
+// OP_N, OP_T, lda = K, ldb = N, ldc = K, beta 1. fp32 (TF32 off; bf16 operands under
+// ops_cuda_set_backward_bf16, as matmul_backward). The bias sum is one thread
 // per column adding rows in order in double, then into dbias in double: bitwise the CPU's.
 __global__ static void bias_backward_kernel1(float *dbias, const float *dout, int M, int N) {
     const int n = blockIdx.x * blockDim.x + threadIdx.x;
@@ -403,11 +467,8 @@ void matmul_backward_weight(float *dweight, float *dbias, const float *dout, con
     cudaAssert(M >= 0 && K >= 0 && N >= 0, "negative matmul_backward_weight size");
     if (N == 0) return;
     if (M > 0 && K > 0) {
-        const float one = 1.0f;
-        cublasHandle_t h = cublas_handle();
-        cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
-        cublasCheck(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, N, &one,
-                                dweight, K));
+        laic_gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, 1.0f, inp, K, NULL, dout, N, NULL, 1.0f,
+                  dweight, K, g_bwd_bf16 ? GEMM_BF16 : GEMM_FP32);
     }
     if (dbias) {
         bias_backward_kernel1<<<(N + 255) / 256, 256>>>(dbias, dout, M, N);

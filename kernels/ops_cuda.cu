@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 53 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 60 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -218,6 +218,14 @@ extern "C" const OpsBackend ops_cuda = {
     cuda_graph_capture,
     cuda_graph_launch,
     cuda_graph_free,
+    // image-encoder training (kernels/layernorm.cu, embed.cu, lora.cu, optim.cu; issue 16)
+    layernorm_backward_weight,
+    vision_embed_backward,
+    im2col_backward,
+    lora_forward,
+    lora_backward,
+    sumsq_forward,
+    grad_clip_forward,
 };
 
 // --- devices -------------------------------------------------------------------------------

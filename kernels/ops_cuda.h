@@ -53,6 +53,13 @@ void ops_cuda_matmul_bf16(float *out, const uint16_t *inp, const uint16_t *weigh
 void ops_cuda_set_bf16_weights(const float *base, size_t n, const uint16_t *bf16);
 void ops_cuda_clear_bf16_weights(const float *base);
 
+/* Precision of the backward GEMMs (matmul_backward, matmul_backward_weight, lora_backward):
+ * 0 fp32 with TF32 off (the default: the parity path every gradient test uses), 1 bf16
+ * operands with fp32 accumulation (the image trainer in bf16: host/model/clip.c selects its
+ * model's setting before every call, as it does the forward switch). Process-wide. */
+void ops_cuda_set_backward_bf16(int on);
+int ops_cuda_get_backward_bf16(void);
+
 /* kNN kernel choice for ops_cuda.knn_topk_forward (kernels/knn.cu): 0 auto (the fused bf16
  * GEMM + top-k kernel when knn_precision() is bf16 and k fits, else the tiled path), 1 the
  * tiled GEMM-then-select path at knn_precision() (the reference and bench baseline), 2 the

@@ -48,3 +48,67 @@ void adam_forward(float *p, float *m, float *v, const float *g, const double *sc
         decoupled);
     launchCheck();
 }
+
+// --- gradient clipping (issue 16) ------------------------------------------------------------
+// sumsq_forward: out[0] += Σ x² in double. Deterministic two passes: a grid fixed by n alone
+// (at most SUMSQ_BLOCKS blocks of OPTIM_THREADS), each thread a grid-stride sum, each block a
+// fixed shared-memory tree; then one thread adds the block sums in order. Not the CPU's
+// in-order bits (≈1e-16 relative apart), but run-to-run identical.
+#define SUMSQ_BLOCKS 1024
+
+__global__ static void sumsq_forward_kernel1(double *partial, const float *x, size_t n) {
+    __shared__ double s[OPTIM_THREADS];
+    double acc = 0.0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const double v = (double)x[i];
+        acc = __dadd_rn(acc, __dmul_rn(v, v));
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int h = OPTIM_THREADS / 2; h > 0; h >>= 1) {
+        if ((int)threadIdx.x < h) s[threadIdx.x] = __dadd_rn(s[threadIdx.x], s[threadIdx.x + h]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
+}
+
+__global__ static void sumsq_finish_kernel1(double *out, const double *partial, int nb) {
+    double t = 0.0;
+    for (int b = 0; b < nb; b++) t = __dadd_rn(t, partial[b]);
+    out[0] = __dadd_rn(out[0], t);
+}
+
+void sumsq_forward(double *out, const float *x, size_t n) {
+    if (n == 0) return;
+    unsigned int nb = grid_for(n, OPTIM_THREADS);
+    if (nb > SUMSQ_BLOCKS) nb = SUMSQ_BLOCKS;
+    static ScratchBuf s;
+    double *partial = (double *)scratch_get(&s, SUMSQ_BLOCKS * sizeof(double), "sumsq_forward");
+    sumsq_forward_kernel1<<<nb, OPTIM_THREADS>>>(partial, x, n);
+    launchCheck();
+    sumsq_finish_kernel1<<<1, 1>>>(out, partial, (int)nb);
+    launchCheck();
+}
+
+// grad_clip_forward: torch.nn.utils.clip_grad_norm_'s float32 arithmetic (host/cpu/optim.c):
+// norm = (float)√sumsq, coef = min(max_norm / (norm + 1e-6), 1) (NaN propagates), x *= coef.
+// Every thread derives coef from sumsq[0] itself (device memory, so a captured step reads the
+// step's value); explicit round-to-nearest ops, bitwise the CPU.
+__global__ static void grad_clip_forward_kernel1(float *x, size_t n, const double *sumsq,
+                                                 float max_norm) {
+    const float norm = __double2float_rn(__dsqrt_rn(sumsq[0]));
+    float coef = __fdiv_rn(max_norm, __fadd_rn(norm, 1e-6f));
+    if (!(coef < 1.0f)) coef = 1.0f;
+    if (norm != norm) coef = norm;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] = __fmul_rn(x[i], coef);
+}
+
+void grad_clip_forward(float *x, size_t n, const double *sumsq, double max_norm) {
+    if (n == 0) return;
+    grad_clip_forward_kernel1<<<grid_for(n, OPTIM_THREADS), OPTIM_THREADS>>>(x, n, sumsq,
+                                                                            (float)max_norm);
+    launchCheck();
+}

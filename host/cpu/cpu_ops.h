@@ -74,4 +74,19 @@ void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout,
 void adam_forward_cpu(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
                       double beta1, double beta2, double eps, double weight_decay, int decoupled);
 
+// image-encoder training (issue 16): layernorm.c, embed.c, lora.c, optim.c
+void layernorm_backward_weight_cpu(float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *mean, const float *rstd, int N,
+                                   int C);
+void vision_embed_backward_cpu(float *dpatch_emb, float *dclass_emb, float *dpos,
+                               const float *dout, int B, int NP, int C);
+void im2col_backward_cpu(float *dpixels, const float *dpatches, int B, int H, int P);
+void lora_forward_cpu(float *out, float *h, const float *inp, const float *down, const float *up,
+                      float scale, int M, int K, int N, int r, int ldo);
+void lora_backward_cpu(float *dinp, float *ddown, float *dup, float *dh, const float *dout,
+                       const float *inp, const float *h, const float *down, const float *up,
+                       float scale, int M, int K, int N, int r, int ldo);
+void sumsq_forward_cpu(double *out, const float *x, size_t n);
+void grad_clip_forward_cpu(float *x, size_t n, const double *sumsq, double max_norm);
+
 #endif

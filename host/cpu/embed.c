@@ -89,3 +89,46 @@ void gather_rows_backward_cpu(float *dinp, const float *dout, const int32_t *idx
         memcpy(dinp + ((size_t)b * T + idx[b]) * C, dout + (size_t)b * C,
                (size_t)C * sizeof(float));
 }
+
+// --- image-encoder backward (issue 16) ---------------------------------------------------------
+// Forward: out[b,t,:] = (t == 0 ? class_emb : patch_emb[b,t-1,:]) + pos[t,:]  =>
+// dpatch_emb[b,t-1,:] = dout[b,t,:] (overwrite), dclass_emb += Σ_b dout[b,0,:], dpos[t,:] +=
+// Σ_b dout[b,t,:] (parameter gradients: accumulate; each sum over b in order in double, added in
+// double and rounded once, so the CUDA twin, one thread per (t,c) in the same order, gives the
+// same bits).
+void vision_embed_backward_cpu(float *dpatch_emb, float *dclass_emb, float *dpos,
+                               const float *dout, int B, int NP, int C) {
+    const int T = NP + 1;
+    if (dpatch_emb)
+        for (int b = 0; b < B; b++)
+            memcpy(dpatch_emb + (size_t)b * NP * C, dout + ((size_t)b * T + 1) * C,
+                   (size_t)NP * C * sizeof(float));
+    if (!dclass_emb && !dpos) return;
+    for (int t = 0; t < T; t++) {
+        if (t > 0 && !dpos) break;
+        for (int c = 0; c < C; c++) {
+            double s = 0.0;
+            for (int b = 0; b < B; b++) s += dout[((size_t)b * T + t) * C + c];
+            if (dpos) dpos[(size_t)t * C + c] = (float)((double)dpos[(size_t)t * C + c] + s);
+            if (t == 0 && dclass_emb) dclass_emb[c] = (float)((double)dclass_emb[c] + s);
+        }
+    }
+}
+
+// Forward: patches[(b,gy,gx), (c,py,px)] = pixels[b, c, gy*P+py, gx*P+px], kernel = stride, so
+// each pixel is read once: the backward is the inverse permutation (overwrite).
+void im2col_backward_cpu(float *dpixels, const float *dpatches, int B, int H, int P) {
+    int G = H / P;
+    size_t K = 3 * (size_t)P * P;
+    for (int b = 0; b < B; b++)
+        for (int gy = 0; gy < G; gy++)
+            for (int gx = 0; gx < G; gx++) {
+                const float *row = dpatches + (((size_t)b * G + gy) * G + gx) * K;   // (3*P*P)
+                for (int c = 0; c < 3; c++)
+                    for (int py = 0; py < P; py++) {
+                        float *dst = dpixels + (((size_t)b * 3 + c) * H + (size_t)gy * P + py) * H
+                                     + (size_t)gx * P;                             // (P)
+                        memcpy(dst, row + ((size_t)c * P + py) * P, (size_t)P * sizeof(float));
+                    }
+            }
+}

@@ -8,8 +8,10 @@
  * process preempts one thread (measured: 2 LayerNorms over 800x768 take ~5 ms either way).
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "cpu/cpu_ops.h"
+#include "io/err.h"
 
 void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *inp,
                            const float *weight, const float *bias, int N, int C) {
@@ -95,4 +97,31 @@ void l2norm_backward_cpu(float *dinp, const float *dout, const float *inp, int N
             for (int i = 0; i < C; i++) dx[i] = (float)(dy[i] / 1e-12);
         }
     }
+}
+
+// --- weight gradients -------------------------------------------------------------------------
+// Forward: o[i] = (x[i] - mf) * rf * weight[i] + bias[i]  =>  dweight[i] += Σ_n dout·nrm with
+// nrm = (x - mf) * rf rounded as the forward rounds it, dbias[i] += Σ_n dout. Row by row into
+// one double accumulator per column (each column's sum still runs over n in order, the CUDA
+// twin's order), added to the float gradient in double and rounded once. ACCUMULATES.
+void layernorm_backward_weight_cpu(float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *mean, const float *rstd, int N,
+                                   int C) {
+    if (C <= 0 || (!dweight && !dbias)) return;
+    double *sw = callocCheck((size_t)C, sizeof *sw), *sb = callocCheck((size_t)C, sizeof *sb);
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;   // (C)
+        const float m = mean[n], r = rstd[n];
+        for (int i = 0; i < C; i++) {
+            const float nrm = (x[i] - m) * r;
+            sw[i] += (double)dy[i] * nrm;
+            sb[i] += dy[i];
+        }
+    }
+    for (int i = 0; i < C; i++) {
+        if (dweight) dweight[i] = (float)((double)dweight[i] + sw[i]);
+        if (dbias) dbias[i] = (float)((double)dbias[i] + sb[i]);
+    }
+    free(sw);
+    free(sb);
 }

@@ -91,5 +91,13 @@ const OpsBackend ops_cpu = {
     .sgd_forward = sgd_forward_cpu,
     .matmul_backward_weight = matmul_backward_weight_cpu,
     .adam_forward = adam_forward_cpu,
+    // image-encoder training (issue 16)
+    .layernorm_backward_weight = layernorm_backward_weight_cpu,
+    .vision_embed_backward = vision_embed_backward_cpu,
+    .im2col_backward = im2col_backward_cpu,
+    .lora_forward = lora_forward_cpu,
+    .lora_backward = lora_backward_cpu,
+    .sumsq_forward = sumsq_forward_cpu,
+    .grad_clip_forward = grad_clip_forward_cpu,
     // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
 };

@@ -43,3 +43,23 @@ void adam_forward_cpu(float *p, float *m, float *v, const float *g, const double
         v[i] = vi;
     }
 }
+
+// --- gradient clipping ---------------------------------------------------------------------------
+// out[0] += Σ x² in double, in index order (accumulates: several tensors make one global norm).
+void sumsq_forward_cpu(double *out, const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    out[0] += s;
+}
+
+// torch.nn.utils.clip_grad_norm_: total_norm is a float32 tensor, clip_coef = max_norm /
+// (total_norm + 1e-6) and clamp(clip_coef, max=1.0) in float32, then every gradient *= coef
+// (always: a factor of exactly 1 when the norm is below max_norm).
+void grad_clip_forward_cpu(float *x, size_t n, const double *sumsq, double max_norm) {
+    const float norm = (float)sqrt(sumsq[0]);
+    float coef = (float)max_norm / (norm + 1e-6f);
+    if (!(coef < 1.0f)) coef = 1.0f;   // clamp(max=1); a NaN norm propagates like torch's
+    if (norm != norm) coef = norm;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * coef;
+}

@@ -1,0 +1,232 @@
+/*
+ * test_vit_gpu.c — the CUDA ops added for training the image encoder (issue 16) against the CPU
+ * reference on random inputs at ViT-B/32 shapes and odd tails, plus the whole tiny-ViT backward
+ * (every parameter, the pixel gradient, LoRA) on CUDA vs the CPU. Built into build/test_gpu;
+ * exits 77 ("waived") without a device.
+ *
+ * Tolerances, and why:
+ * - copies (dpatch_emb, dpixels) and the embedding sums (one thread per (t,c), b in order, in
+ *   double: the CPU's order) bitwise; grad_clip bitwise given the same squared norm (explicit
+ *   round-to-nearest float ops on both sides);
+ * - LayerNorm weight gradients: the same double terms summed in another fixed order: ≤ 1e-6 of
+ *   the largest entry; sumsq ≤ 1e-12 relative;
+ * - fp32 GEMMs (LoRA, the whole backward): cuBLAS vs OpenBLAS summation orders, ≤ 1e-4
+ *   scale-aware (max|gpu−cpu| / max|cpu|); bf16 operands with fp32 accumulation ≤ 3e-2 (8 bits of
+ *   mantissa on both operands, sums of hundreds of terms).
+ * Every output starts as NaN or as a non-zero start where it accumulates, so an unwritten
+ * element or "=" for "+=" fails. Status: compiled, never run (no GPU where it was written).
+ */
+#include "../test.h"
+
+#ifdef LAIC_CUDA
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/clip.h"
+#include "io/err.h"
+#include "ops.h"
+#include "rng.h"
+#include "../../kernels/ops_cuda.h"
+
+static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
+
+#include "gpu_test.h"
+
+static float *rnd(Rng *r, size_t n, float scale) {
+    float *x = mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
+    return x;
+}
+
+static int near_tol(const float *gpu, const float *cpu, size_t n, double tol, const char *what) {
+    double rel = max_rel_err(gpu, cpu, n);
+    printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
+    return CHECK(rel <= tol, "%s: %.3g > %g", what, rel, tol);
+}
+
+TEST(gpu_vit_layernorm_weight_embed_im2col) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 16, 0);
+    // rows not a multiple of the 256-row chunk or of 8 warps, columns not of 32
+    const int shapes[2][2] = {{128 * 50, 768}, {203, 500}};
+    for (int s = 0; s < 2; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        size_t n = (size_t)N * C;
+        float *x = rnd(&r, n, 2), *w = rnd(&r, C, 1), *b = rnd(&r, C, 1), *dy = rnd(&r, n, 1);
+        float *y = mallocCheck(n * 4), *mean = mallocCheck(N * 4), *rstd = mallocCheck(N * 4);
+        float *dw = rnd(&r, C, 1), *db = rnd(&r, C, 1);
+        float *gdw = gpu_upload(dw, C * 4), *gdb = gpu_upload(db, C * 4);
+        float *gx = gpu_upload(x, n * 4), *gdy = gpu_upload(dy, n * 4);
+        REF->layernorm_forward(y, mean, rstd, x, w, b, N, C);
+        float *gm = gpu_upload(mean, N * 4), *gr = gpu_upload(rstd, N * 4);
+        G->layernorm_backward_weight(gdw, gdb, gdy, gx, gm, gr, N, C);
+        float *hw = gpu_download(gdw, C * 4), *hb = gpu_download(gdb, C * 4);
+        // run-to-run: the same start gives the same bits
+        G->to_device(gdw, dw, C * 4);
+        G->layernorm_backward_weight(gdw, NULL, gdy, gx, gm, gr, N, C);
+        float *hw2 = gpu_download(gdw, C * 4);
+        CHECK(!memcmp(hw, hw2, C * 4), "layernorm dweight run-to-run bitwise");
+        REF->layernorm_backward_weight(dw, db, dy, x, mean, rstd, N, C);
+        near_tol(hw, dw, C, 1e-6, "layernorm dweight (+=)");
+        near_tol(hb, db, C, 1e-6, "layernorm dbias (+=)");
+        free(hw); free(hb); free(hw2);
+        G->free(gdw); G->free(gdb); G->free(gx); G->free(gdy); G->free(gm); G->free(gr);
+        free(x); free(w); free(b); free(dy); free(y); free(mean); free(rstd); free(dw); free(db);
+    }
+    // vision_embed_backward: ViT-B/32 (B 4, 49 patches, 768) and a tail shape
+    const int es[2][3] = {{4, 49, 768}, {3, 5, 33}};
+    for (int s = 0; s < 2; s++) {
+        int B = es[s][0], NP = es[s][1], C = es[s][2], T = NP + 1;
+        size_t n = (size_t)B * T * C;
+        float *dout = rnd(&r, n, 1), *dc = rnd(&r, C, 1), *dp = rnd(&r, (size_t)T * C, 1);
+        float *pe = mallocCheck((size_t)B * NP * C * 4);
+        float *gdo = gpu_upload(dout, n * 4), *gdc = gpu_upload(dc, C * 4),
+              *gdp = gpu_upload(dp, (size_t)T * C * 4), *gpe = gpu_nan((size_t)B * NP * C);
+        REF->vision_embed_backward(pe, dc, dp, dout, B, NP, C);
+        G->vision_embed_backward(gpe, gdc, gdp, gdo, B, NP, C);
+        float *h1 = gpu_download(gpe, (size_t)B * NP * C * 4), *h2 = gpu_download(gdc, C * 4),
+              *h3 = gpu_download(gdp, (size_t)T * C * 4);
+        CHECK(!memcmp(h1, pe, (size_t)B * NP * C * 4), "dpatch_emb bitwise");
+        CHECK(!memcmp(h2, dc, (size_t)C * 4), "dclass_emb (+=) bitwise");
+        CHECK(!memcmp(h3, dp, (size_t)T * C * 4), "dpos (+=) bitwise");
+        free(h2);
+        REF->vision_embed_backward(NULL, dc, NULL, dout, B, NP, C);   // class alone
+        G->vision_embed_backward(NULL, gdc, NULL, gdo, B, NP, C);
+        h2 = gpu_download(gdc, C * 4);
+        CHECK(!memcmp(h2, dc, (size_t)C * 4), "dclass_emb alone bitwise");
+        free(h1); free(h2); free(h3); free(dout); free(dc); free(dp); free(pe);
+        G->free(gdo); G->free(gdc); G->free(gdp); G->free(gpe);
+    }
+    // im2col_backward: 224 / 32 and 36 / 12
+    const int is[2][3] = {{2, 224, 32}, {3, 36, 12}};
+    for (int s = 0; s < 2; s++) {
+        int B = is[s][0], H = is[s][1], P = is[s][2];
+        size_t n = (size_t)B * 3 * H * H;
+        float *dpat = rnd(&r, n, 1), *ref = mallocCheck(n * 4);
+        float *gd = gpu_upload(dpat, n * 4), *gp = gpu_nan(n);
+        REF->im2col_backward(ref, dpat, B, H, P);
+        G->im2col_backward(gp, gd, B, H, P);
+        float *h = gpu_download(gp, n * 4);
+        CHECK(!memcmp(h, ref, n * 4), "im2col_backward bitwise (H %d, P %d)", H, P);
+        free(h); free(dpat); free(ref); G->free(gd); G->free(gp);
+    }
+}
+
+// LoRA at the ViT-B/32 shape (M = 2 x 50 tokens, C = 768, r = 128) on the q and v blocks of a
+// fused qkv, fp32 then bf16 (forward and backward switches).
+TEST(gpu_vit_lora) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 17, 0);
+    const int M = 100, K = 768, N = 768, rk = 128, ldo = 3 * N;
+    const float scale = 1.0f;
+    size_t nq = (size_t)M * ldo;
+    float *x = rnd(&r, (size_t)M * K, 1), *D = rnd(&r, (size_t)rk * K, 0.036f),
+          *U = rnd(&r, (size_t)N * rk, 0.05f), *qkv = rnd(&r, nq, 1), *dq = rnd(&r, nq, 1);
+    float *h = mallocCheck((size_t)M * rk * 4), *out = mallocCheck(nq * 4),
+          *dh = mallocCheck((size_t)M * rk * 4);
+    float *di = rnd(&r, (size_t)M * K, 1), *dd = rnd(&r, (size_t)rk * K, 1),
+          *du = rnd(&r, (size_t)N * rk, 1);
+    float *gx = gpu_upload(x, (size_t)M * K * 4), *gD = gpu_upload(D, (size_t)rk * K * 4),
+          *gU = gpu_upload(U, (size_t)N * rk * 4), *gdq = gpu_upload(dq, nq * 4);
+    for (int bf = 0; bf < 2; bf++) {
+        const double tol = bf ? 3e-2 : 1e-4;
+        memcpy(out, qkv, nq * 4);
+        REF->lora_forward(out, h, x, D, U, scale, M, K, N, rk, ldo);
+        REF->lora_forward(out + 2 * N, h, x, D, U, scale, M, K, N, rk, ldo);
+        float *i0 = mallocCheck((size_t)M * K * 4), *d0 = mallocCheck((size_t)rk * K * 4),
+              *u0 = mallocCheck((size_t)N * rk * 4);
+        memcpy(i0, di, (size_t)M * K * 4);
+        memcpy(d0, dd, (size_t)rk * K * 4);
+        memcpy(u0, du, (size_t)N * rk * 4);
+        REF->lora_backward(i0, d0, u0, dh, dq + 2 * N, x, h, D, U, scale, M, K, N, rk, ldo);
+        if (ops_cuda_set_matmul(bf ? "bf16-cublas" : "fp32")) CHECK(0, "%s", laic_last_error());
+        ops_cuda_set_backward_bf16(bf);
+        float *go = gpu_upload(qkv, nq * 4), *gh = gpu_nan((size_t)M * rk),
+              *gdh = gpu_nan((size_t)M * rk);
+        float *gi = gpu_upload(di, (size_t)M * K * 4), *gd = gpu_upload(dd, (size_t)rk * K * 4),
+              *gu = gpu_upload(du, (size_t)N * rk * 4);
+        G->lora_forward(go, gh, gx, gD, gU, scale, M, K, N, rk, ldo);
+        G->lora_forward(go + 2 * N, gh, gx, gD, gU, scale, M, K, N, rk, ldo);
+        G->lora_backward(gi, gd, gu, gdh, gdq + 2 * N, gx, gh, gD, gU, scale, M, K, N, rk, ldo);
+        float *ho = gpu_download(go, nq * 4), *hi = gpu_download(gi, (size_t)M * K * 4),
+              *hd = gpu_download(gd, (size_t)rk * K * 4), *hu = gpu_download(gu, (size_t)N * rk * 4);
+        // judge the LoRA increments, not the large starting values they were added to
+        for (size_t i = 0; i < nq; i++) ho[i] -= qkv[i], out[i] -= qkv[i];
+        for (size_t i = 0; i < (size_t)M * K; i++) hi[i] -= di[i], i0[i] -= di[i];
+        for (size_t i = 0; i < (size_t)rk * K; i++) hd[i] -= dd[i], d0[i] -= dd[i];
+        for (size_t i = 0; i < (size_t)N * rk; i++) hu[i] -= du[i], u0[i] -= du[i];
+        near_tol(ho, out, nq, tol, bf ? "lora forward bf16" : "lora forward");
+        near_tol(hi, i0, (size_t)M * K, tol, bf ? "lora dinp bf16" : "lora dinp (+=)");
+        near_tol(hd, d0, (size_t)rk * K, tol, bf ? "lora ddown bf16" : "lora ddown (+=)");
+        near_tol(hu, u0, (size_t)N * rk, tol, bf ? "lora dup bf16" : "lora dup (+=)");
+        free(ho); free(hi); free(hd); free(hu); free(i0); free(d0); free(u0);
+        G->free(go); G->free(gh); G->free(gdh); G->free(gi); G->free(gd); G->free(gu);
+    }
+    ops_cuda_set_matmul("fp32");
+    ops_cuda_set_backward_bf16(0);
+    // the bf16 backward switch on the frozen-weight GEMMs too
+    {
+        const int Mm = 300, Kk = 768, Nn = 3072;
+        float *dout = rnd(&r, (size_t)Mm * Nn, 1), *w = rnd(&r, (size_t)Nn * Kk, 0.02f),
+              *inp = rnd(&r, (size_t)Mm * Kk, 1);
+        float *ref = mallocCheck((size_t)Mm * Kk * 4), *rw = calloc((size_t)Nn * Kk, 4);
+        REF->matmul_backward(ref, dout, w, Mm, Kk, Nn);
+        REF->matmul_backward_weight(rw, NULL, dout, inp, Mm, Kk, Nn);
+        float *gd = gpu_upload(dout, (size_t)Mm * Nn * 4), *gw = gpu_upload(w, (size_t)Nn * Kk * 4),
+              *gi = gpu_upload(inp, (size_t)Mm * Kk * 4), *gr = gpu_nan((size_t)Mm * Kk),
+              *gdw = gpu_alloc((size_t)Nn * Kk * 4);
+        G->memset0(gdw, (size_t)Nn * Kk * 4);
+        ops_cuda_set_backward_bf16(1);
+        G->matmul_backward(gr, gd, gw, Mm, Kk, Nn);
+        G->matmul_backward_weight(gdw, NULL, gd, gi, Mm, Kk, Nn);
+        ops_cuda_set_backward_bf16(0);
+        float *h = gpu_download(gr, (size_t)Mm * Kk * 4), *hw = gpu_download(gdw, (size_t)Nn * Kk * 4);
+        near_tol(h, ref, (size_t)Mm * Kk, 3e-2, "matmul_backward bf16");
+        near_tol(hw, rw, (size_t)Nn * Kk, 3e-2, "matmul_backward_weight bf16");
+        free(h); free(hw); free(dout); free(w); free(inp); free(ref); free(rw);
+        G->free(gd); G->free(gw); G->free(gi); G->free(gr); G->free(gdw);
+    }
+    G->free(gx); G->free(gD); G->free(gU); G->free(gdq);
+    free(x); free(D); free(U); free(qkv); free(dq); free(h); free(out); free(dh);
+    free(di); free(dd); free(du);
+}
+
+TEST(gpu_vit_sumsq_clip) {
+    need_gpu();
+    Rng r;
+    rng_init(&r, 18, 0);
+    const size_t n = 3 * 1000 * 1000 + 7;   // > SUMSQ_BLOCKS * 256: every thread loops
+    float *x = rnd(&r, n, 0.01f);
+    double cpu = 0.25, h = 0.0;               // accumulates onto a start
+    REF->sumsq_forward(&cpu, x, n);
+    float *gx = gpu_upload(x, n * 4);
+    double *gs = gpu_upload(&(double){0.25}, sizeof(double));
+    G->sumsq_forward(gs, gx, n);
+    gpu_download_into(&h, gs, sizeof h);
+    printf("    sumsq cpu %.17g gpu %.17g\n", cpu, h);
+    CHECK(fabs(h - cpu) <= 1e-12 * cpu, "sumsq");
+    double again = 0.0;
+    G->to_device(gs, &(double){0.25}, sizeof(double));
+    G->sumsq_forward(gs, gx, n);
+    gpu_download_into(&again, gs, sizeof again);
+    CHECK(again == h, "sumsq run-to-run bitwise");
+    for (int c = 0; c < 2; c++) {   // clipping (max 1) and not (max 1e6)
+        const double mx = c ? 1e6 : 1.0;
+        float *ref = mallocCheck(n * 4);
+        memcpy(ref, x, n * 4);
+        REF->grad_clip_forward(ref, n, &h, mx);
+        float *gy = gpu_upload(x, n * 4);
+        G->grad_clip_forward(gy, n, gs, mx);
+        float *got = gpu_download(gy, n * 4);
+        CHECK(!memcmp(got, ref, n * 4), "grad_clip bitwise (max_norm %g)", mx);
+        free(ref); free(got); G->free(gy);
+    }
+    free(x); G->free(gx); G->free(gs);
+}
+
+#endif
