@@ -126,6 +126,111 @@ int clip_encode_text_embeds(ClipModel *m, const float *embeds, const int32_t *eo
  * or no text forward preceded (an image forward in between invalidates it). */
 int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds);
 
+/* ---- trainable image encoder (issue 16; host/model/clip.c) -----------------------------------
+ * A vision-training model runs the image tower only (text entry points refuse it) with some of
+ * its parameters trainable, and keeps from its last image forward (clip_encode_images[_dev])
+ * what clip_image_backward needs. Every image forward on it records; the backward differentiates
+ * the most recent one. Which parameters train is a ClipVisionTrainSpec:
+ *   LoRA (SPEC §9.3 stage 2): on q and v of every visual block,
+ *     q = W_q x + b_q + (α/r)·U_q D_q x   (likewise v),  D (r,C) kaiming_uniform(a=√5), i.e.
+ *     U(−1/√C, 1/√C) from the model's seed; U (C,r) = 0 (PEFT's lora_A / lora_B, no dropout);
+ *   full_last_k: every tensor of blocks >= k, ln_post and proj; the backward stops at block k;
+ *   all: every visual parameter (laic image-backward).
+ * Trainable tensors live in ONE backend arena of fp32 master weights (clip_trainable_params),
+ * LoRA tensors first (per block: q_lora_down (r,C), q_lora_up (C,r), v_lora_down, v_lora_up),
+ * then the base tensors in the weights file's order; the model's own pointers point there, so a
+ * forward always sees the current values and the caller's ClipWeights are never modified.
+ * Gradients: a twin arena of the same layout (clip_trainable_grads) that every backward
+ * ACCUMULATES into (+=), so zeroing a step is one memset (clip_zero_grad). An optimiser (AdamW:
+ * host/train/vit.h) runs over the whole arena at once. Frozen tensors get no gradient buffer.
+ * Precision: "fp32" | "tf32" | "bf16" as clip_set_precision; in bf16 the forward and backward
+ * GEMMs take bf16 operands with fp32 accumulation on CUDA (weights, activations, gradients and
+ * master weights stay fp32 in memory); the CPU is fp32. */
+typedef struct {
+    int lora_rank;          // r >= 1: LoRA on q and v of every visual block; 0: none
+    float lora_alpha;       // the adapter output is scaled by lora_alpha / lora_rank
+    int first_block;        // blocks >= first_block train every tensor (vision_layers: none)
+    int train_stem;         // conv1, class / positional embedding, ln_pre (needs first_block 0)
+    int train_ln_post;      // ln_post weight and bias
+    int train_proj;         // visual.proj (SEIC: the image projection)
+    int recompute;          // keep only each block's input and recompute the block in the
+                            // backward (config train.recompute): ~1/7 of the saved memory of
+                            // ViT-B/32 for one extra forward
+    int dpixels;            // plan for clip_image_backward returning the pixel gradient
+} ClipVisionTrainSpec;
+
+/* The adapters of SPEC §9.3 (recompute 0, dpixels 0; change fields afterwards as needed):
+ * LoRA (r, α) on q and v only (set train_proj for SEIC's "image projection"); full_last_k (k)
+ * = blocks >= k + ln_post + proj; all = every visual parameter. */
+ClipVisionTrainSpec clip_spec_lora(int r, float alpha);
+ClipVisionTrainSpec clip_spec_full_last_k(int k);
+ClipVisionTrainSpec clip_spec_all(void);
+/* 0 when spec is valid for c, else -1 with one line naming the field ("LoRA rank 0 ..."). */
+int clip_spec_check(const ClipConfig *c, const ClipVisionTrainSpec *spec);
+
+/* A vision-training model for batches up to max_batch: the parameters (a backend copy; the CPU
+ * copies only the trainable ones), the trainable arena and its gradients, the activations the
+ * spec needs (clip_vision_train_plan), LoRA D drawn from seed (U = 0). precision as
+ * clip_model_create_train_in (NULL = the current mode). NULL with an error on a bad spec or
+ * when memory runs out (the error names the batch that fits on a device). */
+ClipModel *clip_model_create_vision_train(const ClipWeights *w, const OpsBackend *ops,
+                                          int max_batch, const ClipVisionTrainSpec *spec,
+                                          const char *precision, uint64_t seed);
+/* The trainable tensors (n, and the table, owned by the model): names are the weights file's
+ * ("visual.transformer.resblocks.11.attn.in_proj_weight", "visual.proj", ...) or the adapters'
+ * ("visual.transformer.resblocks.3.attn.q_lora_down"); shape as a file stores it; offset / numel
+ * into the trainable arena; transposed = 1 for visual.proj (the arena holds projᵀ (E,Cv), as
+ * ClipWeights.vis_proj). NULL model: 0. */
+int clip_trainable_tensors(const ClipModel *m, const ClipTensorInfo **info);
+size_t clip_trainable_numel(const ClipModel *m);      // floats in the trainable arena
+float *clip_trainable_params(ClipModel *m);           // (n) backend memory, fp32 master weights
+float *clip_trainable_grads(ClipModel *m);            // (n) backend memory, += by the backward
+/* Enqueues the memset that zeroes every trainable gradient (an op: capturable). */
+void clip_zero_grad(ClipModel *m);
+/* Copies the trainable arena from / to host memory (n floats, arena layout). Synchronous. */
+int clip_trainable_upload(ClipModel *m, const float *host);
+int clip_trainable_download(ClipModel *m, float *host);
+/* Writes a host copy of a trainable-arena-shaped array (parameters or gradients) as a
+ * safetensors file of F32 tensors named and shaped as clip_trainable_tensors says (visual.proj
+ * back in the file's (Cv,E) orientation), atomically. extra_meta as clip_weights_save. */
+int clip_trainable_save(const ClipModel *m, const float *host, const char *path,
+                        const char *const *extra_meta, int n_extra);
+
+/* Backward of the last image forward of B images on a vision-training model: for dfeat (B,E) =
+ * ∂L/∂F, F the unnormalised projected features that forward returned, every trainable gradient
+ * += ∂⟨dfeat,F⟩/∂θ, and dpixels (B,3,S,S) = ∂⟨dfeat,F⟩/∂pixels when not NULL (overwrites; needs
+ * spec.dpixels). Runs down to the lowest block with a trainable tensor (all of them with LoRA),
+ * and through the patch embedding only for the stem or dpixels. Host pointers here; the _dev
+ * twin takes backend pointers and only enqueues ops (capturable; dfeat must not alias the
+ * model's buffers, dpixels may be the forward's pixels). -1 with an error when the model is not
+ * a vision-training model or no image forward preceded. */
+int clip_image_backward(ClipModel *m, const float *dfeat, float *dpixels);
+int clip_image_backward_dev(ClipModel *m, const float *dfeat, float *dpixels);
+
+/* Memory plan of a vision-training model of batch B (bytes per part; one backend allocation per
+ * part kind, carved up front). on_device: the parameters are copied (else the CPU aliases the
+ * frozen host weights and copies only the trainable ones); bf16: the resident bf16 weight twin
+ * and the operand scratch; opt_floats: optimiser floats per trainable parameter (AdamW: 2). */
+typedef struct {
+    int batch;
+    size_t params;          // frozen fp32 parameters the backend holds (visual tower)
+    size_t params_bf16;     // their bf16 twin + the bf16 operand scratch (bf16 only)
+    size_t activations;     // forward scratch: pixels, patches, one block's buffers
+    size_t block_inputs;    // the residual stream entering each saved block, and the output
+    size_t saved;           // per-block activations the backward reads (one block: recompute)
+    size_t grad_buffers;    // one block's activation gradients, reused block after block
+    size_t trainable;       // trainable master weights + their gradients
+    size_t optimizer;       // optimiser state (opt_floats per trainable parameter)
+    size_t total;           // the sum
+} ClipTrainPlan;
+void clip_vision_train_plan(const ClipConfig *c, const ClipVisionTrainSpec *spec, int B,
+                            int on_device, int bf16, int opt_floats, ClipTrainPlan *p);
+/* Largest B (<= 1<<20) whose plan total fits in limit bytes; 0 when not even 1 does. */
+int clip_vision_train_fit(const ClipConfig *c, const ClipVisionTrainSpec *spec, int on_device,
+                          int bf16, int opt_floats, size_t limit);
+/* The plan as lines "  <part>  <MiB>  <bytes>" after a header naming the batch, into buf. */
+void clip_train_plan_format(const ClipTrainPlan *p, char *buf, size_t n);
+
 /* ---- device-pointer entry points (for the trainer's captured step) ---------------------
  * The same computation as the host-pointer functions above (those are thin wrappers: copy in,
  * call these, copy out, synchronise), but every pointer lives in the model's backend memory
