@@ -211,6 +211,11 @@ int config_override(Config *c, const char *a) {
 }
 
 static int must_find(const Config *c, const char *section, const char *key) {
+    for (size_t r = 0; r < sizeof renamed / sizeof renamed[0]; r++)   // code using an old name
+        if (!strcmp(section, renamed[r][0]) && !strcmp(key, renamed[r][1])) {
+            section = renamed[r][2];
+            key = renamed[r][3];
+        }
     int i = find_key(c, section, key);
     if (i < 0) {
         fprintf(stderr, "laic: internal error: config key %s.%s is not in the table\n", section, key);

@@ -139,6 +139,7 @@ TEST(config_tac_section_and_moved_key) {
     CHECK(config_float(&c, "tac", "tau") == 0.01, "eval.tac_tau in a file sets tac.tau");
     REQUIRE(config_override(&c, "eval.tac_tau=0.02") == 0, "%s", laic_last_error());
     CHECK(config_float(&c, "tac", "tau") == 0.02, "eval.tac_tau=… overrides tac.tau");
+    CHECK(config_float(&c, "eval", "tac_tau") == 0.02, "code reading eval.tac_tau gets tac.tau");
     config_free(&c);
     // source tags: nothing that TAC's code does otherwise is tagged [TAC]
     for (int i = 0; i < laic_config_nkeys; i++) {
