@@ -283,6 +283,20 @@ TEST(run_tiny_model_on_cifar_format_images) {
     REQUIRE(npy_read(p, &a) == 0, "%s", laic_last_error());
     CHECK(a.count == 30 && a.dtype == NPY_I64, "assignments for the 30 eval images");
     npy_free(&a);
+    for (int i = 0; i < 4; i++) {   // every method that ran, zero-shot included
+        snprintf(p, sizeof p, "%s/run/predictions/%s.npy", dir, methods[i]);
+        REQUIRE(npy_read(p, &a) == 0, "%s", laic_last_error());
+        CHECK(a.count == 30 && a.dtype == NPY_I64 && a.ndim == 1, "%s: int64 [30]", p);
+        npy_free(&a);
+    }
+    snprintf(p, sizeof p, "%s/run/candidates.tsv", dir);
+    char *ct = test_read_file(p, NULL);
+    CHECK(ct && strchr(ct, '\n') && strchr(strchr(ct, '\n') + 1, '\t'), "candidates.tsv has rows");
+    if (ct) {   // WordNet nouns carry their 8-digit synset offset
+        char *row = strchr(ct, '\n') + 1, *tab = strchr(row, '\t');
+        CHECK(tab && strspn(tab + 1, "0123456789") == 8, "synset offset column: %.40s", row);
+    }
+    free(ct);
     // second run: features come from the cache (no encoding progress bar)
     snprintf(args, sizeof args,
              "run /dev/null data.kind=cifar10 data.path=%s model.arch=tiny model.batch=16 model.device=cpu "
