@@ -68,6 +68,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_nouns(int argc, char **argv);
 int cmd_dataset_info(int argc, char **argv);
 int cmd_text_backward(int argc, char **argv);
+int cmd_image_backward(int argc, char **argv);
 int cmd_train_centers(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

@@ -23,6 +23,7 @@ static const Command k_commands[] = {
     {"encode-images", cmd_encode_images, "CLIP image features of images or pixel tensors"},
     {"encode-text", cmd_encode_text, "CLIP text features of texts or token ids"},
     {"text-backward", cmd_text_backward, "gradient of text features w.r.t. input embeddings"},
+    {"image-backward", cmd_image_backward, "gradient of image features w.r.t. every visual parameter and the pixels"},
     {"train-centers", cmd_train_centers, "semantic centres by prompt learning on pseudo-labels (SPEC 7)"},
     {"ridge", cmd_ridge, "cross-modal matrix C = X T^T (T T^T + lambda I)^-1 by Cholesky"},
     {"kmeans", cmd_kmeans, "k-means (Lloyd, k-means++, restarts, spherical) on .npy rows"},

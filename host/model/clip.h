@@ -149,8 +149,9 @@ int clip_text_backward(ClipModel *m, const float *dfeat, float *dembeds);
 typedef struct {
     int lora_rank;          // r >= 1: LoRA on q and v of every visual block; 0: none
     float lora_alpha;       // the adapter output is scaled by lora_alpha / lora_rank
-    int first_block;        // blocks >= first_block train every tensor (vision_layers: none)
-    int train_stem;         // conv1, class / positional embedding, ln_pre (needs first_block 0)
+    int first_block;        // blocks >= first_block train every tensor (-1 or vision_layers:
+                            // none; full_last_k = k)
+    int train_stem;         // conv1, class / positional embedding, ln_pre
     int train_ln_post;      // ln_post weight and bias
     int train_proj;         // visual.proj (SEIC: the image projection)
     int recompute;          // keep only each block's input and recompute the block in the
