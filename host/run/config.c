@@ -80,6 +80,27 @@ static int validate(const CfgKey *k, const char *value, char *out, size_t n, con
         return laic_error("%s: %s.%s: '%s' is not one of %s", where, k->section, k->key, value,
                           k->choices);
     }
+    case CFG_TRIPLE: {
+        if (!value[0]) {
+            out[0] = 0;
+            return 0;
+        }
+        const char *p = value;
+        double v[3];
+        for (int i = 0; i < 3; i++) {
+            errno = 0;
+            v[i] = strtod(p, &end);
+            if (errno || end == p || !isfinite(v[i]) || *end != (i < 2 ? '/' : 0))
+                return laic_error("%s: %s.%s: '%s' is not three numbers a/b/c (NMI/ACC/ARI %%)", where,
+                                  k->section, k->key, value);
+            if (k->min <= k->max && (v[i] < k->min || v[i] > k->max))
+                return laic_error("%s: %s.%s: %g is out of range [%g, %g]", where, k->section, k->key,
+                                  v[i], k->min, k->max);
+            p = end + 1;
+        }
+        snprintf(out, n, "%s", value);
+        return 0;
+    }
     }
     return laic_error("%s: internal: bad key type", where);
 }
@@ -284,6 +305,7 @@ void config_help(const CfgKey *keys, int n, FILE *f) {
         case CFG_STR: snprintf(type, sizeof type, "string"); break;
         case CFG_BOOL: snprintf(type, sizeof type, "bool"); break;
         case CFG_ENUM: snprintf(type, sizeof type, "%s", k->choices); break;
+        case CFG_TRIPLE: snprintf(type, sizeof type, "NMI/ACC/ARI %% in [%g, %g], or empty", k->min, k->max); break;
         case CFG_INT:
         case CFG_FLOAT:
             if (k->min <= k->max)

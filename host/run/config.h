@@ -13,7 +13,8 @@
 
 #include <stdio.h>
 
-typedef enum { CFG_STR, CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_ENUM } CfgType;
+/* CFG_TRIPLE: empty, or three numbers "a/b/c" each in [min, max] (published NMI/ACC/ARI %). */
+typedef enum { CFG_STR, CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_ENUM, CFG_TRIPLE } CfgType;
 
 typedef struct {
     const char *section, *key;

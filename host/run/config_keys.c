@@ -136,6 +136,24 @@ const CfgKey laic_config_keys[] = {
     {"tac", "sample_per_center", CFG_INT, "256", NULL, 0, 1e6, "TAC",
      "train k-means on 256·K sampled rows (faiss' max_points_per_centroid; 0 = all)"},
 
+    // --- [published] (numbers shown beside laic's in report.html; one key per method) ------
+    {"published", "source", CFG_STR, "", NULL, NOLIM, "paper",
+     "where the [published] numbers come from (e.g. RSC Table 1 via SPEC §11, ViT-B/32)"},
+    {"published", "clip-kmeans", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of CLIP k-means on this dataset (empty = none)"},
+    {"published", "tac", CFG_TRIPLE, "", NULL, 0, 100, "TAC",
+     "published NMI/ACC/ARI % of TAC without training (empty = none)"},
+    {"published", "tac-train", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of TAC (trained): SPEC §11's TAC column"},
+    {"published", "zeroshot", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of zero-shot CLIP: SPEC §11's ZS-CLIP column"},
+    {"published", "sic", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of SIC (empty = none)"},
+    {"published", "ours-notrain", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of RSC without prompt learning (empty = none)"},
+    {"published", "ours", CFG_TRIPLE, "", NULL, 0, 100, "paper",
+     "published NMI/ACC/ARI % of RSC (Ours): SPEC §11's Ours column"},
+
     // --- [run] --------------------------------------------------------------------------
     {"run", "name", CFG_STR, "run", NULL, NOLIM, "ours", "run name (directory prefix)"},
     {"run", "dir", CFG_STR, "", NULL, NOLIM, "ours",

@@ -105,8 +105,38 @@ TEST(config_shipped_configs_load) {
         config_init(&c, laic_config_keys, laic_config_nkeys);
         CHECK(config_load_ini(&c, p) == 0, "%s", laic_last_error());
         CHECK(config_str(&c, "data", "path")[0] != 0, "%s sets data.path", p);
+        // the paper datasets carry SPEC §11's numbers as [published] keys, not comments
+        if (i >= 3)
+            CHECK(config_str(&c, "published", "ours")[0] && config_str(&c, "published", "tac-train")[0] &&
+                      config_str(&c, "published", "zeroshot")[0] && config_str(&c, "published", "source")[0],
+                  "%s has published ours, tac-train, zeroshot and their source", p);
         config_free(&c);
     }
+}
+
+TEST(config_published_numbers_are_three_percentages) {
+    Config c;
+    config_init(&c, laic_config_keys, laic_config_nkeys);
+    CHECK(config_override(&c, "published.ours=85.2/92.9/84.8") == 0 &&
+              !strcmp(config_str(&c, "published", "ours"), "85.2/92.9/84.8"),
+          "three numbers: %s", laic_last_error());
+    CHECK(config_override(&c, "published.clip-kmeans=0/100/50") == 0, "bounds 0 and 100: %s", laic_last_error());
+    CHECK(config_override(&c, "published.ours=") == 0 && !config_str(&c, "published", "ours")[0], "empty = none");
+    struct { const char *a, *want; } bad[] = {
+        {"published.ours=85.2/92.9", "is not three numbers"},
+        {"published.ours=85.2/92.9/84.8/1", "is not three numbers"},
+        {"published.ours=a/b/c", "is not three numbers"},
+        {"published.ours=85.2/192.9/84.8", "192.9 is out of range [0, 100]"},
+        {"published.ours=85.2,92.9,84.8", "is not three numbers"},
+        {"published.nope=1/2/3", "unknown key 'nope' in [published]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(config_override(&c, bad[i].a) != 0 && strstr(laic_last_error(), bad[i].want),
+              "%s: want '%s', got '%s'", bad[i].a, bad[i].want, laic_last_error());
+    const char *p = write_ini("pub.ini", "[published]\nsource = x\nours = 1/2/3\ntac = 1/2\n");
+    CHECK(config_load_ini(&c, p) != 0 && strstr(laic_last_error(), ":4: published.tac:"),
+          "file:line in the error: %s", laic_last_error());
+    config_free(&c);
 }
 
 TEST(config_rejects_lines_too_long_for_libinih) {
