@@ -184,5 +184,7 @@ clean:
 # report.json records the commit the binary was built from: rebuild run.o on every make.
 $(BUILD)/host/run/pipeline.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
 $(BUILD)/host/run/pipeline.o: FORCE
+$(BUILD)/host/run/report_html.o: CFLAGS_BASE += -DLAIC_GIT_COMMIT=\"$(GIT_COMMIT)\"
+$(BUILD)/host/run/report_html.o: FORCE
 .PHONY: FORCE
 FORCE:

@@ -71,5 +71,7 @@ int cmd_text_backward(int argc, char **argv);
 int cmd_image_backward(int argc, char **argv);
 int cmd_train_centers(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

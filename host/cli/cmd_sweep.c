@@ -1,7 +1,9 @@
 /*
  * cmd_sweep.c — `laic sweep CONFIG [SWEEP.ini] [sweep.section.key=values ...] [section.key=value ...]`:
  * runs the no-train pipeline over a grid or list of config values (sweep.h) and writes
- * sweep.csv / sweep_summary.csv / sweep.json; --plot then draws them with scripts/plot.py.
+ * sweep.csv / sweep_summary.csv / sweep.json and sweep.html (metrics vs swept value drawn as SVG
+ * by laic, every point linked to its report.html); --plot then draws PNGs with scripts/plot.py
+ * and embeds them in sweep.html.
  * Everything is validated before anything runs: a bad key or value is one error line naming
  * SWEEP.ini:line (or the argument), exit 2, and no sweep directory.
  */
@@ -14,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "io/err.h"
+#include "run/report_html.h"
 #include "run/sweep.h"
 
 /* scripts/plot.py: $LAIC_PLOT_SCRIPT, else ./scripts/plot.py, else next to the binary's repo. */
@@ -59,8 +62,8 @@ int cmd_sweep(int argc, char **argv) {
                   "  laic sweep CONFIG.ini [SWEEP.ini] [sweep.section.key=v1,v2 ...] [section.key=value ...]\n"
                   "SWEEP.ini: [sweep] holds axes (ridge.lambda = 0.1,1,5 | train.loss = gce|gce,mse | "
                   "run.seed = 1..5),\n  mode = grid|zip and name; other sections override every point. "
-                  "Writes sweep.csv, sweep_summary.csv\n  (mean ± std over run.seed), sweep.json and one "
-                  "run directory per point; stage caches are shared.",
+                  "Writes sweep.csv, sweep_summary.csv\n  (mean ± std over run.seed), sweep.json, sweep.html "
+                  "and one run directory per point; stage caches are shared.",
                   opts, CLI_N(opts), pos, 512, &npos))
         return cli_exit_code();
     if (npos < 1) {
@@ -123,6 +126,9 @@ int cmd_sweep(int argc, char **argv) {
             laic_error("%s: plotting failed (sweep results are in place) ---> HINT: run the command above", dir);
             return cli_fail(1);
         }
+        // sweep.html again, now with the PNGs embedded
+        if (report_sweep_html_write(dir, NULL, NULL))
+            fprintf(stderr, "laic: warning: sweep.html not rewritten: %s\n", laic_last_error());
     }
     if (rc > 0) return cli_fail(1);
     return 0;

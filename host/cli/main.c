@@ -16,6 +16,8 @@ typedef struct {
 static const Command k_commands[] = {
     {"run", cmd_run, "the no-train pipeline from an INI config (run directory, report.json)"},
     {"sweep", cmd_sweep, "ablation sweeps: the pipeline over a grid of config values, sweep.csv, plots"},
+    {"report", cmd_report, "rebuild report.html (run directory) or sweep.html (sweep directory)"},
+    {"doctor", cmd_doctor, "check this machine for what laic needs; each missing piece with its fix"},
     {"info", cmd_info, "describe a weights file (architecture, parameters, dtype) and the devices"},
     {"init-weights", cmd_init_weights, "write CLIP-style random-init weights (demos, benchmarks)"},
     {"tokenize", cmd_tokenize, "CLIP BPE tokenizer: UTF-8 lines -> token ids"},

@@ -1,7 +1,8 @@
 /*
  * pipeline.c — `laic run`: the upstream stages once, then the methods of eval.methods in
- * registry order, then report.json, config.ini and log.txt, and the rename of <dir>.partial to
- * the run directory (see run.h for what the directory holds).
+ * registry order, then what report.html needs (eval labels, eval items, the images nearest each
+ * cluster), report.json, config.ini, report.html and log.txt, and the rename of <dir>.partial
+ * to the run directory (see run.h for what the directory holds).
  */
 #include "run/pipeline.h"
 
@@ -14,12 +15,16 @@
 #include "cluster/cluster.h"
 #include "io/atomic.h"
 #include "io/err.h"
+#include "io/npy.h"
 #include "io/progress.h"
 #include "run/methods/methods.h"
+#include "run/report_html.h"
 
 #ifndef LAIC_GIT_COMMIT
 #define LAIC_GIT_COMMIT "unknown"
 #endif
+
+const char *run_git_commit(void) { return LAIC_GIT_COMMIT; }
 
 static int write_text(Run *r, const char *name, const char *text) {
     char path[2300];
@@ -38,6 +43,66 @@ static int write_config(Run *r) {
     fclose(f);
     int rc = write_text(r, "config.ini", buf);
     free(buf);
+    return rc;
+}
+
+typedef struct { int64_t k; float s; int64_t i; } NearKey;
+static int cmp_near(const void *a, const void *b) {
+    const NearKey *x = a, *y = b;
+    if (x->k != y->k) return x->k < y->k ? -1 : 1;
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The files report.html reads besides report.json (run.h): eval_labels.npy; for runs on images
+ * eval_index.npy and cluster_nearest.npy: per cluster of the primary clustering
+ * (report_primary_clustering), its eval rows by cosine to the cluster's normalised mean image
+ * feature, most similar first (ties: lower row), report_montage_images(K) of them, -1 padded. */
+static int write_report_inputs(Run *r) {
+    char path[2300];
+    const size_t ne = r->eval.N;
+    size_t shape[2] = {ne, 0};
+    snprintf(path, sizeof path, "%s/eval_labels.npy", r->partial);
+    if (npy_write(path, NPY_I64, 1, shape, r->eval.y)) return -1;
+    if (!r->eval.item) return 0;   // precomputed features: no images to show
+    snprintf(path, sizeof path, "%s/eval_index.npy", r->partial);
+    if (npy_write(path, NPY_I64, 1, shape, r->eval.item)) return -1;
+    const char *names[64];
+    int nm = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, r->methods) if (nm < 64 && m->string) names[nm++] = m->string;
+    int64_t *pred;
+    char method[64];
+    int rc = report_primary_clustering(r->partial, names, nm, ne, &pred, method, sizeof method);
+    if (rc <= 0) return rc;
+    int64_t K = 0;
+    for (size_t i = 0; i < ne; i++) K = pred[i] + 1 > K ? pred[i] + 1 : K;
+    const int E = r->E, n = report_montage_images((int)K);
+    float *cen = callocCheck((size_t)K * E, sizeof *cen);
+    for (size_t i = 0; i < ne; i++)
+        for (int e = 0; e < E; e++) cen[(size_t)pred[i] * E + e] += r->eval.X[i * E + e];
+    l2normalize_rows_cpu(cen, cen, (int)K, E);
+    NearKey *key = mallocCheck(ne * sizeof *key);
+    for (size_t i = 0; i < ne; i++) {
+        double s = 0;
+        for (int e = 0; e < E; e++) s += (double)r->eval.X[i * E + e] * cen[(size_t)pred[i] * E + e];
+        key[i] = (NearKey){pred[i], (float)s, (int64_t)i};
+    }
+    qsort(key, ne, sizeof *key, cmp_near);
+    int64_t *near = mallocCheck((size_t)K * n * sizeof *near);
+    for (size_t i = 0; i < (size_t)K * n; i++) near[i] = -1;
+    for (size_t i = 0, j = 0; i < ne; i++) {
+        j = i > 0 && key[i].k == key[i - 1].k ? j + 1 : 0;
+        if (j < (size_t)n) near[(size_t)key[i].k * n + j] = key[i].i;
+    }
+    shape[0] = (size_t)K;
+    shape[1] = (size_t)n;
+    snprintf(path, sizeof path, "%s/cluster_nearest.npy", r->partial);
+    rc = npy_write(path, NPY_I64, 2, shape, near);
+    free(near);
+    free(key);
+    free(cen);
+    free(pred);
     return rc;
 }
 
@@ -100,6 +165,7 @@ int run_execute(Run *r) {
         if (want[i] && laic_methods[i].run(r)) return -1;
 
     // --- report ---------------------------------------------------------------------------
+    if (write_report_inputs(r)) return -1;
     cJSON *rep = r->report;
     cJSON_AddStringToObject(rep, "laic_git_commit", LAIC_GIT_COMMIT);
     cJSON_AddStringToObject(rep, "run_dir", r->dir);
@@ -117,6 +183,19 @@ int run_execute(Run *r) {
     cJSON_AddNumberToObject(s, "image_centres", r->kc);
     cJSON_AddNumberToObject(s, "nouns", (double)r->Mn);
     cJSON_AddNumberToObject(s, "candidate_nouns", (double)r->M);
+    if (r->class_names)
+        cJSON_AddItemToObject(rep, "class_names",
+                              cJSON_CreateStringArray((const char *const *)r->class_names, r->n_classes));
+    cJSON *data = cJSON_AddObjectToObject(rep, "data");
+    if (r->have_dfit) {   // the eval split as opened (report.html re-opens it for its montages)
+        const Dataset *d = r->eval_is_fit ? &r->dfit : &r->deval;
+        cJSON_AddStringToObject(data, "kind", dataset_kind_name(d->kind));
+        cJSON_AddStringToObject(data, "root", d->root);
+        cJSON_AddStringToObject(data, "eval_split", d->split);
+        cJSON_AddNumberToObject(data, "n_items", (double)d->n);
+    } else {
+        cJSON_AddStringToObject(data, "image_features", config_str(&r->cfg, "data", "image_features"));
+    }
     cJSON *seeds = cJSON_AddObjectToObject(rep, "seeds");
     cJSON_AddNumberToObject(seeds, "run", (double)config_int(&r->cfg, "run", "seed"));
     cJSON_AddItemReferenceToObject(rep, "methods", r->methods);
@@ -136,6 +215,18 @@ int run_execute(Run *r) {
     free(json);
     free(jn);
     if (rc || write_config(r)) return -1;
+    // report.html from the files just written (the eval split is still open: no second decode)
+    double t = now_seconds();
+    ReportStats st;
+    ReportOpts ro = {.dir = r->partial,
+                     .eval_data = r->have_dfit ? (r->eval_is_fit ? &r->dfit : &r->deval) : NULL,
+                     .stats = &st};
+    if (report_html_write(&ro))
+        run_log(r, "warning: report.html not written: %s (rebuild it with laic report %s)",
+                laic_last_error(), r->dir);
+    else
+        run_log(r, "report.html: %d cluster panels, %d montages, %zu kB in %.2fs", st.panels,
+                st.montages, st.bytes / 1024, now_seconds() - t);
     run_log(r, "done in %.1fs", now_seconds() - r->t0);
     if (write_text(r, "log.txt", r->log ? r->log : "")) return -1;
     if (rename(r->partial, r->dir))

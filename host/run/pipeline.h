@@ -9,5 +9,7 @@
 
 /* Every stage and listed method; on success the run directory exists. */
 int run_execute(Run *r);
+/* The git commit the binary was built from (12 hex digits, or "unknown"). */
+const char *run_git_commit(void);
 
 #endif

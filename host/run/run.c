@@ -190,9 +190,11 @@ void run_free(Run *r) {
     free(r->sel_eval);
     free(r->fit.X);
     free(r->fit.y);
+    free(r->fit.item);
     if (!r->eval_is_fit) {
         free(r->eval.X);
         free(r->eval.y);
+        free(r->eval.item);
     }
     for (int i = 0; i < r->n_classes && r->class_names; i++) free(r->class_names[i]);
     free(r->class_names);

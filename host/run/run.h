@@ -10,13 +10,17 @@
  * so a failed run leaves no run directory behind. Every file inside is written atomically.
  * Directory contents: config.ini (fully resolved, loads back unchanged), report.json (metrics
  * per method, pseudo-label quality before/after the kNN filter, sizes, per-stage timings, seeds,
- * weights hash, git commit, device, and "files": every file below by role),
- * predictions/<method>.npy (int64 [N_eval], the eval-split labels of every method that ran —
- * exactly what its metrics were computed from; written by run_report_method), candidates.tsv
- * (the candidate nouns: noun, synset offset, centre, confidence, cosine, bank row),
- * assignments.npy (int64 [N_eval], Ours no-train: the same array as
- * predictions/ours-notrain.npy, kept for older scripts), clusters.tsv (per cluster: size,
- * majority class, nearest candidate nouns), log.txt.
+ * weights hash, git commit, device, class names, the eval dataset's kind/root/split, and
+ * "files": every file below by role), predictions/<method>.npy (int64 [N_eval], the eval-split
+ * labels of every method that ran — exactly what its metrics were computed from; written by
+ * run_report_method), candidates.tsv (the candidate nouns: noun, synset offset, centre,
+ * confidence, cosine, bank row), assignments.npy (int64 [N_eval], Ours no-train: the same array
+ * as predictions/ours-notrain.npy, kept for older scripts), clusters.tsv (per cluster: size,
+ * majority class, nearest candidate nouns), log.txt, and what report.html needs to be rebuilt
+ * by `laic report` (run/report_html.h): eval_labels.npy (int64 [N_eval], -1 unknown),
+ * eval_index.npy (int64 [N_eval], the dataset item of each eval row; not for precomputed
+ * features), cluster_nearest.npy (int64 [K, n], per cluster the eval rows nearest its mean image
+ * feature, -1 padded; not for precomputed features), then report.html itself.
  *
  * Stages read and write plain arrays; image and noun features are cached on disk
  * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
@@ -48,6 +52,8 @@ typedef struct cJSON cJSON;
 typedef struct {
     float *X;              // (N,E) L2-normalised image features
     int64_t *y;            // (N) true labels, -1 unknown
+    int64_t *item;         // (N) dataset item of each row (after subsample and skipped images);
+                           // NULL for precomputed features
     size_t N;
 } FeatureSet;
 

@@ -307,7 +307,18 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         if (!npy_read_f32(path, &x, 2, shx) && !npy_read_i64(keep_path, &k, 1, NULL) &&
             k.shape[0] == x.shape[0]) {
             int64_t *keep = k.data;
-            for (size_t i = 0; i < k.shape[0]; i++) fs->y[i] = fs->y[keep[i]];
+            for (size_t i = 0; i < k.shape[0]; i++)   // a cache of another subsample is not ours
+                if (keep[i] < 0 || (size_t)keep[i] >= fs->N || (i && keep[i] <= keep[i - 1])) {
+                    npy_free(&x);
+                    npy_free(&k);
+                    return laic_error("%s: row indices out of order or range ---> HINT: delete it to "
+                                      "re-encode", keep_path);
+                }
+            fs->item = mallocCheck((k.shape[0] ? k.shape[0] : 1) * sizeof *fs->item);
+            for (size_t i = 0; i < k.shape[0]; i++) {
+                fs->y[i] = fs->y[keep[i]];
+                fs->item[i] = (int64_t)(sel ? sel[keep[i]] : (size_t)keep[i]);
+            }
             r->n_bad_images += fs->N - k.shape[0];
             fs->N = k.shape[0];
             fs->X = x.data;
@@ -389,7 +400,11 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     }
     normalize_rows(X, nkeep, E);
     run_cache_status(r, "image_features", "miss");
-    for (size_t i = 0; i < nkeep; i++) fs->y[i] = fs->y[keep[i]];
+    fs->item = mallocCheck(nkeep * sizeof *fs->item);
+    for (size_t i = 0; i < nkeep; i++) {
+        fs->y[i] = fs->y[keep[i]];
+        fs->item[i] = (int64_t)(sel ? sel[keep[i]] : (size_t)keep[i]);
+    }
     fs->N = nkeep;
     fs->X = X;
     // cache (best effort: a failed cache write is reported, not fatal)

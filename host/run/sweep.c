@@ -1,7 +1,8 @@
 /*
  * sweep.c — `laic sweep` (sweep.h): spec parsing and validation, running the points (in this
  * process, or as parallel `laic run` child processes with --jobs), and the result tables
- * sweep.csv, sweep_summary.csv (mean ± std over run.seed) and sweep.json.
+ * sweep.csv, sweep_summary.csv (mean ± std over run.seed) and sweep.json, and sweep.html drawn
+ * from sweep.json (run/report_html.h).
  *
  * Points never share memory state: what they share is the on-disk stage caches keyed by each
  * stage's inputs (image features, noun features, candidate set; see run.h), so a λ sweep
@@ -26,6 +27,7 @@
 #include "io/atomic.h"
 #include "io/err.h"
 #include "run/pipeline.h"
+#include "run/report_html.h"
 
 // --- spec ----------------------------------------------------------------------------------
 
@@ -777,6 +779,9 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
     }
     int n_failed = 0;
     int rc = write_tables(s, dir, pts, np, &n_failed);
+    if (!rc && report_sweep_html_write(dir, NULL, NULL))   // the tables are what counts
+        fprintf(stderr, "laic: warning: sweep.html not written: %s (rebuild it with laic report %s)\n",
+                laic_last_error(), dir);
     for (size_t p = 0; p < np; p++) free_strs(pts[p].args, pts[p].nargs);
     free(pts);
     if (rc) return -1;

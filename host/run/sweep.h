@@ -64,7 +64,7 @@ size_t sweep_npoints(const SweepSpec *s);
 void sweep_point(const SweepSpec *s, size_t p, int *idx);
 /* Validates the spec against the base config (+ overrides): every axis key and value. */
 int sweep_validate(const SweepSpec *s, const SweepOpts *o);
-/* Runs every point and writes sweep.csv, sweep.json and sweep_summary.csv into the sweep
+/* Runs every point and writes sweep.csv, sweep.json, sweep_summary.csv and sweep.html into the sweep
  * directory (path returned in dir_out). Returns 0 when every point succeeded, 1 when some point
  * failed (its row says why; the tables are still written), -1 on an error before/around the runs. */
 int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_n);
