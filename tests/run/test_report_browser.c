@@ -9,7 +9,7 @@
  * cyan, yellow — colours the page itself never uses).
  *
  * Skipped when no chromium is installed (`make test` needs only the README's setup).
- * LAIC_CHROMIUM=path picks the browser; LAIC_REPORT_SHOTS=DIR keeps the screenshots there.
+ * LAIC_CHROMIUM=path picks the browser; LAIC_REPORT_SHOTS=DIR keeps the screenshots (and DOMs) there.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,7 +83,8 @@ static int render(const char *html, int width, int height, const char *tag, Rend
         return -1;
     const char *keep = getenv("LAIC_REPORT_SHOTS");
     if (keep && keep[0]) {
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/%s.png'", keep, shot, keep, tag);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/%s.png' && cp '%s' '%s/%s-dom.html'", keep, shot,
+                 keep, tag, dom, keep, tag);
         if (system(cmd) == 0) printf("    screenshot: %s/%s.png (%dx%d)\n", keep, tag, out->w, out->h);
     }
     return 0;
@@ -129,7 +130,9 @@ TEST(report_browser_image_run) {
           fix_count(r.dom, "class=\"panel\""), FIX_IMG_K);
     CHECK(fix_count(r.dom, "<img class=\"montage\"") == FIX_IMG_K, "%d montages in the DOM",
           fix_count(r.dom, "<img class=\"montage\""));
-    CHECK(!strstr(r.dom, "<i>magenta") && !strstr(r.dom, "<script>alert") && strstr(r.dom, "&lt;i&gt;magenta"),
+    // as text nodes the names serialise with &lt; &gt; &amp; escaped and the quotes kept
+    CHECK(fix_count(r.dom, "&lt;i&gt;magenta&lt;/i&gt; &amp; \"pink\"") >= 1 &&
+              fix_count(r.dom, "cyan's &lt;script&gt;alert(1)&lt;/script&gt;") >= 1 && !strstr(r.dom, "<script"),
           "hostile class names are text in the DOM, not elements");
     CHECK(strstr(r.dom, "id=\"random-weights\"") && strstr(r.dom, "id=\"c-heatmap\"") && strstr(r.dom, "id=\"confusion-0\""),
           "random-weights banner, C heat map and confusion map present");
@@ -155,7 +158,8 @@ TEST(report_browser_precomputed_and_large_k) {
     CHECK(!r.console[0], "no console messages, got:\n%s", r.console);
     CHECK(fix_count(r.dom, "class=\"panel\"") == FIX_PLANTED_K && !strstr(r.dom, "class=\"montage\""),
           "%d panels, no montages", fix_count(r.dom, "class=\"panel\""));
-    CHECK(!strstr(r.dom, "<b>noun") && strstr(r.dom, "&lt;b&gt;noun"), "hostile noun names are text");
+    CHECK(!strstr(r.dom, "<b>noun") && fix_count(r.dom, "&lt;/b&gt; &amp; \"x\"") >= FIX_PLANTED_K,
+          "hostile noun names are text (%d)", fix_count(r.dom, "&lt;/b&gt; &amp; \"x\""));
     CHECK(planted_pixels(&r) < 50, "nothing in the montage colours without montages");
     CHECK(drawn_fraction(&r) > 0.02, "the page is not blank (%.3f drawn)", drawn_fraction(&r));
     render_free(&r);
