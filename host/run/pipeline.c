@@ -64,9 +64,12 @@ static int write_report_inputs(Run *r) {
     size_t shape[2] = {ne, 0};
     snprintf(path, sizeof path, "%s/eval_labels.npy", r->partial);
     if (npy_write(path, NPY_I64, 1, shape, r->eval.y)) return -1;
+    run_add_file(r, "eval_labels", "eval_labels.npy");
+    run_add_file(r, "report_html", "report.html");   // written after report.json, from it
     if (!r->eval.item) return 0;   // precomputed features: no images to show
     snprintf(path, sizeof path, "%s/eval_index.npy", r->partial);
     if (npy_write(path, NPY_I64, 1, shape, r->eval.item)) return -1;
+    run_add_file(r, "eval_index", "eval_index.npy");
     const char *names[64];
     int nm = 0;
     const cJSON *m;
@@ -99,6 +102,7 @@ static int write_report_inputs(Run *r) {
     shape[1] = (size_t)n;
     snprintf(path, sizeof path, "%s/cluster_nearest.npy", r->partial);
     rc = npy_write(path, NPY_I64, 2, shape, near);
+    if (!rc) run_add_file(r, "cluster_nearest", "cluster_nearest.npy");
     free(near);
     free(key);
     free(cen);

@@ -999,27 +999,33 @@ static void section_cmap(FILE *f, Rep *r, ReportStats *st) {
     double scale = smp[(size_t)(0.99 * (double)(ns - 1))];
     if (!(scale > 0)) scale = 1;
     free(smp);
+    // Wd × Hd cells (blocks of C averaged when it is larger), each cw × rh pixels so that a small
+    // matrix is drawn at about 600 × 360; class strips of 8 px along both axes
     const size_t Wd = D < 900 ? D : 900, Hd = m < 480 ? m : 480, strip = 8;
-    const size_t W = Wd + strip + 2, H = Hd + strip + 2;
+    const size_t cw = Wd < 600 ? 600 / Wd : 1, rh = Hd < 360 ? 360 / Hd : 1;
+    const size_t W = Wd * cw + strip + 2, H = Hd * rh + strip + 2;
     uint8_t *img = mallocCheck(W * H * 3);
     memset(img, 255, W * H * 3);
     for (size_t y = 0; y < Hd; y++) {
         const size_t r0 = y * m / Hd, r1 = (y + 1) * m / Hd > r0 ? (y + 1) * m / Hd : r0 + 1;
-        unsigned char g = (unsigned char)((lab[r0] & 1) ? 110 : 190);   // row class strip
-        for (size_t x = 0; x < strip; x++) memset(img + ((strip + 2 + y) * W + x) * 3, g, 3);
+        const unsigned char g = (unsigned char)((lab[r0] & 1) ? 110 : 190);   // row class strip
+        uint8_t *row = img + (strip + 2 + y * rh) * W * 3;
+        memset(row, g, strip * 3);
         for (size_t x = 0; x < Wd; x++) {
             const size_t c0 = x * D / Wd, c1 = (x + 1) * D / Wd > c0 ? (x + 1) * D / Wd : c0 + 1;
-            double s = 0;
+            double sum = 0;
             for (size_t i = r0; i < r1; i++)
-                for (size_t j = c0; j < c1; j++) s += C[i * D + (size_t)ck[j].col];
-            s /= (double)((r1 - r0) * (c1 - c0));
-            rdbu(s / scale, img + ((strip + 2 + y) * W + strip + 2 + x) * 3);
+                for (size_t j = c0; j < c1; j++) sum += C[i * D + (size_t)ck[j].col];
+            unsigned char rgb[3];
+            rdbu(sum / (double)((r1 - r0) * (c1 - c0)) / scale, rgb);
+            for (size_t u = 0; u < cw; u++) memcpy(row + (strip + 2 + x * cw + u) * 3, rgb, 3);
         }
+        for (size_t v = 1; v < rh; v++) memcpy(row + v * W * 3, row, W * 3);
     }
     for (size_t x = 0; x < Wd; x++) {   // column class strip
         const int q = ck[x * D / Wd].cls;
-        unsigned char g = (unsigned char)(q == 1 << 30 ? 240 : (q & 1) ? 110 : 190);
-        for (size_t y = 0; y < strip; y++) memset(img + (y * W + strip + 2 + x) * 3, g, 3);
+        const unsigned char g = (unsigned char)(q == 1 << 30 ? 240 : (q & 1) ? 110 : 190);
+        for (size_t y = 0; y < strip; y++) memset(img + (y * W + strip + 2 + x * cw) * 3, g, cw * 3);
     }
     char *uri = png_data_uri(img, (int)W, (int)H, 3);
     free(img);
@@ -1027,14 +1033,12 @@ static void section_cmap(FILE *f, Rep *r, ReportStats *st) {
         char a[64], b[64];
         count_str(a, sizeof a, (double)m);
         count_str(b, sizeof b, (double)D);
-        // small matrices are shown enlarged (whole pixels per cell, pixelated), to about 600 × 360
-        const size_t sx = W < 600 ? 600 / W : 1, sy = H < 360 ? 360 / H : 1;
         fprintf(f, "<section id=\"cmap\"><h2>Ridge representation C</h2>\n<img class=\"heat\" id=\"c-heatmap\" "
                    "width=\"%zu\" height=\"%zu\" alt=\"heat map of C\" src=\"%s\">\n<p class=\"small muted\">"
                    "Rows: %s fit images sorted by true class (grey strip: class blocks); columns: %s "
                    "candidate nouns grouped by the class whose images weigh them most. Colour: blue "
                    "−%.3g … white 0 … red +%.3g (99th percentile of |C|)%s.</p></section>\n",
-                W * sx, H * sy, uri, a, b, scale, scale, Wd < D || Hd < m ? "; blocks averaged to fit" : "");
+                W, H, uri, a, b, scale, scale, Wd < D || Hd < m ? "; blocks averaged to fit" : "");
         st->c_heatmap = 1;
         free(uri);
     } else

@@ -107,9 +107,9 @@ const char *fix_image_run(char *why, size_t n) {
 }
 
 /* Planted features with names.txt rewritten to hostile HTML. */
-static void planted_data(const char *data, int K, int N, int M) {
+static void planted_data(const char *data, int K, int N, int M, double sigma) {
     mkdir(data, 0755);
-    synth_planted(data, K, 24, N, M, 0.08, 42, 1);
+    synth_planted(data, K, 24, N, M, sigma, 42, 1);
     char p[700];
     snprintf(p, sizeof p, "%s/names.txt", data);
     FILE *f = fopen(p, "w");
@@ -132,7 +132,7 @@ const char *fix_planted_run(char *why, size_t n) {
     if (state == 0) {
         char data[600], args[4096];
         snprintf(data, sizeof data, "%s/planted-data", test_tmpdir());
-        planted_data(data, FIX_PLANTED_K, 300, 150);
+        planted_data(data, FIX_PLANTED_K, 300, 150, 0.08);
         snprintf(dir, sizeof dir, "%s/run-planted", test_tmpdir());
         state = laic_ok(planted_args(args, sizeof args, data, dir, "published.ours=85.2/92.9/84.8"), reason,
                         sizeof reason)
@@ -149,7 +149,7 @@ const char *fix_big_run(char *why, size_t n) {
     if (state == 0) {
         char data[600], args[4096];
         snprintf(data, sizeof data, "%s/big-data", test_tmpdir());
-        planted_data(data, FIX_BIG_K, 1200, 480);
+        planted_data(data, FIX_BIG_K, 1200, 480, 0.08);
         snprintf(dir, sizeof dir, "%s/run-big", test_tmpdir());
         state = laic_ok(planted_args(args, sizeof args, data, dir,
                                      "eval.methods=ours-notrain kmeans.restarts=1 centers.restarts=1"),
@@ -167,13 +167,13 @@ const char *fix_sweep(char *why, size_t n) {
     if (state == 0) {
         char data[600], args[4096];
         snprintf(data, sizeof data, "%s/sweep-data", test_tmpdir());
-        planted_data(data, 4, 160, 80);
+        planted_data(data, 4, 160, 80, 0.3);   // noisy: the seeds disagree
         snprintf(dir, sizeof dir, "%s/sweep", test_tmpdir());
         snprintf(args, sizeof args,
                  "sweep /dev/null sweep.ridge.lambda=0.1,10,1000 sweep.run.seed=1,2 --dir %s "
                  "data.image_features=%s/X.npy data.labels=%s/y.npy nouns.features=%s/T.npy "
                  "nouns.names=%s/names.txt eval.methods=clip-kmeans,ours-notrain kmeans.restarts=1 "
-                 "centers.restarts=1 run.cache_dir=%s/cache",
+                 "kmeans.init=random centers.restarts=1 run.cache_dir=%s/cache",
                  dir, data, data, data, data, test_tmpdir());
         state = laic_ok(args, reason, sizeof reason) ? 1 : -1;
     }
