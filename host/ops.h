@@ -144,6 +144,17 @@ typedef struct OpsBackend {
     // out (N) = ‖x_i − c_{labels_i}‖² in double (exact differences; the k-means objective)
     void (*kmeans_rowdist_forward)(double *out, const float *X, const float *C,
                                    const int64_t *labels, int N, int d);
+    // The Lloyd step with an update that is exact in any order (threads, ranks): labels, mind as
+    // kmeans_assign_forward; counts (K) = sizes; sums (K,d) int64 (may be NULL: assignment only)
+    // = per-label Σ of round-half-even(x · 2^shift), integer additions. shift from
+    // kmeans_fixed_shift (host/cpu/cluster_ops.h) keeps |Σ| < 2^63.
+    void (*kmeans_assign_sums_forward)(int64_t *labels, float *mind, int64_t *sums,
+                                       int64_t *counts, const float *X, const float *xx,
+                                       const float *C, const float *cc, int N, int d, int K,
+                                       int shift);
+    // C (K,d) rows with counts > 0 = (float)(((double)sums · 2^-shift) / counts); others untouched
+    void (*kmeans_centres_forward)(float *C, const int64_t *sums, const int64_t *counts, int K,
+                                   int d, int shift);
     // idx (N,k) int64, sims (N,k) (may be NULL): cosine top-k of the rows of F (N,d), rows
     // already normalised, self excluded, decreasing similarity, ties to the lowest index, tiled
     // (never N×N). 1 <= k <= N-1; the CUDA twin also needs k <= 256.

@@ -74,6 +74,11 @@ void kmeans_update_forward(float *C, int64_t *counts, const float *X, const int6
                            int N, int d, int K);
 void kmeans_rowdist_forward(double *out, const float *X, const float *C, const int64_t *labels,
                             int N, int d);
+void kmeans_assign_sums_forward(int64_t *labels, float *mind, int64_t *sums, int64_t *counts,
+                                const float *X, const float *xx, const float *C, const float *cc,
+                                int N, int d, int K, int shift);
+void kmeans_centres_forward(float *C, const int64_t *sums, const int64_t *counts, int K, int d,
+                            int shift);
 // knn.cu
 void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k);
 void knn_filter_forward(float *scores, uint8_t *mask, const int64_t *idx, const int64_t *labels,

@@ -254,6 +254,67 @@ void kmeans_rowdist_forward(double *out, const float *X, const float *C, const i
     launchCheck();
 }
 
+// --- fused assignment + fixed-point sums (the update that is exact in any order) ----------------
+// The assignment is kmeans_assign_forward's. Then one thread per element adds
+// q = round-half-even(x · 2^shift) (__double2ll_rn: the CPU's cvtsd2si with the default rounding;
+// both give INT64_MIN for a NaN) to sums[label, j] with a 64-bit integer atomic: integer sums
+// are exact, so the arrival order of the atomics cannot change them and the sums are bitwise
+// the CPU's for equal labels. counts the same way.
+__global__ static void kmeans_fixsum_kernel1(int64_t *sums, int64_t *counts, const float *X,
+                                             const int64_t *labels, int N, int d, double scale) {
+    const size_t total = (size_t)N * d;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const size_t i = e / d, j = e % d;
+        const int64_t c = labels[i];
+        const long long q = __double2ll_rn(f2d_exact(X[e]) * scale);   // exact product: 2^shift
+        if (sums) atomicAdd((unsigned long long *)(sums + (size_t)c * d + j), (unsigned long long)q);
+        if (j == 0) atomicAdd((unsigned long long *)(counts + c), 1ULL);
+    }
+}
+
+__global__ static void kmeans_count_only_kernel1(int64_t *counts, const int64_t *labels, int N) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)N;
+         i += (size_t)gridDim.x * blockDim.x)
+        atomicAdd((unsigned long long *)(counts + labels[i]), 1ULL);
+}
+
+void kmeans_assign_sums_forward(int64_t *labels, float *mind, int64_t *sums, int64_t *counts,
+                                const float *X, const float *xx, const float *C, const float *cc,
+                                int N, int d, int K, int shift) {
+    if (K <= 0) return;
+    cudaCheck(cudaMemsetAsync(counts, 0, sizeof(int64_t) * (size_t)K, cudaStreamPerThread));
+    if (sums) cudaCheck(cudaMemsetAsync(sums, 0, sizeof(int64_t) * (size_t)K * d, cudaStreamPerThread));
+    if (N <= 0) return;
+    kmeans_assign_forward(labels, mind, X, xx, C, cc, N, d, K);
+    if (sums && d > 0) {
+        kmeans_fixsum_kernel1<<<grid_for((size_t)N * d, 256), 256>>>(sums, counts, X, labels, N, d,
+                                                                      ldexp(1.0, shift));
+    } else {
+        kmeans_count_only_kernel1<<<grid_for((size_t)N, 256), 256>>>(counts, labels, N);
+    }
+    launchCheck();
+}
+
+// One thread per (centre, column): ((double)sum · 2^-shift) / count, rounded to float — the
+// CPU's three roundings (int64 → double, the division, double → float), each exact-mode here.
+__global__ static void kmeans_centres_kernel1(float *C, const int64_t *sums, const int64_t *counts,
+                                              int K, int d, double unscale) {
+    const size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (e >= (size_t)K * d) return;
+    const long long n = counts[e / d];
+    if (n == 0) return;   // empty cluster: left for the driver to re-seed
+    C[e] = d2f_rn_exact(__ddiv_rn(__ll2double_rn(sums[e]) * unscale, (double)n));
+}
+
+void kmeans_centres_forward(float *C, const int64_t *sums, const int64_t *counts, int K, int d,
+                            int shift) {
+    if (K <= 0 || d <= 0) return;
+    kmeans_centres_kernel1<<<ceil_div_u((size_t)K * d, 256), 256>>>(C, sums, counts, K, d,
+                                                                     ldexp(1.0, -shift));
+    launchCheck();
+}
+
 // --- batched Lloyd: all restarts at once ----------------------------------------------------
 // kmeans_lloyd_batched_cuda (host/cluster/cluster.h). R restarts share one (R·K, d) centre matrix, so
 // each assignment is ONE SGEMM X (tile,d) · C[active range]ᵀ for all restarts; every other

@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 60 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 62 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -204,6 +204,8 @@ extern "C" const OpsBackend ops_cuda = {
     kmeans_assign_forward,
     kmeans_update_forward,
     kmeans_rowdist_forward,
+    kmeans_assign_sums_forward,
+    kmeans_centres_forward,
     knn_topk_forward,
     knn_filter_forward,
     // prompt learning (kernels/train.cu; the views wrap kernels/augment.cu)
@@ -229,6 +231,7 @@ extern "C" const OpsBackend ops_cuda = {
 };
 
 // --- devices -------------------------------------------------------------------------------
+
 extern "C" int ops_cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -237,6 +240,7 @@ extern "C" int ops_cuda_device_count(void) {
     }
     return n > 0 ? n : 0;
 }
+
 
 extern "C" void ops_cuda_describe(char *buf, size_t n) {
     if (!buf || n == 0) return;

@@ -112,11 +112,6 @@ static void h_drop(const OpsBackend *o, void *h) {
 
 // --- ridge -------------------------------------------------------------------------------
 
-// Rows of X per tile in the primal form: the (tile,M) double right-hand side stays bounded.
-// The device takes bigger tiles (one launch per op per tile; 16384×M doubles is 64 MiB at M=512).
-#define RIDGE_TILE 1024
-#define RIDGE_TILE_DEVICE 16384
-
 // A (d,M) double = (TᵀT + λI_d)⁻¹ Tᵀ for Td (M,d) double, in backend memory; NULL on a failed
 // allocation or factorisation (error recorded).
 static double *ridge_dual_A(const OpsBackend *o, const double *Td, double lambda, int M, int d) {
@@ -156,30 +151,29 @@ int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, 
     const float *dX = b_in(o, X, sizeof(float) * (size_t)N * d, &fail);   // (N,d)
     float *dC = b_out(o, C, sizeof(float) * (size_t)N * M, &fail);        // (N,M)
     double *Td = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);       // (M,d)
-    double *G = NULL, *Xd = NULL, *B = NULL, *A = NULL;
+    double *G = NULL, *B = NULL, *A = NULL;
     float *Af = NULL;
     if (fail) goto done;
     o->f32_to_f64(Td, dT, (size_t)M * d);
     if (form == RIDGE_PRIMAL) {
-        // G = T Tᵀ + λI_M = L Lᵀ; then per row tile C = (X Tᵀ) G⁻¹, all in double because the
-        // solve can amplify rounding in the right-hand side by up to cond(G).
-        const int tile = on_host(o) ? RIDGE_TILE : RIDGE_TILE_DEVICE;
-        G = b_alloc(o, sizeof(double) * (size_t)M * M, &fail);       // (M,M)
-        Xd = b_alloc(o, sizeof(double) * (size_t)tile * d, &fail);   // (tile,d)
-        B = b_alloc(o, sizeof(double) * (size_t)tile * M, &fail);    // (tile,M)
+        // G = T Tᵀ + λI_M = L Lᵀ; A = G⁻¹ T (M,d): d right-hand sides, not N (C = X Tᵀ G⁻¹ =
+        // X Aᵀ, G symmetric), in double. Aᵀ (d,M) is exactly the dual form's A (push-through
+        // identity), so the one N-sized product runs as the dual's does: float sgemm.
+        G = b_alloc(o, sizeof(double) * (size_t)M * M, &fail);   // (M,M)
+        B = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);   // (M,d) = T, then G⁻¹ T
+        A = b_alloc(o, sizeof(double) * (size_t)d * M, &fail);   // (d,M) = Bᵀ
+        Af = b_alloc(o, sizeof(float) * (size_t)d * M, &fail);
         if (fail) goto done;
         o->gram_f64_forward(G, Td, lambda, M, d, 0);
         if (o->cholesky_forward(G, M, "ridge: T T^T + lambda I")) {
             fail = 1;
             goto done;
         }
-        for (int r0 = 0; r0 < N; r0 += tile) {
-            int R = N - r0 < tile ? N - r0 : tile;
-            o->f32_to_f64(Xd, dX + (size_t)r0 * d, (size_t)R * d);
-            o->dgemm_nt_forward(B, Xd, Td, R, d, M);
-            o->cholesky_solve_right(B, G, R, M);
-            o->f64_to_f32(dC + (size_t)r0 * M, B, (size_t)R * M);
-        }
+        o->copy(B, Td, sizeof(double) * (size_t)M * d);
+        o->cholesky_solve_left(B, G, M, d);
+        o->transpose_f64(A, B, M, d);
+        o->f64_to_f32(Af, A, (size_t)d * M);
+        o->sgemm_nn_forward(dC, dX, Af, N, d, M);
     } else {
         // A = (TᵀT + λI_d)⁻¹ Tᵀ in double; the one N-sized product C = X A runs in float
         // (sgemm): A is well scaled (no solve follows), so its error is the float32 rounding
@@ -196,7 +190,6 @@ int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, 
     b_get(o, C, dC, sizeof(float) * (size_t)N * M);
 done:
     if (G) o->free(G);
-    if (Xd) o->free(Xd);
     if (B) o->free(B);
     if (A) o->free(A);
     if (Af) o->free(Af);
@@ -254,17 +247,24 @@ done:
 
 // --- k-means -----------------------------------------------------------------------------
 
+// Rows per block of the host-side double sums (objective, k-means++ potentials): each block is
+// summed in row order by one thread, the block sums then in block order, so every sum has one
+// fixed order whatever the thread count.
+#define CLUSTER_SUM_ROWS 4096
+
 // Per-fit scratch, in backend memory unless marked host. Allocated once for all restarts.
 typedef struct {
     const OpsBackend *o;
     float *mind;        // (Nt) distance of each row to its centre
     float *cc;          // (K) squared centre norms
     int64_t *counts;    // (K) cluster sizes
+    int64_t *sums;      // (K,d) fixed-point centre sums (kmeans_assign_sums_forward)
     int64_t *labels;    // (Nt) current labels
     double *rowd;       // (Nt) per-row objective terms
     float *cand;        // (trials,d) k-means++ candidates
     float *candn;       // (trials) their squared norms
     float *dist;        // (Nt,trials) their distances
+    int shift;          // fixed-point scale of the sums (kmeans_fixed_shift)
     // host
     float *Ch, *Cold;     // (K,d) centres read back for the shift test, and the previous ones
     int64_t *lab_h, *prev, *counts_h;   // (Nt), (Nt), (K)
@@ -273,77 +273,126 @@ typedef struct {
     uint8_t *used;        // (Nt)
 } KmWork;
 
-// Σ_i ‖x_i − c_{l_i}‖² in double (exact distances per row on the backend, summed here in row
-// order).
+// Σ v (n) in double: CLUSTER_SUM_ROWS-row blocks in row order, then the block sums in order.
+static double sum_blocked(const double *v, int n) {
+    const int nb = (n + CLUSTER_SUM_ROWS - 1) / CLUSTER_SUM_ROWS;
+    double *bs = mallocCheck(sizeof(double) * (size_t)(nb ? nb : 1));
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < nb; b++) {
+        const int i1 = (b + 1) * CLUSTER_SUM_ROWS < n ? (b + 1) * CLUSTER_SUM_ROWS : n;
+        double s = 0;
+        for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++) s += v[i];
+        bs[b] = s;
+    }
+    double s = 0;
+    for (int b = 0; b < nb; b++) s += bs[b];
+    free(bs);
+    return s;
+}
+
+// Σ_i ‖x_i − c_{l_i}‖² in double (exact distances per row on the backend, summed here in
+// fixed blocks).
 static double kmeans_objective(KmWork *w, const float *X, const float *C, const int64_t *labels,
                                int N, int d) {
     const OpsBackend *o = w->o;
     o->kmeans_rowdist_forward(w->rowd, X, C, labels, N, d);
     b_get(o, w->rowd_h, w->rowd, sizeof(double) * (size_t)N);
+    return sum_blocked(w->rowd_h, N);
+}
+
+// First row i with cum[i] >= v, where cum[i] = off[b] + (closest summed in row order from the
+// start of i's block b) — the prefix sums that sum_blocked's order defines; off (nb+1) holds the
+// block offsets (off[nb] is the total). Clipped to n-1 (numpy searchsorted 'left' and clip).
+static int pp_search(const double *closest, const double *off, int n, double v) {
+    const int nb = (n + CLUSTER_SUM_ROWS - 1) / CLUSTER_SUM_ROWS;
+    int lo = 0, hi = nb;   // first block b with off[b+1] >= v (hi = nb: none)
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (off[mid + 1] >= v) hi = mid;
+        else lo = mid + 1;
+    }
+    if (lo == nb) return n - 1;
+    const int i0 = lo * CLUSTER_SUM_ROWS, i1 = i0 + CLUSTER_SUM_ROWS < n ? i0 + CLUSTER_SUM_ROWS : n;
     double s = 0;
-    for (int i = 0; i < N; i++) s += w->rowd_h[i];
-    return s;
+    for (int i = i0; i < i1; i++)
+        if (off[lo] + (s += closest[i]) >= v) return i;
+    return i1 - 1;   // unreachable: the block's total reaches off[lo+1] >= v
 }
 
 // Greedy k-means++ (as scikit-learn): each new centre is the best of `trials` candidates drawn
-// with probability ∝ D², "best" = lowest resulting potential (ties: first candidate).
+// with probability ∝ D², "best" = lowest resulting potential (ties: first candidate). The
+// potentials are sum_blocked's sums (one parallel pass per step, no per-trial arrays).
 static void kmeans_pp_init(KmWork *w, float *C, const float *X, const float *xx, int N, int d,
                            int K, Rng *rng) {
     const OpsBackend *o = w->o;
-    int trials = 2 + (int)floor(log((double)K));
+    const int trials = 2 + (int)floor(log((double)K));
+    const int nb = (N + CLUSTER_SUM_ROWS - 1) / CLUSTER_SUM_ROWS;
     double *closest = mallocCheck(sizeof(double) * (size_t)N);   // (N) D² to chosen centres
-    double *cum = mallocCheck(sizeof(double) * (size_t)N);
-    double *cand_d = mallocCheck(sizeof(double) * (size_t)trials * N);   // (trials,N)
+    double *off = mallocCheck(sizeof(double) * (size_t)(nb + 1));           // (nb+1)
+    double *bsum = mallocCheck(sizeof(double) * (size_t)nb);                // (nb)
+    double *part = mallocCheck(sizeof(double) * (size_t)nb * trials);       // (nb,trials)
     float *cand = w->cand, *candn = w->candn, *dist = w->dist;   // backend
     int64_t first = (int64_t)rng_below(rng, (uint64_t)N);
     o->copy(C, X + (size_t)first * d, sizeof(float) * d);
     o->rownorm2_forward(candn, C, 1, d);
     o->sqdist_forward(dist, X, xx, C, candn, N, d, 1);
     float *dh = h_view(o, dist, sizeof(float) * (size_t)N);
-    double pot = 0;
-    for (int i = 0; i < N; i++) pot += (closest[i] = dh[i]);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < nb; b++) {
+        const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
+        double s = 0;
+        for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++) s += (closest[i] = dh[i]);
+        bsum[b] = s;
+    }
     h_drop(o, dh);
     for (int c = 1; c < K; c++) {
-        double s = 0;
-        for (int i = 0; i < N; i++) cum[i] = (s += closest[i]);
+        off[0] = 0;
+        for (int b = 0; b < nb; b++) off[b + 1] = off[b] + bsum[b];
+        const double pot = off[nb];
         for (int t = 0; t < trials; t++) {
-            double v = rng_uniform(rng) * pot;
-            // first i with cum[i] >= v (numpy searchsorted 'left'), clipped to N-1
-            int lo = 0, hi = N - 1;
-            while (lo < hi) {
-                int mid = lo + (hi - lo) / 2;
-                if (cum[mid] >= v) hi = mid;
-                else lo = mid + 1;
-            }
-            o->copy(cand + (size_t)t * d, X + (size_t)lo * d, sizeof(float) * d);
+            int i = pp_search(closest, off, N, rng_uniform(rng) * pot);
+            o->copy(cand + (size_t)t * d, X + (size_t)i * d, sizeof(float) * d);
         }
         o->rownorm2_forward(candn, cand, trials, d);
         o->sqdist_forward(dist, X, xx, cand, candn, N, d, trials);
         dh = h_view(o, dist, sizeof(float) * (size_t)N * trials);   // (N,trials)
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < nb; b++) {
+            const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
+            double s[64] = {0};   // trials = 2 + ⌊ln K⌋ <= 23 for K < 2^31
+            for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++)
+                for (int t = 0; t < trials; t++) {
+                    double dd = dh[(size_t)i * trials + t];
+                    s[t] += dd < closest[i] ? dd : closest[i];
+                }
+            for (int t = 0; t < trials; t++) part[(size_t)b * trials + t] = s[t];
+        }
         int best = 0;
         double best_pot = INFINITY;
         for (int t = 0; t < trials; t++) {
-            double *cd = cand_d + (size_t)t * N;
-#pragma omp parallel for schedule(static)
-            for (int i = 0; i < N; i++) {
-                double dd = dh[(size_t)i * trials + t];
-                cd[i] = dd < closest[i] ? dd : closest[i];
-            }
             double p = 0;
-            for (int i = 0; i < N; i++) p += cd[i];
+            for (int b = 0; b < nb; b++) p += part[(size_t)b * trials + t];
             if (p < best_pot) {
                 best_pot = p;
                 best = t;
             }
         }
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < nb; b++) {
+            const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
+            for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++) {
+                double dd = dh[(size_t)i * trials + best];
+                if (dd < closest[i]) closest[i] = dd;
+            }
+            bsum[b] = part[(size_t)b * trials + best];   // the same sum, in the same order
+        }
         h_drop(o, dh);
-        memcpy(closest, cand_d + (size_t)best * N, sizeof(double) * N);
-        pot = best_pot;
         o->copy(C + (size_t)c * d, cand + (size_t)best * d, sizeof(float) * d);
     }
     free(closest);
-    free(cum);
-    free(cand_d);
+    free(off);
+    free(bsum);
+    free(part);
 }
 
 // K distinct rows drawn uniformly (partial Fisher–Yates).
@@ -361,10 +410,16 @@ static void kmeans_random_init(const OpsBackend *o, float *C, const float *X, in
     free(perm);
 }
 
-// One Lloyd run from the centres in C (K,d); returns the final objective. trace (iters+1).
-// Leaves the final labels in w->labels (backend).
+// One Lloyd run from the centres in C (K,d); returns the final objective. trace (iters+1) is
+// filled only when want_trace (each entry costs a pass over X); the returned objective is the
+// same either way. Leaves the final labels in w->labels (backend).
+//
+// Each assignment also returns the fixed-point sums of the rows per new label
+// (kmeans_assign_sums_forward), so the update that follows needs no second pass over X, and
+// since integer sums do not depend on the order of the rows, neither does the update.
 static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int *trace_len,
-                           const float *X, const float *xx, int N, int d, const KMeansOpts *o) {
+                           const float *X, const float *xx, int N, int d, const KMeansOpts *o,
+                           int want_trace) {
     const OpsBackend *b = w->o;
     int K = o->K;
     int64_t *labels = w->labels;
@@ -372,17 +427,17 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
 
     if (o->spherical) b->l2normalize_rows(C, C, K, d);
     b->rownorm2_forward(w->cc, C, K, d);
-    b->kmeans_assign_forward(labels, w->mind, X, xx, C, w->cc, N, d, K);
-    double obj = kmeans_objective(w, X, C, labels, N, d);
+    b->kmeans_assign_sums_forward(labels, w->mind, w->sums, w->counts, X, xx, C, w->cc, N, d, K,
+                                  w->shift);
     b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
     int nt = 0;
-    trace[nt++] = obj;
+    if (want_trace) trace[nt++] = kmeans_objective(w, X, C, labels, N, d);
     int it = 0;
     while (it < o->iters) {
         it++;
         b_get(b, w->Ch, C, csz);
         memcpy(w->Cold, w->Ch, csz);
-        b->kmeans_update_forward(C, w->counts, X, labels, N, d, K);
+        b->kmeans_centres_forward(C, w->sums, w->counts, K, d, w->shift);
         b_get(b, w->counts_h, w->counts, sizeof(int64_t) * (size_t)K);
         // Empty clusters: re-seed with the row farthest from its current centre (by the mind of
         // the last assignment), ties to the lowest row, each row used at most once.
@@ -410,17 +465,17 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
         }
         memcpy(w->prev, w->lab_h, sizeof(int64_t) * (size_t)N);
         b->rownorm2_forward(w->cc, C, K, d);
-        b->kmeans_assign_forward(labels, w->mind, X, xx, C, w->cc, N, d, K);
+        b->kmeans_assign_sums_forward(labels, w->mind, w->sums, w->counts, X, xx, C, w->cc, N, d,
+                                      K, w->shift);
         b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
         size_t changed = 0;
         for (int i = 0; i < N; i++) changed += w->lab_h[i] != w->prev[i];
-        obj = kmeans_objective(w, X, C, labels, N, d);
-        trace[nt++] = obj;
+        if (want_trace) trace[nt++] = kmeans_objective(w, X, C, labels, N, d);
         if (changed == 0 || shift <= o->tol) break;
     }
     *n_iter = it;
     *trace_len = nt;
-    return obj;
+    return want_trace ? trace[nt - 1] : kmeans_objective(w, X, C, labels, N, d);
 }
 
 /* The power of two 2^e that brings max|x| of X (n) into [1, 2) when it lies outside
@@ -545,6 +600,7 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     w.mind = b_alloc(b, sizeof(float) * (size_t)N, &fail);
     w.cc = b_alloc(b, sizeof(float) * (size_t)K, &fail);
     w.counts = b_alloc(b, sizeof(int64_t) * (size_t)K, &fail);
+    w.sums = b_alloc(b, sizeof(int64_t) * (size_t)K * d, &fail);
     w.labels = b_alloc(b, sizeof(int64_t) * (size_t)Nt, &fail);
     w.rowd = b_alloc(b, sizeof(double) * (size_t)N, &fail);
     w.cand = b_alloc(b, sizeof(float) * (size_t)trials * d, &fail);
@@ -563,6 +619,17 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     trace = mallocCheck(sizeof(double) * ((size_t)o->iters + 1));
 
     b->rownorm2_forward(xx, Xt, Nt, d);
+    {   // fixed-point scale of the centre sums: normalised rows are within [-1, 1]
+        float amax = 0;   // a maximum: the same whatever the order (thread count)
+        if (o->spherical) {
+            amax = 1.0f;
+        } else {
+            const size_t n = (size_t)N * d;
+#pragma omp parallel for schedule(static) reduction(max : amax)
+            for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(X[i]));
+        }
+        w.shift = kmeans_fixed_shift(amax, Nt);
+    }
     int restarts = o->init == KMEANS_INIT_GIVEN ? 1 : o->restarts;
     double best_obj = INFINITY;
 #ifdef LAIC_CUDA
@@ -616,7 +683,7 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
         else if (o->init == KMEANS_INIT_RANDOM) kmeans_random_init(b, C, Xt, Nt, d, K, &rng);
         else kmeans_pp_init(&w, C, Xt, xx, Nt, d, K, &rng);
         int n_iter = 0, tl = 0;
-        double obj = kmeans_lloyd(&w, C, &n_iter, trace, &tl, Xt, xx, Nt, d, o);
+        double obj = kmeans_lloyd(&w, C, &n_iter, trace, &tl, Xt, xx, Nt, d, o, o->trace != NULL);
         if (o->verbose)
             fprintf(stderr, "kmeans: restart %d/%d: objective %.9g after %d iterations\n", r + 1,
                     restarts, ldexp(obj, -2 * scale), n_iter);
@@ -631,7 +698,7 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     // not sampling, since each Lloyd run ends with an assignment).
     if (Nt < N) b->rownorm2_forward(xx, Xw, N, d);
     b->rownorm2_forward(w.cc, best, K, d);
-    b->kmeans_assign_forward(dlab, w.mind, Xw, xx, best, w.cc, N, d, K);
+    b->kmeans_assign_sums_forward(dlab, w.mind, NULL, w.counts, Xw, xx, best, w.cc, N, d, K, 0);
     *objective = kmeans_objective(&w, Xw, best, dlab, N, d);
     b_get(b, labels, dlab, sizeof(int64_t) * (size_t)N);
     if (centers) b->to_host(centers, best, csz);
@@ -647,7 +714,7 @@ done:
     free(w.prev);
     free(w.used);
     free(trace);
-    void *bufs[] = {w.mind, w.cc, w.counts, w.labels, w.rowd, w.cand, w.candn, w.dist,
+    void *bufs[] = {w.mind, w.cc, w.counts, w.sums, w.labels, w.rowd, w.cand, w.candn, w.dist,
                     xx, C, best, Xs, Xn};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) b->free(bufs[i]);

@@ -44,9 +44,10 @@ const struct OpsBackend *cluster_backend(void);
 typedef enum { RIDGE_AUTO = 0, RIDGE_PRIMAL, RIDGE_DUAL } RidgeForm;
 
 /* C (N,M) = X Tᵀ (T Tᵀ + λI_M)⁻¹ for X (N,d), T (M,d), λ > 0.
- * RIDGE_PRIMAL solves the M×M system (paper eq. 5); RIDGE_DUAL the d×d push-through system
- * C = X (TᵀT + λI_d)⁻¹ Tᵀ; RIDGE_AUTO picks the smaller (M <= d → primal). Gram matrices,
- * factorisation and solves in double; output rounded to float. Returns -1 on λ <= 0 or a
+ * RIDGE_PRIMAL solves the M×M system (paper eq. 5) for the d right-hand sides of
+ * A = (T Tᵀ + λI_M)⁻¹ T; RIDGE_DUAL the d×d push-through system A = (TᵀT + λI_d)⁻¹ Tᵀ;
+ * RIDGE_AUTO picks the smaller (M <= d → primal). Gram matrices, factorisation and solves in
+ * double; then C = X Aᵀ (or X A) as one float GEMM. Returns -1 on λ <= 0 or a
  * non-positive-definite system (error names the pivot). */
 int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, int M, int d,
                 RidgeForm form);

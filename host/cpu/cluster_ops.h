@@ -11,6 +11,10 @@
 
 // Rows per single-threaded GEMM block (k-means, kNN): fixed, never derived from the thread count.
 #define CLUSTER_GEMM_ROWS 256
+// Rows per GEMM block of the fused k-means step (kmeans_assign_sums_forward_cpu): larger blocks
+// amortise OpenBLAS's packing of the centres. Fixed, so labels never depend on the thread count;
+// a data-parallel caller cuts its rows at multiples of it (host/cluster/cluster.c).
+#define KMEANS_GEMM_ROWS 512
 
 /* Makes OpenBLAS single-threaded for a region in which OpenMP threads each call it; returns the
  * previous setting for blas_serial_end (host/cpu/kmeans.c). */
@@ -45,6 +49,23 @@ void sqdist_forward_cpu(float *D, const float *X, const float *xx, const float *
  * counts (K) receives the cluster sizes. Rows of empty clusters are left untouched. */
 void kmeans_update_forward_cpu(float *C, int64_t *counts, const float *X, const int64_t *labels,
                                int N, int d, int K);
+/* The Lloyd step whose update is exact in any order (so any split of the rows over threads or
+ * ranks gives the same bits): labels (N), mind (N) as kmeans_assign_forward_cpu (row blocks of
+ * KMEANS_GEMM_ROWS), counts (K) the cluster sizes, and, when sums != NULL, sums (K,d) int64 =
+ * Σ over each cluster's rows of q(x) = round-half-even(x · 2^shift) — fixed-point, integer
+ * additions, so the order of the rows (threads, ranks) never changes them. Overwrites its outputs.
+ * shift from kmeans_fixed_shift keeps every partial sum below 2^63. */
+void kmeans_assign_sums_forward_cpu(int64_t *labels, float *mind, int64_t *sums, int64_t *counts,
+                                    const float *X, const float *xx, const float *C,
+                                    const float *cc, int N, int d, int K, int shift);
+/* C (K,d): each row with counts > 0 = (float)((double)sums · 2^-shift / counts) (the int64 → double
+ * and the division round to nearest); rows of empty clusters are left untouched. */
+void kmeans_centres_forward_cpu(float *C, const int64_t *sums, const int64_t *counts, int K, int d,
+                                int shift);
+/* The fixed-point scale for n rows whose |values| <= amax: F = min(50, 62 − bits(n)) fraction
+ * bits below the exponent of amax (2^-41 of it at n = 2^20 rows), so every scaled value is below
+ * 2^51 and n of them never overflow int64. */
+int kmeans_fixed_shift(double amax, int64_t n);
 /* out (N) = squared row norms of X (N,d), accumulated in double. */
 void rownorm2_forward_cpu(float *out, const float *X, int N, int d);
 /* out (N,d) = rows of X divided by ‖x‖ (norm and quotient in double), all-zero rows stay zero

@@ -7,11 +7,17 @@
  * Letters: N rows, d width, K centres.
  */
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef __SSE4_1__
+#include <smmintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 #include "cpu/cluster_ops.h"
@@ -139,4 +145,162 @@ void kmeans_update_forward_cpu(float *C, int64_t *counts, const float *X, const 
         for (int j = 0; j < d; j++) C[(size_t)c * d + j] = (float)(acc[(size_t)c * d + j] / n);
     }
     free(acc);
+}
+
+// --- fixed-point sums: the update that is exact in any order ------------------------------------
+
+/* Fixed point by the "magic number" M = 1.5·2^52: for |v| < 2^51, v + M rounds v to an integer
+ * in the addition itself (round to nearest, ties to even: the default rounding mode), and the
+ * bits of v + M minus the bits of M are that integer in two's complement. kmeans_fixed_shift
+ * keeps |v| <= 2^50. The bits are summed as uint64 (wrap-around is defined and, like all integer
+ * addition, order-free); n · bits(M) is subtracted once at the end, leaving the exact sum of the
+ * n rounded values, which is below 2^63 in magnitude. */
+#define FIXQ_MAGIC 0x1.8p52
+#define FIXQ_MAGIC_BITS 0x4338000000000000ULL
+
+static inline uint64_t fixq_bits(float x, double scale) {
+    double t = (double)x * scale + FIXQ_MAGIC;   // the product is exact: scale is 2^shift
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    return u;
+}
+
+/* a (d) += bits of x (d) scaled (see above). GCC vector extensions, cloned for AVX-512 and AVX2:
+ * the values are exact integers whatever the vector width (the product is exact and the one
+ * rounding, in the addition of M, is the same IEEE operation), so every clone gives the same
+ * bits. */
+typedef float v8sf __attribute__((vector_size(32)));
+typedef double v8df __attribute__((vector_size(64)));
+typedef uint64_t v8du __attribute__((vector_size(64)));
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void fixq_add_row(uint64_t *a, const float *x, int d, double scale) {
+    int j = 0;
+    for (; j + 8 <= d; j += 8) {
+        v8sf xf;
+        v8du av;
+        memcpy(&xf, x + j, sizeof xf);
+        memcpy(&av, a + j, sizeof av);
+        const v8df v = __builtin_convertvector(xf, v8df) * scale + FIXQ_MAGIC;
+        av += (v8du)v;
+        memcpy(a + j, &av, sizeof av);
+    }
+    for (; j < d; j++) a[j] += fixq_bits(x[j], scale);
+}
+
+/* Nearest centres of rows i0..i1-1 from dT (K, ld): dT[j·ld + i] = x_i·c_j. For each row the
+ * first index of the smallest ‖x‖² − 2 x·c + ‖c‖² (each operation rounded as written), i.e. a
+ * strict-< scan in index order; 0 with best = +inf when no distance is below +inf (NaN rows).
+ * Four rows at a time, each SIMD lane running that scan for its own row. */
+static void nearest_centres(int64_t *lab, float *best, const float *dT, size_t ld, const float *xx,
+                            const float *cc, int i0, int i1, int K) {
+    int i = i0;
+#ifdef __SSE4_1__
+    const __m128 two = _mm_set1_ps(2.0f);
+    for (; i + 4 <= i1; i += 4) {
+        const __m128 vx2 = _mm_loadu_ps(xx + i);
+        __m128 vb = _mm_set1_ps(INFINITY);
+        __m128i vi = _mm_set1_epi32(-1), cur = _mm_setzero_si128();
+        const __m128i one = _mm_set1_epi32(1);
+        for (int j = 0; j < K; j++) {
+            __m128 t = _mm_sub_ps(vx2, _mm_mul_ps(two, _mm_loadu_ps(dT + (size_t)j * ld + i)));
+            t = _mm_add_ps(t, _mm_set1_ps(cc[j]));
+            const __m128 lt = _mm_cmplt_ps(t, vb);
+            vb = _mm_blendv_ps(vb, t, lt);
+            vi = _mm_blendv_epi8(vi, cur, _mm_castps_si128(lt));
+            cur = _mm_add_epi32(cur, one);
+        }
+        int li[4];
+        _mm_storeu_ps(best + i, vb);
+        _mm_storeu_si128((__m128i *)li, vi);
+        for (int l = 0; l < 4; l++) lab[i + l] = li[l] < 0 ? 0 : li[l];
+    }
+#endif
+    for (; i < i1; i++) {
+        float b = INFINITY;
+        int64_t bj = 0;
+        for (int j = 0; j < K; j++) {
+            float dist = xx[i] - 2.0f * dT[(size_t)j * ld + i] + cc[j];
+            if (dist < b) {   // strict: the lowest index wins a tie
+                b = dist;
+                bj = j;
+            }
+        }
+        lab[i] = bj;
+        best[i] = b;
+    }
+}
+
+void kmeans_assign_sums_forward_cpu(int64_t *labels, float *mind, int64_t *sums, int64_t *counts,
+                                    const float *X, const float *xx, const float *C,
+                                    const float *cc, int N, int d, int K, int shift) {
+    const int BR = KMEANS_GEMM_ROWS;
+    const int nb = (N + BR - 1) / BR, saved = blas_serial_begin();
+    const double scale = ldexp(1.0, shift);   // exact: a power of two
+    uint64_t *total = sums ? callocCheck((size_t)K * d, sizeof(uint64_t)) : NULL;   // (K,d) bits
+    memset(counts, 0, sizeof(int64_t) * (size_t)K);
+#pragma omp parallel
+    {
+        float *dots = mallocCheck(sizeof(float) * (size_t)BR * K);   // (block,K) per thread
+        uint64_t *acc = sums ? callocCheck((size_t)K * d, sizeof(uint64_t)) : NULL;   // (K,d)
+        int64_t *cnt = callocCheck((size_t)K, sizeof(int64_t));
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int b = 0; b < nb; b++) {
+            const int r0 = b * BR, R = N - r0 < BR ? N - r0 : BR;
+            const float *Xb = X + (size_t)r0 * d;   // (R,d)
+            // dots (K,R) = C Xbᵀ: column-major (R,K) = Xb Cᵀ (this orientation packs faster)
+            cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, R, K, d, 1.0f, Xb, d, C, d, 0.0f,
+                        dots, R);
+            nearest_centres(labels + r0, mind + r0, dots, (size_t)R, xx + r0, cc, 0, R, K);
+            for (int i = 0; i < R; i++) {
+                const int64_t bj = labels[r0 + i];
+                if (!(mind[r0 + i] > 0.0f)) mind[r0 + i] = 0.0f;
+                cnt[bj]++;
+                // the row is still in cache from the GEMM
+                if (acc) fixq_add_row(acc + (size_t)bj * d, Xb + (size_t)i * d, d, scale);
+            }
+        }
+        // Integer additions: the order in which threads arrive does not change the sums.
+#pragma omp critical(kmeans_sums)
+        {
+            for (int c = 0; c < K; c++) counts[c] += cnt[c];
+            if (acc)
+                for (size_t e = 0; e < (size_t)K * d; e++) total[e] += acc[e];
+        }
+        free(dots);
+        free(acc);
+        free(cnt);
+    }
+    if (sums)
+        for (int c = 0; c < K; c++)
+            for (int j = 0; j < d; j++) {
+                const size_t e = (size_t)c * d + j;
+                sums[e] = (int64_t)(total[e] - (uint64_t)counts[c] * FIXQ_MAGIC_BITS);
+            }
+    free(total);
+    blas_serial_end(saved);
+}
+
+void kmeans_centres_forward_cpu(float *C, const int64_t *sums, const int64_t *counts, int K, int d,
+                                int shift) {
+    const double unscale = ldexp(1.0, -shift);
+    for (int c = 0; c < K; c++) {
+        if (!counts[c]) continue;
+        const double n = (double)counts[c];
+        for (int j = 0; j < d; j++) {
+            const size_t e = (size_t)c * d + j;
+            C[e] = (float)(((double)sums[e] * unscale) / n);
+        }
+    }
+}
+
+int kmeans_fixed_shift(double amax, int64_t n) {
+    int e = 0;
+    if (amax > 0 && isfinite(amax)) frexp(amax, &e);   // amax < 2^e
+    int bits = 0;                                       // n < 2^bits
+    while (bits < 62 && ((int64_t)1 << bits) <= n) bits++;
+    // |q| <= 2^F and at most n terms: |Σ| <= 2^62 < 2^63 (no overflow in any order); F <= 50
+    // keeps each scaled value in the magic-number conversion's range (|v| < 2^51)
+    const int F = 62 - bits < 50 ? 62 - bits : 50;
+    return F - e;
 }
