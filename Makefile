@@ -8,7 +8,10 @@
 #   make bench      build the benchmark programs in build/bench/
 #   make setup      install the Debian packages and the CLIP BPE vocabulary (scripts/setup.sh)
 #
-# Knobs (?=): CUDA=auto|0|1, CUDA_ARCH=90 (sm_90: H100/H200), OPT=-O2, NVCC=nvcc.
+# Knobs (?=): CUDA=auto|0|1, CUDA_ARCH=90 (sm_90: H100/H200), OPT=-O2, NVCC=nvcc,
+#             MPI=auto|0|1 (pkg-config mpi-c: libopenmpi-dev), NCCL=auto|0|1 (nccl.h + libnccl
+#             beside the CUDA toolkit or in the system; used only with CUDA and MPI).
+# Without MPI the binary is the single-process program (host/comm.c: one rank).
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -19,6 +22,14 @@ BUILD   ?= build
 
 ifeq ($(filter $(CUDA),auto 0 1),)
   $(error CUDA must be auto, 0 or 1 (got '$(CUDA)'))
+endif
+MPI     ?= auto
+NCCL    ?= auto
+ifeq ($(filter $(MPI),auto 0 1),)
+  $(error MPI must be auto, 0 or 1 (got '$(MPI)'))
+endif
+ifeq ($(filter $(NCCL),auto 0 1),)
+  $(error NCCL must be auto, 0 or 1 (got '$(NCCL)'))
 endif
 
 # --- dependency detection (each printed as ✓/✗ once per make invocation) -------------------
@@ -58,11 +69,46 @@ ifeq ($(USE_CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC_PATH)))
 endif
 
+# MPI (optional): Debian's libopenmpi-dev registers pkg-config "mpi-c" (MPICH's "mpich" too).
+MPI_PC := $(firstword $(foreach p,mpi-c ompi-c mpich,$(shell pkg-config --exists $(p) 2>/dev/null && echo $(p))))
+ifeq ($(MPI),0)
+  USE_MPI := 0
+else ifneq ($(MPI_PC),)
+  USE_MPI := 1
+else ifeq ($(MPI),1)
+  $(error MPI=1 but no pkg-config entry mpi-c / ompi-c / mpich: install libopenmpi-dev)
+else
+  USE_MPI := 0
+endif
+ifeq ($(USE_MPI),1)
+  MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC)) -DLAIC_MPI=1
+  MPI_LIBS   := $(shell pkg-config --libs $(MPI_PC))
+endif
+# NCCL (optional, CUDA + MPI only): nccl.h and libnccl.so in the CUDA toolkit or the system.
+ifeq ($(USE_CUDA)$(USE_MPI),11)
+  NCCL_INC := $(firstword $(foreach d,$(CUDA_HOME)/include /usr/include /usr/local/include,$(wildcard $(d)/nccl.h)))
+  NCCL_LIB := $(firstword $(foreach d,$(CUDA_HOME)/lib64 /usr/lib/x86_64-linux-gnu /usr/local/lib,$(wildcard $(d)/libnccl.so)))
+endif
+ifeq ($(NCCL),0)
+  USE_NCCL := 0
+else ifneq ($(NCCL_INC)$(NCCL_LIB),)
+  USE_NCCL := $(if $(and $(NCCL_INC),$(NCCL_LIB)),1,0)
+else
+  USE_NCCL := 0
+endif
+ifeq ($(NCCL)$(USE_NCCL),10)
+  $(error NCCL=1 but nccl.h / libnccl.so were not found beside $(CUDA_HOME) (it also needs CUDA and MPI))
+endif
+
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
                -Ihost $(PKG_CFLAGS) -MMD -MP
 CFLAGS  ?= $(OPT) -g -march=x86-64-v2
 LDLIBS  := $(PKG_LIBS) -lm -fopenmp
+ifeq ($(USE_MPI),1)
+  CFLAGS_BASE += $(MPI_CFLAGS)
+  LDLIBS      += $(MPI_LIBS)
+endif
 
 # host/ has one folder per layer (../shared/ARCHITECTURE.md); tests/ mirrors it, tests/gpu/ aside.
 HOST_SRC   := $(sort $(shell find host -name '*.c'))
@@ -86,6 +132,14 @@ ifeq ($(USE_CUDA),1)
                -Xcompiler -Wall,-Werror,-Wno-unused-parameter -Werror all-warnings
   CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcusolver \
                -lcurand -lcudart -lstdc++
+  ifeq ($(USE_MPI),1)
+    NVCCFLAGS += $(filter -I%,$(MPI_CFLAGS)) -DLAIC_MPI=1
+  endif
+  ifeq ($(USE_NCCL),1)
+    NVCCFLAGS += -I$(dir $(NCCL_INC)) -DLAIC_NCCL=1
+    CFLAGS_BASE += -DLAIC_NCCL=1
+    CUDA_LIBS += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
+  endif
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
 else
   CU_OBJ    :=
@@ -102,7 +156,12 @@ all: deps $(BUILD)/laic $(BUILD)/test_laic
 deps:
 	@echo "✓ deps: $(PKGS) (OpenBLAS: $(BLAS_KIND))"; \
 	 if [ "$(USE_CUDA)" = 1 ]; then echo "✓ CUDA: $(NVCC_PATH) (sm_$(CUDA_ARCH))"; \
-	 else echo "✗ CUDA: not built (nvcc not found or CUDA=0)"; fi
+	 else echo "✗ CUDA: not built (nvcc not found or CUDA=0)"; fi; \
+	 if [ "$(USE_MPI)" = 1 ]; then echo "✓ MPI: $(MPI_PC) $(shell pkg-config --modversion $(MPI_PC) 2>/dev/null) (mpirun -np N ./build/laic run ...)"; \
+	 else echo "✗ MPI: not built (no pkg-config mpi-c: apt-get install libopenmpi-dev openmpi-bin, or MPI=0): one process"; fi; \
+	 if [ "$(USE_NCCL)" = 1 ]; then echo "✓ NCCL: $(NCCL_LIB) (device-memory collectives)"; \
+	 elif [ "$(USE_CUDA)$(USE_MPI)" = 11 ]; then echo "✗ NCCL: not found beside $(CUDA_HOME) (CUDA collectives go through host MPI)"; \
+	 else echo "✗ NCCL: not built (needs CUDA and MPI)"; fi
 
 cpu:
 	$(MAKE) CUDA=0 all
@@ -110,7 +169,7 @@ cpu:
 # Objects depend on a stamp of the flags they were built with, so switching CUDA=0/1 or CFLAGS
 # in the same BUILD directory rebuilds everything instead of linking a mix.
 FLAGS_STAMP := $(BUILD)/.flags
-FLAGS_NOW := $(CC) $(CFLAGS_BASE) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) | cuda=$(USE_CUDA)
+FLAGS_NOW := $(CC) $(CFLAGS_BASE) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) | cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL)
 $(shell mkdir -p $(BUILD) && (echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP)))
 
 # V=1 prints the full command lines.

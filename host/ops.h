@@ -261,6 +261,22 @@ typedef struct OpsBackend {
     // the squared global norm: norm = (float)√sumsq, coef = min((float)max_norm / (norm + 1e-6),
     // 1) in float, x *= coef (a multiplication by exactly 1 when not clipping).
     void (*grad_clip_forward)(float *x, size_t n, const double *sumsq, double max_norm);
+
+    // --- communicator (host/comm.h): the ranks of an mpirun / srun job (one rank otherwise), on
+    // this backend's memory: MPI on host memory (CPU); NCCL on device memory (CUDA, LAIC_NCCL;
+    // without NCCL the CUDA entries copy through host memory to MPI). Every rank of the active
+    // group makes the same calls in the same order. type: COMM_I64, COMM_F32, COMM_F64 (comm.h).
+    int (*comm_rank)(void);
+    int (*comm_size)(void);
+    // buf (n) = Σ over ranks, in place: exact for COMM_I64 (any order); floats in the library's
+    // order (every rank gets the same bits, but not one process's: see comm.h)
+    void (*allreduce_sum)(void *buf, size_t n, int type);
+    // buf = the ranks' segments in rank order, segment r counts[r] bytes (counts: a host array
+    // of comm_size entries); this rank's segment is filled on entry, every segment on return
+    void (*allgather)(void *buf, const size_t *counts);
+    // buf (bytes) = root's buf
+    void (*broadcast)(void *buf, size_t bytes, int root);
+    void (*barrier)(void);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 62 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 68 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -228,6 +228,13 @@ extern "C" const OpsBackend ops_cuda = {
     lora_backward,
     sumsq_forward,
     grad_clip_forward,
+    // communicator (kernels/comm.cu): NCCL on device memory, or staged through host MPI
+    comm_rank_cuda,
+    comm_size_cuda,
+    comm_allreduce_sum_cuda,
+    comm_allgather_cuda,
+    comm_broadcast_cuda,
+    comm_barrier_cuda,
 };
 
 // --- devices -------------------------------------------------------------------------------
@@ -241,6 +248,15 @@ extern "C" int ops_cuda_device_count(void) {
     return n > 0 ? n : 0;
 }
 
+extern "C" int ops_cuda_select_device(int local_rank) {
+    const int n = ops_cuda_device_count();
+    if (local_rank >= n)
+        return laic_error("rank %d on this node has no GPU of its own (%d device%s here) ---> HINT: "
+                          "start one rank per GPU (mpirun -np <GPUs>, srun --gpus-per-task=1)",
+                          local_rank, n, n == 1 ? "" : "s");
+    cudaCheck(cudaSetDevice(local_rank));
+    return 0;
+}
 
 extern "C" void ops_cuda_describe(char *buf, size_t n) {
     if (!buf || n == 0) return;

@@ -81,6 +81,19 @@ int ops_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
  * run, with the L2 cache flushed (a memset larger than L2) before each timed run. */
 double ops_cuda_time_ms(void (*fn)(void *ctx), void *ctx, int repeats);
 
+/* One rank, one GPU: cudaSetDevice(local_rank) (ops_get, when the job has several ranks). -1
+ * with an error recorded when this node has no device for that rank. */
+int ops_cuda_select_device(int local_rank);
+/* The communicator entries of ops_cuda (kernels/comm.cu; host/ops.h comm_rank … barrier). */
+int comm_rank_cuda(void);
+int comm_size_cuda(void);
+void comm_allreduce_sum_cuda(void *buf, size_t n, int type);
+void comm_allgather_cuda(void *buf, const size_t *counts);
+void comm_broadcast_cuda(void *buf, size_t bytes, int root);
+void comm_barrier_cuda(void);
+/* 1 when kernels/comm.cu was built with NCCL (LAIC_NCCL), 0 when it stages through MPI. */
+int comm_nccl_built(void);
+
 #ifdef __cplusplus
 }
 #endif

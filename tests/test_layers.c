@@ -16,7 +16,7 @@
 
 static int layer_of(const char *path) {   // path relative to host/
     static const struct { const char *prefix; int rank; } L[] = {
-        {"io/", 0}, {"rng.h", 0}, {"ops.h", 1}, {"ops.c", 1}, {"cpu/", 1},
+        {"io/", 0}, {"rng.h", 0}, {"ops.h", 1}, {"ops.c", 1}, {"comm.h", 1}, {"comm.c", 1}, {"cpu/", 1},
         {"model/", 2}, {"data/", 2}, {"cluster/", 2}, {"train/", 3}, {"run/", 4}, {"cli/", 5},
     };
     for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)

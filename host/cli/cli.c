@@ -6,13 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
 #include "io/err.h"
 
 static int g_exit_code = 0;
 int cli_exit_code(void) { return g_exit_code; }
 
+const char *cli_err_prefix(void) {
+    static char tag[64];
+    if (comm_world_size() == 1) return "laic: ";
+    snprintf(tag, sizeof tag, "laic: rank %d/%d: ", comm_world_rank(), comm_world_size());
+    return tag;
+}
+
 int cli_fail(int code) {
-    fprintf(stderr, "laic: %s\n", laic_last_error());
+    fprintf(stderr, "%s%s\n", cli_err_prefix(), laic_last_error());
     return code;
 }
 

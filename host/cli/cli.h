@@ -50,6 +50,8 @@ int cli_require(CliOpt *opts, int n, const char *name);
 
 /* Prints "laic: <last error>" to stderr and returns `code`. */
 int cli_fail(int code);
+/* "laic: " in a one-process run, "laic: rank R/P: " in a job of P ranks (error lines). */
+const char *cli_err_prefix(void);
 
 /* Subcommands (each in host/cmd_*.c). */
 int cmd_run(int argc, char **argv);

@@ -39,7 +39,7 @@ int cmd_run(int argc, char **argv) {
     Run r;
     int rc = run_init(&r, config, npos - 1, over, cli_flag(opts, CLI_N(opts), "--dry-run"));
     if (!rc) rc = run_execute(&r);
-    if (rc) fprintf(stderr, "laic: %s\n", laic_last_error());
+    if (rc) fprintf(stderr, "%s%s\n", cli_err_prefix(), laic_last_error());
     run_free(&r);
     return rc ? 1 : 0;
 }

@@ -3,9 +3,12 @@
  * Each subcommand is one function in host/cmd_*.c; this file only dispatches.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "comm.h"
+#include "io/err.h"
 
 typedef struct {
     const char *name;
@@ -45,7 +48,11 @@ static void usage(FILE *f) {
         fprintf(f, "  %-16s %s\n", k_commands[i].name, k_commands[i].summary);
 }
 
-int main(int argc, char **argv) {
+// Commands that run as one job over the ranks of an mpirun / srun launch (host/comm.h); the
+// others are one-process tools and refuse to start as several ranks.
+static int distributed(const char *name) { return !strcmp(name, "run") || !strcmp(name, "sweep"); }
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -54,8 +61,32 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
-        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++) {
+        if (strcmp(argv[1], k_commands[i].name)) continue;
+        if (comm_world_size() > 1 && !distributed(argv[1])) {
+            if (comm_world_rank() == 0)
+                fprintf(stderr, "laic: %s runs as one process, not as %d ranks ---> HINT: only "
+                                "'laic run' and 'laic sweep' spread over mpirun/srun ranks\n",
+                        argv[1], comm_world_size());
+            return 2;
+        }
+        return k_commands[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "laic: unknown command '%s' ---> HINT: run 'laic --help' for the list\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    if (comm_init(&argc, &argv)) {
+        fprintf(stderr, "laic: %s\n", laic_last_error());
+        return 2;
+    }
+    // one voice: progress bars and stage logs come from rank 0; errors from every rank
+    if (comm_world_rank() > 0) setenv("LAIC_QUIET", "1", 1);
+    int rc = dispatch(argc, argv);
+    // A rank that failed takes the whole job down (MPI_Abort) rather than leaving the others
+    // waiting in a collective; its error line is already on stderr.
+    if (rc && comm_world_size() > 1) comm_abort(rc);
+    comm_finalize();
+    return rc;
 }

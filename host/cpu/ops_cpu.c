@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cpu/cluster_ops.h"   // the clustering ops (cholesky.c, kmeans.c, knn.c, cluster.c)
+#include "comm.h"
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "ops.h"
@@ -102,4 +103,11 @@ const OpsBackend ops_cpu = {
     .sumsq_forward = sumsq_forward_cpu,
     .grad_clip_forward = grad_clip_forward_cpu,
     // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
+    // communicator: MPI on host memory (host/comm.c)
+    .comm_rank = comm_rank,
+    .comm_size = comm_size,
+    .allreduce_sum = comm_allreduce_sum_host,
+    .allgather = comm_allgather_host,
+    .broadcast = comm_broadcast_host,
+    .barrier = comm_barrier_host,
 };
