@@ -15,6 +15,9 @@
 #      dataset-fashion-mnist            the demo dataset
 #      unicode-data                     Unicode tables for the tokenizer generator script
 #      python3-pip                      only to fetch the vocabulary wheel below
+#      libopenmpi-dev openmpi-bin       MPI (optional for the build: make prints ✓/✗ MPI): runs
+#                                       over several processes/nodes with mpirun or srun, and the
+#                                       mpirun tests of make test
 #    The CUDA toolkit is not installed here: with nvcc on PATH, `make` also builds the kernels.
 # 2. The CLIP vocabulary bpe_simple_vocab_16e6.txt.gz (MIT, OpenAI), taken out of the
 #    open-clip-torch wheel from PyPI and checked by sha256, into assets/ (git-ignored).
@@ -22,7 +25,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config libinih-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
-      libopenblas-dev libopenblas-openmp-dev zlib1g-dev wordnet-base dataset-fashion-mnist unicode-data python3-pip"
+      libopenblas-dev libopenblas-openmp-dev zlib1g-dev wordnet-base dataset-fashion-mnist unicode-data python3-pip
+      libopenmpi-dev openmpi-bin"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:" $missing
