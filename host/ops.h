@@ -277,6 +277,47 @@ typedef struct OpsBackend {
     // buf (bytes) = root's buf
     void (*broadcast)(void *buf, size_t bytes, int root);
     void (*barrier)(void);
+
+    // --- clustering heads (host/train/heads.h: SIC's Linear head, TAC's MLP head). CPU in
+    // host/cpu/heads.c, CUDA in kernels/heads.cu. Letters: B/b batch rows, C channels, K
+    // clusters, n elements. Appended at the end of the table so no earlier entry moves.
+    // BatchNorm1d (B,C), eps and momentum as torch: train 1 normalises with the batch mean and
+    // biased variance, saves mean, rstd = 1/sqrt(var + eps) (C), and updates running_mean/var
+    // (C) in place with the unbiased variance (x = (1 − momentum)·x + momentum·batch); train 0
+    // normalises with the running statistics (mean, rstd still written; running left as is).
+    // out = (inp − mean)·rstd·weight + bias. Training needs B >= 2 (torch refuses B = 1).
+    void (*batchnorm_forward)(float *out, float *mean, float *rstd, float *running_mean,
+                              float *running_var, const float *inp, const float *weight,
+                              const float *bias, int B, int C, int train, double momentum,
+                              double eps);
+    // Of the training-mode forward: dinp (B,C) [overwrites; may not alias dout]; dweight,
+    // dbias (C) += (ACCUMULATE). mean, rstd as the forward saved them.
+    void (*batchnorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int B, int C);
+    // out = max(inp, 0) (out may equal inp)  /  dinp = out > 0 ? dout : 0, from the forward's
+    // OUTPUT, so the forward may run in place [overwrites; dinp may equal dout]
+    void (*relu_forward)(float *out, const float *inp, size_t n);
+    void (*relu_backward)(float *dinp, const float *dout, const float *out, size_t n);
+    // out (B,K) = row softmax of inp (B,K) (out may equal inp)
+    void (*softmax_forward)(float *out, const float *inp, int B, int K);
+    // out (n,C) = inp[idx[i], :] for idx (n) int64 in range (rows of a resident feature matrix)
+    void (*index_select_forward)(float *out, const float *inp, const int64_t *idx, int n, int C);
+    // SIC's loss (SPEC §9.1 step 8) of one batch and its gradient w.r.t. both logits:
+    //   la, ln (b,K) logits of anchors and neighbours, yhat (b) int32 in [0,K) their semantic
+    //   pseudo-labels; dla, dln (b,K) [overwrite]; terms (4) double (backend memory) =
+    //   {L, L_I, H, CE} with L = L_I − entropy_weight·H + ce_weight·CE.
+    void (*sic_loss_forward_backward)(double *terms, float *dla, float *dln, const float *la,
+                                      const float *ln, const int32_t *yhat, int b, int K,
+                                      double entropy_weight, double ce_weight);
+    // TAC's loss (SPEC §9.2 step 7) of one batch from the heads' softmax outputs P (b,K) of
+    // image (I) and text (T) anchors (a) and neighbours (n); d* (b,K) = ∂L/∂logits of the same
+    // four [overwrite]; terms (5) double = {L, D(Ia,Tn), D(Ta,In), Cons(Ta,Ia), H(Ta) + H(Ia)},
+    // L = D + D + Cons − entropy_weight·(H + H); tau the cluster-contrastive temperature.
+    void (*tac_loss_forward_backward)(double *terms, float *dIa, float *dTa, float *dIn,
+                                      float *dTn, const float *PIa, const float *PTa,
+                                      const float *PIn, const float *PTn, int b, int K,
+                                      double tau, double entropy_weight);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -218,4 +218,22 @@ void laic_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, 
                const float *A, int lda, const uint16_t *Ab, const float *B, int ldb,
                const uint16_t *Bb, float beta, float *C, int ldc, int mode);
 
+// heads.cu (clustering heads)
+void batchnorm_forward(float *out, float *mean, float *rstd, float *running_mean,
+                       float *running_var, const float *inp, const float *weight,
+                       const float *bias, int B, int C, int train, double momentum, double eps);
+void batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int B, int C);
+void relu_forward(float *out, const float *inp, size_t n);
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+void softmax_forward(float *out, const float *inp, int B, int K);
+void index_select_forward(float *out, const float *inp, const int64_t *idx, int n, int C);
+void sic_loss_forward_backward(double *terms, float *dla, float *dln, const float *la,
+                               const float *ln, const int32_t *yhat, int b, int K,
+                               double entropy_weight, double ce_weight);
+void tac_loss_forward_backward(double *terms, float *dIa, float *dTa, float *dIn, float *dTn,
+                               const float *PIa, const float *PTa, const float *PIn,
+                               const float *PTn, int b, int K, double tau, double entropy_weight);
+
 #endif

@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 68 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 76 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
@@ -235,6 +235,15 @@ extern "C" const OpsBackend ops_cuda = {
     comm_allgather_cuda,
     comm_broadcast_cuda,
     comm_barrier_cuda,
+    // clustering heads (kernels/heads.cu)
+    batchnorm_forward,
+    batchnorm_backward,
+    relu_forward,
+    relu_backward,
+    softmax_forward,
+    index_select_forward,
+    sic_loss_forward_backward,
+    tac_loss_forward_backward,
 };
 
 // --- devices -------------------------------------------------------------------------------

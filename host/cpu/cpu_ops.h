@@ -89,4 +89,24 @@ void lora_backward_cpu(float *dinp, float *ddown, float *dup, float *dh, const f
 void sumsq_forward_cpu(double *out, const float *x, size_t n);
 void grad_clip_forward_cpu(float *x, size_t n, const double *sumsq, double max_norm);
 
+// heads.c (clustering heads: BatchNorm1d, ReLU, softmax, row gather, SIC and TAC losses)
+void batchnorm_forward_cpu(float *out, float *mean, float *rstd, float *running_mean,
+                           float *running_var, const float *inp, const float *weight,
+                           const float *bias, int B, int C, int train, double momentum,
+                           double eps);
+void batchnorm_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, const float *mean,
+                            const float *rstd, int B, int C);
+void relu_forward_cpu(float *out, const float *inp, size_t n);
+void relu_backward_cpu(float *dinp, const float *dout, const float *out, size_t n);
+void softmax_forward_cpu(float *out, const float *inp, int B, int K);
+void index_select_forward_cpu(float *out, const float *inp, const int64_t *idx, int n, int C);
+void sic_loss_forward_backward_cpu(double *terms, float *dla, float *dln, const float *la,
+                                   const float *ln, const int32_t *yhat, int b, int K,
+                                   double entropy_weight, double ce_weight);
+void tac_loss_forward_backward_cpu(double *terms, float *dIa, float *dTa, float *dIn, float *dTn,
+                                   const float *PIa, const float *PTa, const float *PIn,
+                                   const float *PTn, int b, int K, double tau,
+                                   double entropy_weight);
+
 #endif

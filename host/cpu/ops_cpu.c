@@ -110,4 +110,12 @@ const OpsBackend ops_cpu = {
     .allgather = comm_allgather_host,
     .broadcast = comm_broadcast_host,
     .barrier = comm_barrier_host,
+    .batchnorm_forward = batchnorm_forward_cpu,
+    .batchnorm_backward = batchnorm_backward_cpu,
+    .relu_forward = relu_forward_cpu,
+    .relu_backward = relu_backward_cpu,
+    .softmax_forward = softmax_forward_cpu,
+    .index_select_forward = index_select_forward_cpu,
+    .sic_loss_forward_backward = sic_loss_forward_backward_cpu,
+    .tac_loss_forward_backward = tac_loss_forward_backward_cpu,
 };

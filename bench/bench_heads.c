@@ -1,0 +1,277 @@
+/*
+ * bench_heads.c — clustering heads: the head ops one by one, and SIC / TAC (trained) end to end
+ * on cached features, on the CPU backend or CUDA.
+ *
+ *   build:  make bench                          (→ build/bench/bench_heads)
+ *   run:    ./build/bench/bench_heads ops
+ *           ./build/bench/bench_heads sic DIR [epochs=100] [cpu|cuda]
+ *           ./build/bench/bench_heads tac DIR [epochs=20]  [cpu|cuda]
+ *
+ * DIR holds the features `python3 bench/bench_heads_torch.py gen DIR` writes (the PyTorch side
+ * of the comparison reads the same files): X_train (N,E) and X_test (Ne,E) raw image features,
+ * y_train, y_test, bank (Mb,E) raw noun features (SIC's semantic space is filtered from it),
+ * nouns (M,E) normalised candidate nouns (TAC's text counterparts are retrieved from them).
+ *
+ * sic: setup (21 L2 neighbours, k-means n_init 20, semantic space), then `epochs` epochs of
+ *      SIC with the test ACC after every epoch (as sic.py:148-167; patience off so every epoch
+ *      runs). tac: setup (text counterparts, 50 neighbours in X and in t), then `epochs` epochs,
+ *      batch 512, τ 0.5, with the test prediction after every epoch (train_head.py:154).
+ * Printed: one line per phase with seconds, then the final test ACC. ops: op | backend | shape |
+ * ms (median of 5 after a warm-up on the CPU, cudaEvents over 20 on CUDA).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster.h"
+#include "cluster/metrics.h"
+#include "io/err.h"
+#include "io/npy.h"
+#include "io/progress.h"
+#include "ops.h"
+#include "rng.h"
+#include "train/heads.h"
+#include "train/sic.h"
+#include "train/tac_train.h"
+#ifdef LAIC_CUDA
+#include "../kernels/ops_cuda.h"
+#endif
+
+static float *randn(size_t n, uint64_t seed, double s) {
+    float *x = mallocCheck((n ? n : 1) * sizeof *x);
+    Rng r;
+    rng_init(&r, seed, 0);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(s * rng_normal(&r));
+    return x;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double time_cpu_ms(void (*fn)(void *), void *ctx) {
+    double t[5];
+    fn(ctx);
+    for (int i = 0; i < 5; i++) {
+        double t0 = now_seconds();
+        fn(ctx);
+        t[i] = 1e3 * (now_seconds() - t0);
+    }
+    qsort(t, 5, sizeof t[0], cmp_d);
+    return t[2];
+}
+#ifdef LAIC_CUDA
+static double time_gpu_ms(void (*fn)(void *), void *ctx) { return ops_cuda_time_ms(fn, ctx, 20); }
+#endif
+
+// --- ops ------------------------------------------------------------------------------------------
+typedef struct {
+    const OpsBackend *o;
+    int B, C, K;
+    float *x, *w, *b, *out, *mean, *rstd, *rm, *rv, *dx, *dw, *db, *dout, *l1, *l2, *d1, *d2, *P[4], *D[4];
+    int32_t *y;
+    double *terms;
+} OpCtx;
+
+static void run_bn_fwd(void *c_) {
+    OpCtx *c = c_;
+    c->o->batchnorm_forward(c->out, c->mean, c->rstd, c->rm, c->rv, c->x, c->w, c->b, c->B, c->C, 1, 0.1, 1e-5);
+}
+static void run_bn_bwd(void *c_) {
+    OpCtx *c = c_;
+    c->o->batchnorm_backward(c->dx, c->dw, c->db, c->dout, c->x, c->w, c->mean, c->rstd, c->B, c->C);
+}
+static void run_sic(void *c_) {
+    OpCtx *c = c_;
+    c->o->sic_loss_forward_backward(c->terms, c->d1, c->d2, c->l1, c->l2, c->y, c->B, c->K, 5.0, 0.1);
+}
+static void run_tac(void *c_) {
+    OpCtx *c = c_;
+    c->o->tac_loss_forward_backward(c->terms, c->D[0], c->D[1], c->D[2], c->D[3], c->P[0], c->P[1],
+                                    c->P[2], c->P[3], c->B, c->K, 0.5, 5.0);
+}
+
+static float *up(const OpsBackend *o, const void *h, size_t bytes) {
+    float *d = o->alloc(bytes ? bytes : 1);
+    if (!d) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        exit(1);
+    }
+    o->to_device(d, h, bytes);
+    return d;
+}
+
+static void bench_ops(const OpsBackend *o, double (*timer)(void (*)(void *), void *)) {
+    const int bn[][2] = {{512, 512}, {8192, 512}};
+    for (int s = 0; s < 2; s++) {
+        OpCtx c = {.o = o, .B = bn[s][0], .C = bn[s][1]};
+        const size_t n = (size_t)c.B * c.C;
+        float *h = randn(n, 1, 1.0), *hc = randn((size_t)c.C, 2, 1.0);
+        c.x = up(o, h, n * 4), c.dout = up(o, h, n * 4), c.out = up(o, h, n * 4), c.dx = up(o, h, n * 4);
+        c.w = up(o, hc, c.C * 4), c.b = up(o, hc, c.C * 4), c.mean = up(o, hc, c.C * 4), c.rstd = up(o, hc, c.C * 4);
+        c.rm = up(o, hc, c.C * 4), c.rv = up(o, hc, c.C * 4), c.dw = up(o, hc, c.C * 4), c.db = up(o, hc, c.C * 4);
+        run_bn_fwd(&c);   // mean, rstd for the backward
+        double ms = timer(run_bn_fwd, &c);
+        printf("batchnorm_forward (train) | %-4s | %d x %d | %8.3f ms | %6.1f GB/s\n", o->name, c.B, c.C, ms,
+               8.0 * n / (ms * 1e6));
+        ms = timer(run_bn_bwd, &c);
+        printf("batchnorm_backward        | %-4s | %d x %d | %8.3f ms | %6.1f GB/s\n", o->name, c.B, c.C, ms,
+               16.0 * n / (ms * 1e6));
+        float *all[] = {c.x, c.dout, c.out, c.dx, c.w, c.b, c.mean, c.rstd, c.rm, c.rv, c.dw, c.db};
+        for (int i = 0; i < 12; i++) o->free(all[i]);
+        free(h), free(hc);
+    }
+    const int ls[][2] = {{128, 10}, {512, 10}, {8192, 101}, {8192, 1000}};
+    for (int s = 0; s < 4; s++) {
+        OpCtx c = {.o = o, .B = ls[s][0], .K = ls[s][1]};
+        const size_t n = (size_t)c.B * c.K;
+        float *h = randn(n, 3, 2.0), *p = mallocCheck(n * 4);
+        ops_cpu.softmax_forward(p, h, c.B, c.K);
+        int32_t *y = mallocCheck((size_t)c.B * 4);
+        for (int i = 0; i < c.B; i++) y[i] = i % c.K;
+        c.l1 = up(o, h, n * 4), c.l2 = up(o, h, n * 4), c.d1 = up(o, h, n * 4), c.d2 = up(o, h, n * 4);
+        c.y = (int32_t *)up(o, y, (size_t)c.B * 4);
+        c.terms = (double *)up(o, y, 8 * sizeof(double));
+        for (int q = 0; q < 4; q++) c.P[q] = up(o, p, n * 4), c.D[q] = up(o, p, n * 4);
+        double ms = timer(run_sic, &c);
+        printf("sic_loss_forward_backward | %-4s | b %d K %d | %8.3f ms\n", o->name, c.B, c.K, ms);
+        ms = timer(run_tac, &c);
+        printf("tac_loss_forward_backward | %-4s | b %d K %d | %8.3f ms\n", o->name, c.B, c.K, ms);
+        o->free(c.l1), o->free(c.l2), o->free(c.d1), o->free(c.d2), o->free(c.y), o->free(c.terms);
+        for (int q = 0; q < 4; q++) o->free(c.P[q]), o->free(c.D[q]);
+        free(h), free(p), free(y);
+    }
+}
+
+// --- end to end -----------------------------------------------------------------------------------
+static Npy load(const char *dir, const char *name, int f32) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s.npy", dir, name);
+    Npy a;
+    if ((f32 ? npy_read_f32(p, &a, -1, NULL) : npy_read_i64(p, &a, -1, NULL))) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        exit(1);
+    }
+    return a;
+}
+
+static double acc_of(const int64_t *pred, const int64_t *y, size_t n) {
+    ClusterMetrics cm;
+    return metrics_compute(&cm, pred, y, n) ? -1 : cm.acc;
+}
+
+static void log_line(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
+static int bench_sic(const OpsBackend *o, const char *dir, int epochs) {
+    Npy X = load(dir, "X_train", 1), Xe = load(dir, "X_test", 1), ye = load(dir, "y_test", 0),
+        bank = load(dir, "bank", 1);
+    const size_t N = X.shape[0], Ne = Xe.shape[0], Mb = bank.shape[0];
+    const int E = (int)X.shape[1], K = 10;
+    printf("sic | %s | N %zu x %d, test %zu, bank %zu, K %d, %d epochs\n", o->name, N, E, Ne, Mb, K, epochs);
+    double t0 = now_seconds();
+    SicSetupOpts so;
+    sic_setup_opts_default(&so);
+    SicSetup s;
+    if (sic_setup(&s, o, X.data, N, E, K, bank.data, Mb, &so)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        return 1;
+    }
+    printf("sic | setup: kNN (21, L2) %.2f s, k-means (n_init 20) %.2f s, semantic space %.2f s (%zu nouns) | total %.2f s\n",
+           s.t_knn, s.t_kmeans, s.t_space, s.M, now_seconds() - t0);
+    SicOpts opt;
+    sic_opts_default(&opt);
+    opt.epochs = epochs;
+    opt.select_test_acc = 1;
+    opt.patience = epochs + 1;   // every epoch runs, as in the timing of the PyTorch mirror
+    opt.log = getenv("BENCH_VERBOSE") ? log_line : NULL;
+    SicData d = {.X = X.data, .N = N, .E = E, .K = K, .nbr = s.nbr, .nn = s.nn, .S = s.S, .M = s.M,
+                 .Xeval = Xe.data, .Ne = Ne, .yeval = ye.data};
+    SicResult res;
+    double t1 = now_seconds();
+    if (sic_train(&res, o, &d, &opt)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        return 1;
+    }
+    const double tt = now_seconds() - t1;
+    printf("sic | train %d epochs: %.2f s (centre mapping %.2f s, batches %.2f s, test eval %.2f s; %lld steps, %.1f us/step) | "
+           "last-epoch test ACC %.4f, best %.4f (epoch %d)\n",
+           epochs, tt, res.t_map, res.t_steps, res.t_eval, (long long)res.steps, 1e6 * res.t_steps / (double)res.steps,
+           res.epoch_acc[epochs - 1], res.best_acc, res.reported_epoch);
+    sic_result_free(&res);
+    sic_setup_free(&s);
+    npy_free(&X), npy_free(&Xe), npy_free(&ye), npy_free(&bank);
+    return 0;
+}
+
+static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
+    Npy X = load(dir, "X_train", 1), Xe = load(dir, "X_test", 1), ye = load(dir, "y_test", 0),
+        nouns = load(dir, "nouns", 1);
+    const size_t N = X.shape[0], Ne = Xe.shape[0], M = nouns.shape[0];
+    const int E = (int)X.shape[1], K = 10;
+    l2normalize_rows_cpu(X.data, X.data, (int)N, E);   // train_head.py:57-64
+    l2normalize_rows_cpu(Xe.data, Xe.data, (int)Ne, E);
+    l2normalize_rows_cpu(nouns.data, nouns.data, (int)M, E);
+    printf("tac | %s | N %zu x %d, test %zu, nouns %zu, K %d, %d epochs, batch 512, tau 0.5\n", o->name, N, E, Ne, M,
+           K, epochs);
+    double t0 = now_seconds();
+    TacSetupOpts so;
+    tac_setup_opts_default(&so);
+    TacSetup s;
+    if (tac_train_setup(&s, o, X.data, N, E, nouns.data, M, &so)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        return 1;
+    }
+    printf("tac | setup: text counterparts %.2f s, kNN (50, X and t) %.2f s | total %.2f s\n", s.t_retrieve,
+           s.t_knn, now_seconds() - t0);
+    TacTrainOpts opt;
+    tac_train_opts_default(&opt);
+    opt.epochs = epochs;
+    opt.eval_every_epoch = 1;
+    opt.log = getenv("BENCH_VERBOSE") ? log_line : NULL;
+    TacTrainData d = {.X = X.data, .T = s.T, .N = N, .E = E, .K = K, .nbr_x = s.nbr_x, .nbr_t = s.nbr_t,
+                      .kn = s.kn, .Xeval = Xe.data, .Ne = Ne, .yeval = ye.data};
+    TacTrainResult res;
+    double t1 = now_seconds();
+    if (tac_train(&res, o, &d, &opt)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        return 1;
+    }
+    const double tt = now_seconds() - t1;
+    printf("tac | train %d epochs: %.2f s (batches %.2f s, test eval %.2f s; %lld steps, %.2f ms/step) | test ACC %.4f\n",
+           epochs, tt, res.t_steps, res.t_eval, (long long)res.steps, 1e3 * res.t_steps / (double)res.steps,
+           acc_of(res.pred, ye.data, Ne));
+    tac_train_result_free(&res);
+    tac_setup_free(&s);
+    npy_free(&X), npy_free(&Xe), npy_free(&ye), npy_free(&nouns);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "ops";
+    if (!strcmp(mode, "ops")) {
+        bench_ops(&ops_cpu, time_cpu_ms);
+#ifdef LAIC_CUDA
+        if (ops_cuda_device_count() > 0) bench_ops(&ops_cuda, time_gpu_ms);
+        else printf("(no CUDA device: GPU rows skipped)\n");
+#endif
+        return 0;
+    }
+    if ((strcmp(mode, "sic") && strcmp(mode, "tac")) || argc < 3) {
+        fprintf(stderr, "usage: bench_heads ops | sic DIR [epochs] [cpu|cuda] | tac DIR [epochs] [cpu|cuda]\n");
+        return 2;
+    }
+    const int sic = !strcmp(mode, "sic");
+    const int epochs = argc > 3 ? atoi(argv[3]) : sic ? 100 : 20;
+    const OpsBackend *o = ops_get(argc > 4 ? argv[4] : "cpu");
+    if (!o || epochs < 1) {
+        fprintf(stderr, "bench_heads: %s\n", o ? "epochs must be >= 1" : laic_last_error());
+        return 2;
+    }
+    cluster_set_backend(o);
+    return sic ? bench_sic(o, argv[2], epochs) : bench_tac(o, argv[2], epochs);
+}
