@@ -170,6 +170,7 @@ TEST(sic_semantic_filters_short_last_batch) {
     const size_t Mb = aT.shape[0];
     const int E = (int)aT.shape[1], K = (int)aC.shape[0], gr = (int)cfg[0], bs = (int)cfg[2];
     const double gu = cfg[1];
+    REQUIRE(E > 0 && E <= 256 && bs > 0, "fixture sizes");
     CHECK(Mb % (size_t)bs != 0, "the bank's last batch is short (%zu rows of %d)", Mb % (size_t)bs, bs);
     int64_t *S;
     size_t M;
@@ -183,7 +184,7 @@ TEST(sic_semantic_filters_short_last_batch) {
     for (int e = 0; e < E; e++) tb[e] = (float)info.tbar[e], tbf[e] = (float)tbr[e];
     CHECK(test_allclose(tb, tbf, (size_t)E, 1e-7, 1e-6, "t̄ (mean of batch means)"), "t̄");
     // the plain mean differs, and on this bank it changes U
-    double *pm = calloc((size_t)E, sizeof *pm), pn = 0.0, d = 0.0;
+    double pm[256] = {0}, pn = 0.0, d = 0.0;
     for (size_t j = 0; j < Mb; j++)
         for (int e = 0; e < E; e++) pm[e] += T0[j * E + e] / (double)Mb;
     for (int e = 0; e < E; e++) pn += pm[e] * pm[e], d = fmax(d, fabs(pm[e] - info.tbar[e]));
@@ -194,7 +195,6 @@ TEST(sic_semantic_filters_short_last_batch) {
         nu_plain += dot / sqrt(tn * pn) < 1.0 - gu;
     }
     CHECK(d > 1e-4 && nu_plain != info.n_u, "plain mean: |U| = %zu, mean of batch means: %zu", nu_plain, info.n_u);
-    free(pm);
     // bad inputs
     int64_t *S2;
     size_t M2;
