@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/atomic.h"
 #include "io/err.h"
@@ -106,7 +107,24 @@ int npy_read(const char *path, Npy *out) {
     if (fread(hdr, 1, hlen, f) != hlen) { laic_error("%s: truncated .npy header", path); goto done; }
     hdr[hlen] = 0;
     if (parse_header(path, hdr, out)) goto done;
-    size_t nbytes = out->count * npy_dtype_size(out->dtype);
+    // The header's claim is checked against the bytes the file holds before anything is
+    // allocated: a 128-byte file may declare a shape of 10^16 elements (found by tests/fuzz).
+    size_t nbytes, left = 0;
+    struct stat st;
+    long pos = ftell(f);
+    if (__builtin_mul_overflow(out->count, npy_dtype_size(out->dtype), &nbytes)) {
+        laic_error("%s: shape overflows", path);
+        goto done;
+    }
+    if (pos >= 0 && !fstat(fileno(f), &st) && S_ISREG(st.st_mode) && st.st_size >= pos)
+        left = (size_t)(st.st_size - pos);
+    else
+        left = nbytes;   // not a regular file: fread below finds a short stream
+    if (nbytes > left) {
+        laic_error("%s: truncated data (expected %zu bytes for shape and dtype %s, the file holds "
+                   "%zu)", path, nbytes, npy_dtype_name(out->dtype), left);
+        goto done;
+    }
     out->data = mallocCheck(nbytes);
     if (nbytes && fread(out->data, 1, nbytes, f) != nbytes) {
         laic_error("%s: truncated data (expected %zu bytes for shape and dtype %s)", path, nbytes,
