@@ -1,6 +1,7 @@
 /* config.c — see config.h. */
 #include "run/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -134,6 +135,28 @@ static const char *const renamed[][4] = {
     {"eval", "tac_tau", "tac", "tau"},
 };
 
+/* Why `key = value` would not read back from an INI file as this value (NULL: it would).
+ * libinih strips white space around values, takes " ;" as the start of a comment (a value
+ * starting with ';' too: it follows "key = "), reads lines of at most INI_MAX_LINE - 2
+ * characters plus '\n', and a line break would start a new line. Checked for every value set, so a run's config.ini always loads back to the same values:
+ * overrides could break that (a long path, a line break; found by tests/fuzz/fuzz_config). */
+static const char *ini_unwritable(const char *key, const char *v) {
+    static _Thread_local char why[96];
+    size_t len = strlen(v);
+    if (strpbrk(v, "\n\r")) return "holds a line break";
+    if (len && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[len - 1])))
+        return "starts or ends with white space";
+    for (size_t j = 0; j < len; j++)   // after "key = ", a leading ';' follows a space too
+        if (v[j] == ';' && (j == 0 || isspace((unsigned char)v[j - 1])))
+            return "starts a ';' comment";
+    if (strlen(key) + 3 + len > INI_MAX_LINE - 2) {   // the buffer holds the '\n' too
+        snprintf(why, sizeof why, "has %zu characters (at most %zu)", len,
+                 (size_t)(INI_MAX_LINE - 2) - 3 - strlen(key));
+        return why;
+    }
+    return NULL;
+}
+
 int config_set(Config *c, const char *section, const char *key, const char *value, const char *origin) {
     for (size_t r = 0; r < sizeof renamed / sizeof renamed[0]; r++)
         if (!strcmp(section, renamed[r][0]) && !strcmp(key, renamed[r][1]) &&
@@ -152,6 +175,10 @@ int config_set(Config *c, const char *section, const char *key, const char *valu
     if (strlen(value) >= sizeof buf)
         return laic_error("%s: %s.%s: value too long", origin, section, key);
     if (validate(&c->keys[i], value, buf, sizeof buf, origin)) return -1;
+    const char *why = ini_unwritable(key, buf);
+    if (why)
+        return laic_error("%s: %s.%s: the value %s, so the run's config.ini could not hold it", origin,
+                          section, key, why);
     free(c->values[i]);
     free(c->origin[i]);
     c->values[i] = strdup(buf);
@@ -258,7 +285,8 @@ int config_bool(const Config *c, const char *s, const char *k) {
     return !strcmp(c->values[must_find(c, s, k)], "true");
 }
 
-/* "; "-prefixed lines of at most `width` bytes, broken at spaces (a longer word stands alone). */
+/* "; "-prefixed lines of at most `width` bytes, broken at spaces (a longer word is cut: libinih
+ * refuses lines longer than INI_MAX_LINE - 1, comments included). */
 static void write_wrapped_comment(FILE *f, const char *text, size_t width) {
     const char *p = text;
     while (*p) {
@@ -266,7 +294,7 @@ static void write_wrapped_comment(FILE *f, const char *text, size_t width) {
         if (len > width) {
             len = width;
             while (len > 0 && p[len] != ' ') len--;
-            if (len == 0) len = strcspn(p, " ");
+            if (len == 0) len = width;   // one word longer than a line (a long path): cut it
         }
         fprintf(f, "; %.*s\n", (int)len, p);
         p += len;
