@@ -60,7 +60,9 @@ typedef struct {
 } UBuf;
 
 static void ub_reserve(UBuf *b, size_t cap) {
-    if (cap <= b->cap) return;
+    // a reserved buffer is never NULL, even for 0 code points: memcpy(NULL, .., 0) is undefined
+    // (UBSan: a line holding one control character cleans to nothing)
+    if (cap <= b->cap && b->p) return;
     size_t nc = b->cap ? b->cap : 64;
     while (nc < cap) nc *= 2;
     uint32_t *p = realloc(b->p, nc * sizeof *p);
