@@ -7,6 +7,8 @@
 #   make test-gpu   GPU tests (needs an NVIDIA GPU; exits 77 "waived" without one)
 #   make bench      build the benchmark programs in build/bench/
 #   make setup      install the Debian packages and the CLIP BPE vocabulary (scripts/setup.sh)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan, build-fuzz/), each run
+#                   FUZZ_SECONDS (10) from its committed seed corpus; FUZZ=npy,image picks some
 #
 # Knobs (?=): CUDA=auto|0|1, CUDA_ARCH=90 (sm_90: H100/H200), OPT=-O2, NVCC=nvcc,
 #             MPI=auto|0|1 (pkg-config mpi-c: libopenmpi-dev), NCCL=auto|0|1 (nccl.h + libnccl
@@ -113,7 +115,7 @@ endif
 # host/ has one folder per layer (../shared/ARCHITECTURE.md); tests/ mirrors it, tests/gpu/ aside.
 HOST_SRC   := $(sort $(shell find host -name '*.c'))
 HOST_LIB   := $(filter-out host/cli/main.c,$(HOST_SRC))
-TEST_SRC   := $(sort $(filter-out tests/gpu/%,$(shell find tests -name '*.c' -not -path 'tests/fixtures/*')))
+TEST_SRC   := $(sort $(filter-out tests/gpu/% tests/fuzz/%,$(shell find tests -name '*.c' -not -path 'tests/fixtures/*')))
 TEST_GPU_SRC := $(wildcard tests/gpu/*.c)
 CU_SRC     := $(wildcard kernels/*.cu)
 
@@ -150,7 +152,7 @@ HOST_OBJ := $(HOST_LIB:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/host/cli/main.o
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all cpu test asan test-gpu bench setup clean deps
+.PHONY: all cpu test asan test-gpu bench setup clean deps fuzz fuzz-build
 all: deps $(BUILD)/laic $(BUILD)/test_laic
 
 deps:
@@ -235,8 +237,29 @@ all: $(BENCH_BIN)
 setup:
 	bash scripts/setup.sh
 
+# --- fuzzing (tests/fuzz/README.md) --------------------------------------------------------------
+# The host library is rebuilt with clang, libFuzzer's coverage and ASan + UBSan into its own
+# build directory (CPU only); each harness links it. tests/fuzz/run.sh runs them one after the
+# other, new inputs into $(FUZZ_BUILD)/corpus/ (the committed seeds are read, never written),
+# and fails on the first crash, leak, timeout or UB report (artifact in $(FUZZ_BUILD)/artifacts/).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   ?= build-fuzz
+fuzz_comma   := ,
+FUZZ_NAMES   := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CUDA=0 CC=$(FUZZ_CC) OPT=-O1 \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  fuzz-build
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(or $(subst $(fuzz_comma), ,$(FUZZ)),$(FUZZ_NAMES))
+fuzz-build: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HOST_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ  $@")
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -fsanitize=fuzzer $< $(HOST_OBJ) -o $@ $(LDLIBS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

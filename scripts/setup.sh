@@ -18,6 +18,8 @@
 #      libopenmpi-dev openmpi-bin       MPI (optional for the build: make prints ✓/✗ MPI): runs
 #                                       over several processes/nodes with mpirun or srun, and the
 #                                       mpirun tests of make test
+#      clang libclang-rt-14-dev         `make fuzz`: clang and its libFuzzer + sanitizer runtimes
+#      libomp-14-dev                    clang's OpenMP (the fuzz build compiles host/ with clang)
 #    The CUDA toolkit is not installed here: with nvcc on PATH, `make` also builds the kernels.
 # 2. The CLIP vocabulary bpe_simple_vocab_16e6.txt.gz (MIT, OpenAI), taken out of the
 #    open-clip-torch wheel from PyPI and checked by sha256, into assets/ (git-ignored).
@@ -26,7 +28,8 @@ cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config libinih-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
       libopenblas-dev libopenblas-openmp-dev zlib1g-dev wordnet-base dataset-fashion-mnist unicode-data python3-pip
-      libopenmpi-dev openmpi-bin"
+      libopenmpi-dev openmpi-bin
+      clang libclang-rt-14-dev libomp-14-dev"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:" $missing
