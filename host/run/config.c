@@ -138,8 +138,9 @@ static const char *const renamed[][4] = {
 /* Why `key = value` would not read back from an INI file as this value (NULL: it would).
  * libinih strips white space around values, takes " ;" as the start of a comment (a value
  * starting with ';' too: it follows "key = "), reads lines of at most INI_MAX_LINE - 2
- * characters plus '\n', and a line break would start a new line. Checked for every value set, so a run's config.ini always loads back to the same values:
- * overrides could break that (a long path, a line break; found by tests/fuzz/fuzz_config). */
+ * characters plus '\n', and a line break would start a new line. Checked for every value set,
+ * so a run's config.ini always loads back to the same values: overrides could break that (a
+ * long path, a line break; found by tests/fuzz/fuzz_config). */
 static const char *ini_unwritable(const char *key, const char *v) {
     static _Thread_local char why[96];
     size_t len = strlen(v);
