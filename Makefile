@@ -248,7 +248,7 @@ FUZZ_BUILD   ?= build-fuzz
 fuzz_comma   := ,
 FUZZ_NAMES   := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 fuzz:
-	$(MAKE) BUILD=$(FUZZ_BUILD) CUDA=0 CC=$(FUZZ_CC) OPT=-O1 \
+	$(MAKE) BUILD=$(FUZZ_BUILD) CUDA=0 MPI=0 NCCL=0 CC=$(FUZZ_CC) OPT=-O1 \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
 	  fuzz-build
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(or $(subst $(fuzz_comma), ,$(FUZZ)),$(FUZZ_NAMES))

@@ -20,7 +20,9 @@
 
 static int g_rank = 0, g_size = 1, g_local = 0;   // the world
 static int g_local_mode = 0;                        // comm_set_local
+#ifdef LAIC_MPI
 static int g_mpi_up = 0;                            // comm_init called MPI_Init
+#endif
 static char g_library[256] = "none";
 
 // Launch environment: the world size a launcher announces (0 when none does).
