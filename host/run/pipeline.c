@@ -196,7 +196,8 @@ int run_execute(Run *r) {
     if (r->have_dfit) {   // the eval split as opened (report.html re-opens it for its montages)
         const Dataset *d = r->eval_is_fit ? &r->dfit : &r->deval;
         cJSON_AddStringToObject(data, "kind", dataset_kind_name(d->kind));
-        cJSON_AddStringToObject(data, "root", d->root);
+        char real[4096];   // absolute, so `laic report` finds the images from any directory
+        cJSON_AddStringToObject(data, "root", realpath(d->root, real) ? real : d->root);
         cJSON_AddStringToObject(data, "eval_split", d->split);
         cJSON_AddNumberToObject(data, "n_items", (double)d->n);
     } else {

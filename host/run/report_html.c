@@ -341,8 +341,12 @@ int report_primary_clustering(const char *dir, const char *const *methods, int n
     *pred = NULL;
     char p[4200];
     const char *name = NULL;
-    path_in(p, sizeof p, dir, "assignments.npy");
-    if (exists(p)) name = "ours-notrain";
+    snprintf(p, sizeof p, "%s/predictions/ours.npy", dir);   // the paper's method, when it trained
+    if (exists(p)) name = "ours";
+    if (!name) {
+        path_in(p, sizeof p, dir, "assignments.npy");
+        if (exists(p)) name = "ours-notrain";
+    }
     for (int i = 0; !name && i < n_methods; i++) {
         snprintf(p, sizeof p, "%s/predictions/%s.npy", dir, methods[i]);
         if (exists(p)) name = methods[i];
@@ -485,9 +489,11 @@ static int load_run(Rep *r, const ReportOpts *o) {
             }
     }
     cluster_order(r->maj, r->size, K, r->order);
-    // nouns of each cluster (clusters.tsv belongs to ours-notrain's clusters)
-    path_in(p, sizeof p, r->dir, "clusters.tsv");
-    char *tsv = !strcmp(r->primary, "ours-notrain") ? slurp(p, NULL) : NULL;
+    // nouns of each cluster: clusters.tsv (ours-notrain's clusters) or centres.tsv (the learned
+    // centres of ours); both: id first, nouns last
+    const int trained = !strcmp(r->primary, "ours");
+    path_in(p, sizeof p, r->dir, trained ? "centres.tsv" : "clusters.tsv");
+    char *tsv = trained || !strcmp(r->primary, "ours-notrain") ? slurp(p, NULL) : NULL;
     for (char *line = tsv, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -909,7 +915,10 @@ static void section_clusters(FILE *f, Rep *r, ReportStats *st) {
     ESC(f, r->primary);
     fprintf(f, " on the eval split, <span id=\"n-montages\">%d</span> montages. Each panel: size, "
                "majority class and its share (purity)%s%s. Panels are ordered by majority class, then size.</p>\n",
-            nmont, r->nouns && K > 0 && r->nouns[0] ? ", the centre's nearest candidate nouns" : "",
+            nmont,
+            !(r->nouns && K > 0 && r->nouns[0]) ? ""
+            : !strcmp(r->primary, "ours")       ? ", the learned centre's nearest candidate nouns"
+                                                : ", the centre's nearest candidate nouns",
             nmont ? ", and the images nearest the cluster's mean image feature" : "");
     const char *cls = compact ? "grid compact" : "grid";
     if (K <= PAGE_ALL) {

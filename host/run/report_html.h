@@ -8,15 +8,17 @@
  *   report.json (required)  metrics per method, pseudo-label quality, sizes, timings, weights,
  *                           class names, the eval dataset's resolved kind/root/split
  *   config.ini              the resolved config (shown verbatim) and its [published] numbers
- *   assignments.npy         the eval-split clusters of ours-notrain (the cluster panels), else
+ *   predictions/ours.npy    the eval-split clusters of the cluster panels: those of ours (prompt
+ *                           learning) when it ran, else assignments.npy (ours-notrain), else
  *                           predictions/<method>.npy of the first method that has one
  *   predictions/<m>.npy     more confusion maps, one per method (when present)
  *   eval_labels.npy         true classes of the eval rows (-1 unknown)
  *   clusters.tsv            each ours-notrain cluster's nearest candidate nouns
+ *   centres.tsv             each learned centre's nearest candidate nouns (panels of ours)
  *   cluster_nearest.npy     (K, n) eval rows nearest each cluster's mean image feature (-1 pad)
  *   eval_index.npy          dataset item of every eval row, to decode the montage images
  *   C.npy, C_labels.npy     the C heat map (ridge.save_c)
- *   centres.tsv, candidates.tsv, log.txt   shown as tables / text when present
+ *   centres.tsv, candidates.tsv   also shown as tables when present
  * Everything is validated before use as a size or index; a missing or inconsistent optional file
  * leaves its panel out with a note in the page (and a warning on stderr) instead of failing.
  * Montages need the images: the eval dataset is re-opened from report.json's data.root (or
@@ -60,8 +62,9 @@ int report_html_write(const ReportOpts *o);
 /* sweep.html from <dir>/sweep.json (out NULL = <dir>/sweep.html). */
 int report_sweep_html_write(const char *dir, const char *out, ReportStats *stats);
 
-/* Primary clustering of a run directory, as report.html shows it: assignments.npy (method
- * "ours-notrain"), else predictions/<first method with a file>.npy, eval split, validated against
+/* Primary clustering of a run directory, as report.html shows it: predictions/ours.npy, else
+ * assignments.npy (method "ours-notrain"), else predictions/<first method with a file>.npy, eval
+ * split, validated against
  * n_eval (values in [0, 1e6)). *pred malloc'd; 1 = found, 0 = none, -1 = unreadable (error). */
 int report_primary_clustering(const char *dir, const char *const *methods, int n_methods,
                               size_t n_eval, int64_t **pred, char *method, size_t method_n);

@@ -109,7 +109,7 @@ const char *fix_image_run(char *why, size_t n) {
 /* Planted features with names.txt rewritten to hostile HTML. */
 static void planted_data(const char *data, int K, int N, int M, double sigma) {
     mkdir(data, 0755);
-    synth_planted(data, K, 24, N, M, sigma, 42, 1);
+    synth_planted(data, K, 32, N, M, sigma, 42, 1);   // E = 32: the tiny model's, so it can train
     char p[700];
     snprintf(p, sizeof p, "%s/names.txt", data);
     FILE *f = fopen(p, "w");
@@ -176,6 +176,24 @@ const char *fix_sweep(char *why, size_t n) {
                  "kmeans.init=random centers.restarts=1 run.cache_dir=%s/cache",
                  dir, data, data, data, data, test_tmpdir());
         state = laic_ok(args, reason, sizeof reason) ? 1 : -1;
+    }
+    if (state < 0) snprintf(why, n, "%s", reason);
+    return state > 0 ? dir : NULL;
+}
+
+const char *fix_trained_run(char *why, size_t n) {
+    static char dir[600], reason[600];
+    static int state;
+    if (state == 0) {
+        char data[600], args[4096];
+        snprintf(data, sizeof data, "%s/trained-data", test_tmpdir());
+        planted_data(data, 4, 120, 60, 0.08);
+        snprintf(dir, sizeof dir, "%s/run-trained", test_tmpdir());
+        state = laic_ok(planted_args(args, sizeof args, data, dir,
+                                     "eval.methods=ours train.enabled=true train.epochs=1 model.arch=tiny"),
+                        reason, sizeof reason)
+                    ? 1
+                    : -1;
     }
     if (state < 0) snprintf(why, n, "%s", reason);
     return state > 0 ? dir : NULL;

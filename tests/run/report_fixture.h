@@ -7,6 +7,8 @@
  *                needs WordNet (wordnet-base) for the noun bank;
  *   planted run  precomputed planted features (K = 5) with hostile noun names: no images;
  *   big run      precomputed planted features with K = 120 clusters (paged, compact panels);
+ *   trained run  precomputed planted features (K = 4), method ours (one epoch of prompt learning
+ *                with the tiny random model): panels of the learned centres;
  *   sweep        ridge.lambda × run.seed over the planted features (6 points).
  * Each getter returns the directory, or NULL with the reason in why (the caller SKIPs or fails).
  */
@@ -20,6 +22,7 @@ enum { FIX_IMG_K = 3, FIX_PLANTED_K = 5, FIX_BIG_K = 120, FIX_SWEEP_POINTS = 6 }
 const char *fix_image_run(char *why, size_t n);
 const char *fix_planted_run(char *why, size_t n);
 const char *fix_big_run(char *why, size_t n);
+const char *fix_trained_run(char *why, size_t n);
 const char *fix_sweep(char *why, size_t n);
 
 /* Occurrences of needle in hay. */

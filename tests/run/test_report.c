@@ -306,6 +306,40 @@ TEST(report_sweep_html) {
     free(b);
 }
 
+TEST(report_trained_run_shows_the_learned_centres) {
+    char why[700];
+    const char *dir = fix_trained_run(why, sizeof why);
+    REQUIRE(dir, "trained run: %s", why);
+    char *html = read_page(dir, "report.html");
+    REQUIRE(html, "report.html written");
+    CHECK(strstr(html, "clusters of ours on the eval split") && strstr(html, "the learned centre's nearest candidate nouns"),
+          "panels of ours, with its learned centres' nouns");
+    CHECK(fix_count(html, "class=\"panel\"") == 4, "%d panels", fix_count(html, "class=\"panel\""));
+    // each panel's nouns are centres.tsv's last column for that centre
+    char p[1400];
+    snprintf(p, sizeof p, "%s/centres.tsv", dir);
+    char *tsv = test_read_file(p, NULL);
+    REQUIRE(tsv, "centres.tsv");
+    int found = 0;
+    for (char *line = strtok(tsv, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "centre", 6)) continue;
+        char *nouns = strrchr(line, '\t') + 1, want[2048];
+        char *b = NULL;
+        size_t bn = 0;
+        FILE *f = open_memstream(&b, &bn);
+        report_html_escape(f, nouns);
+        fclose(f);
+        snprintf(want, sizeof want, "<div class=\"nouns\">%s</div>", b);
+        found += strstr(html, want) != NULL;
+        free(b);
+    }
+    CHECK(found == 4, "%d of 4 panels show their centre's nouns from centres.tsv", found);
+    CHECK(strstr(html, "id=\"centres\"") != NULL, "centres.tsv table");
+    CHECK(strstr(html, "<summary>ours-notrain</summary>") != NULL, "ours-notrain's confusion map beside it");
+    free(tsv);
+    free(html);
+}
+
 TEST(report_montage_sizes) {
     CHECK(report_montage_images(10) == 16 && report_montage_images(30) == 16 && report_montage_images(31) == 8 &&
               report_montage_images(1000) == 8,
