@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "comm.h"
 #include "data/data.h"
 #include "io/err.h"
 #include "io/sha256.h"
@@ -158,21 +159,21 @@ static void check_build(void) {
     item(INFO, "CUDA kernels", have_nvcc ? "make clean && make CUDA=1" : NULL,
          "not built (%s): the CPU backend runs everything", have_nvcc ? "nvcc is on PATH: rebuild to use it" : "no nvcc on PATH");
 #endif
-#if defined(LAIC_MPI) || defined(LAIC_NCCL)
-    item(OK, "MPI / NCCL", NULL, "built:%s%s",
 #ifdef LAIC_MPI
-         " MPI",
-#else
-         "",
-#endif
+    char mpirun[4096];
+    const int have_mpirun = in_path("mpirun", mpirun, sizeof mpirun);
+    const char *lib = comm_library();
+    item(have_mpirun ? OK : MISSING_OPTIONAL, "MPI / NCCL", have_mpirun ? NULL : "apt-get install openmpi-bin",
+         "MPI built%s%s%s, NCCL %s; %s", strcmp(lib, "none") ? " (" : "", strcmp(lib, "none") ? lib : "",
+         strcmp(lib, "none") ? ")" : "",
 #ifdef LAIC_NCCL
-         " NCCL"
+         "built",
 #else
-         ""
+         "not built",
 #endif
-    );
+         have_mpirun ? "several ranks: mpirun -np N ./build/laic run CONFIG" : "no mpirun on PATH");
 #else
-    item(INFO, "MPI / NCCL", NULL, "not built (single-process runs only)");
+    item(INFO, "MPI / NCCL", NULL, "not built (install libopenmpi-dev and rebuild for mpirun runs)");
 #endif
     const char *cfg = openblas_get_config();
     const int par = openblas_get_parallel();
