@@ -9,8 +9,12 @@
  *   resize_pass1   crop + first bicubic pass (or the only one, or a plain copy) -> tmp / A
  *   resize_pass2   second bicubic pass tmp -> A
  *   flip           A mirrored in place where the view flips
- *   ra_stats       per RandAugment round: histograms / luma mean -> a LUT or mean per view
+ *   ra_stats       per round: histograms / luma mean -> a LUT or mean per view
  *   ra_apply       per round: A -> B with the view's op, then A and B swap
+ *
+ * A view's rounds are its RandAugment ops, then (SEIC strong view) its ColorJitter
+ * adjustments in their drawn order — brightness, contrast and saturation are the RandAugment
+ * blends with alpha = the factor, hue is OP_HUE — then OP_GRAY when the grayscale fired.
  *   normalize      A (n,S,S,3) uint8 -> (n,3,S,S) float
  *
  * Exactness: integer arithmetic is the CPU's, operation for operation. Float arithmetic
@@ -18,7 +22,9 @@
  * which nvcc never contracts into FMAs nor replaces with fast-math approximations, in the
  * CPU's evaluation order (the CPU build targets x86-64-v2: no FMA, so gcc rounds each op).
  * Constants the CPU computes in float (1/13, 5/13, the CLIP mean/std) are computed on the
- * host and passed in. The double in AutoContrast's LUT uses __dmul_rn/__dadd_rn likewise.
+ * host and passed in. The double in AutoContrast's LUT uses __dmul_rn/__dadd_rn likewise, and
+ * the hue round trip (PIL's uint8 HSV, float and double steps as host/model/augment.c) uses the
+ * _rn intrinsics of both widths.
  */
 #include "common.cuh"
 
@@ -32,6 +38,11 @@ namespace {
 
 enum { MODE_COPY = 0, MODE_H = 1, MODE_V = 2, MODE_H_THEN_V = 3, MODE_V_THEN_H = 4 };
 
+// Round ops beyond RandAugment's (RaOp codes 0..RA_NUM_OPS-1 keep their meaning).
+enum { OP_HUE = RA_NUM_OPS, OP_GRAY = RA_NUM_OPS + 1 };
+// RandAugment rounds, then the four ColorJitter adjustments, then the grayscale.
+#define MAX_ROUNDS (AUGMENT_MAX_OPS + CJ_NUM_OPS + 1)
+
 struct AugDesc {
     size_t src;        // byte offset of the crop's top-left pixel in the packed input
     size_t stride;     // bytes per source row (W*3)
@@ -41,11 +52,11 @@ struct AugDesc {
     int hks, vks;      // tap counts per output sample (ksize) of the two passes
     size_t htab, vtab; // int offsets into taps: first (S), count (S), k (S*ksize)
     int flip;
-    int op[AUGMENT_MAX_OPS];              // RaOp; RA_IDENTITY when the view has no such round
-    float alpha[AUGMENT_MAX_OPS];         // blend factor (float)(1 + mag)
-    double thr[AUGMENT_MAX_OPS];          // Solarize threshold
-    int mask[AUGMENT_MAX_OPS];            // Posterize bit mask
-    long long aff[AUGMENT_MAX_OPS][6];    // geometric ops: 16.16 coefficients (augment.h)
+    int op[MAX_ROUNDS];              // RaOp or OP_*; RA_IDENTITY when the view has no such round
+    float alpha[MAX_ROUNDS];         // blend factor (float)(1 + mag), or the jitter factor
+    double thr[MAX_ROUNDS];          // Solarize threshold
+    int mask[MAX_ROUNDS];            // Posterize bit mask; OP_HUE: the hue shift (0..255)
+    long long aff[MAX_ROUNDS][6];    // geometric ops: 16.16 coefficients (augment.h)
 };
 
 // --- resize --------------------------------------------------------------------------------
@@ -245,6 +256,52 @@ __device__ __forceinline__ long long floor_shift16(long long v) {
     return v >= 0 ? v / 65536 : -((-v + 65535) / 65536);
 }
 
+// PIL's uint8 RGB -> HSV -> hue + shift -> RGB of one pixel, with host/model/augment.c's
+// float and double steps (augment_rgb_to_hsv / augment_hsv_to_rgb) as _rn intrinsics.
+__device__ __forceinline__ uint8_t clip8(int v) { return (uint8_t)(v <= 0 ? 0 : v < 256 ? v : 255); }
+
+__device__ void hue_shift_px(uint8_t *q, const uint8_t *p, int shift) {
+    const uint8_t r = p[0], g = p[1], b = p[2];
+    const uint8_t mx = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    const uint8_t mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    uint8_t h = 0, s = 0;
+    const uint8_t v = mx;
+    if (mn != mx) {
+        const float cr = (float)(mx - mn), sf = __fdiv_rn(cr, (float)mx);
+        const float rc = __fdiv_rn((float)(mx - r), cr), gc = __fdiv_rn((float)(mx - g), cr);
+        const float bc = __fdiv_rn((float)(mx - b), cr);
+        float hue;
+        if (r == mx) hue = __fsub_rn(bc, gc);
+        else if (g == mx) hue = __double2float_rn(__dsub_rn(__dadd_rn(2.0, (double)rc), (double)bc));
+        else hue = __double2float_rn(__dsub_rn(__dadd_rn(4.0, (double)gc), (double)rc));
+        hue = __double2float_rn(fmod(__dadd_rn(__ddiv_rn((double)hue, 6.0), 1.0), 1.0));
+        h = clip8((int)__dmul_rn((double)hue, 255.0));
+        s = clip8((int)__dmul_rn((double)sf, 255.0));
+    }
+    h = (uint8_t)(h + shift);
+    if (s == 0) {
+        q[0] = q[1] = q[2] = v;
+        return;
+    }
+    const double x = __ddiv_rn(__dmul_rn((double)(float)h, 6.0), 255.0);
+    const int i = (int)floor(x);
+    const float f = __double2float_rn(__dsub_rn(x, (double)(float)i));
+    const float fs = __double2float_rn(__ddiv_rn((double)(float)s, 255.0));
+    const double vv = (double)(float)v;
+    const uint8_t up = clip8((int)round(__dmul_rn(vv, __dsub_rn(1.0, (double)fs))));
+    const uint8_t uq = clip8((int)round(__dmul_rn(vv, __dsub_rn(1.0, (double)__fmul_rn(fs, f)))));
+    const uint8_t ut = clip8((int)round(
+        __dmul_rn(vv, __dsub_rn(1.0, __dmul_rn((double)fs, __dsub_rn(1.0, (double)f))))));
+    switch (i % 6) {
+    case 0: q[0] = v, q[1] = ut, q[2] = up; break;
+    case 1: q[0] = uq, q[1] = v, q[2] = up; break;
+    case 2: q[0] = up, q[1] = v, q[2] = ut; break;
+    case 3: q[0] = up, q[1] = uq, q[2] = v; break;
+    case 4: q[0] = ut, q[1] = up, q[2] = v; break;
+    default: q[0] = v, q[1] = up, q[2] = uq; break;
+    }
+}
+
 // PIL SMOOTH at interior pixel p (channel byte), float order as host/model/augment.c's smooth().
 __device__ __forceinline__ uint8_t smooth_at(const uint8_t *p, ptrdiff_t r, float k, float kc) {
 #define T(q, kk) __fmul_rn((float)(q), (kk))
@@ -315,6 +372,8 @@ __global__ void ra_apply_kernel1(uint8_t *out, const uint8_t *in, const uint8_t 
         case RA_EQUALIZE:
             for (int c = 0; c < 3; c++) q[c] = L[c * 256 + p[c]];
             break;
+        case OP_HUE: hue_shift_px(q, p, d.mask[round]); break;
+        case OP_GRAY: q[0] = q[1] = q[2] = luma(p); break;
         default: q[0] = p[0], q[1] = p[1], q[2] = p[2]; break;
         }
     }
@@ -433,6 +492,18 @@ extern "C" int augment_views_cuda(float *out, uint8_t *out_u8, const uint8_t *co
         if (d.mode == MODE_H_THEN_V) tmp_bytes += (size_t)b.h * S * 3;
         if (d.mode == MODE_V_THEN_H) tmp_bytes += (size_t)S * b.w * 3;
         d.flip = p[j].flip;
+        for (int r = 0; r < MAX_ROUNDS; r++) d.op[r] = RA_IDENTITY;
+        // the SEIC strong view's rounds after RandAugment's: jitter in order, then grayscale
+        for (int k = 0; k < p[j].n_cj; k++) {
+            const int r = AUGMENT_MAX_OPS + k;
+            const CjOp cj = p[j].cj_op[k];
+            const float f = p[j].cj_factor[cj];
+            d.op[r] = cj == CJ_BRIGHTNESS ? (int)RA_BRIGHTNESS : cj == CJ_CONTRAST ? (int)RA_CONTRAST
+                      : cj == CJ_SATURATION ? (int)RA_COLOR : (int)OP_HUE;
+            d.alpha[r] = f;   // the blend's alpha is (float)factor, as enhance() on the host
+            if (cj == CJ_HUE) d.mask[r] = augment_hue_shift(f);
+        }
+        if (p[j].gray) d.op[AUGMENT_MAX_OPS + CJ_NUM_OPS] = OP_GRAY;
         for (int r = 0; r < AUGMENT_MAX_OPS; r++) {
             d.op[r] = r < p[j].n_ops ? (int)p[j].op[r] : RA_IDENTITY;
             double mag = r < p[j].n_ops ? p[j].mag[r] : 0.0;
@@ -478,8 +549,14 @@ extern "C" int augment_views_cuda(float *out, uint8_t *out_u8, const uint8_t *co
         launchCheck();
         flip_kernel1<<<grid, block>>>(A, d_desc, S);
         launchCheck();
+        // rounds to run: up to the last one any view uses (views without it copy)
         int max_ops = 0;
-        for (int j = 0; j < n; j++) max_ops = p[j].n_ops > max_ops ? p[j].n_ops : max_ops;
+        for (int j = 0; j < n; j++) {
+            int last = p[j].n_ops;
+            if (p[j].n_cj) last = AUGMENT_MAX_OPS + p[j].n_cj;
+            if (p[j].gray) last = MAX_ROUNDS;
+            max_ops = last > max_ops ? last : max_ops;
+        }
         const float k13 = 1.0f / 13.0f, k5_13 = 5.0f / 13.0f;   // host float, as smooth()
         for (int r = 0; r < max_ops; r++) {
             ra_stats_kernel1<<<(unsigned)n, STATS_THREADS>>>((uint8_t *)g_ws.lut.p, A, d_desc, r, S);

@@ -11,8 +11,10 @@
  *     histograms/LUTs), so the uint8 views are bitwise the CPU's augment_view and the float
  *     pixels bitwise image_normalize's (tests/gpu/test_augment_gpu.c).
  *   - One kernel per stage on the whole batch: first resize pass, second resize pass, flip,
- *     then per RandAugment round a statistics kernel (histograms, luma mean, LUTs; one block
- *     per view) and an apply kernel; last, normalisation to (n,3,S,S) float.
+ *     then per round (RandAugment ops, then the SEIC view's ColorJitter adjustments and
+ *     grayscale) a statistics kernel (histograms, luma mean, LUTs; one block per view) and an
+ *     apply kernel; last, normalisation to (n,3,S,S) float. Any AugmentParams works: those of
+ *     augment_view_params and of augment_seic_view_params alike.
  *   - Deterministic: integer reductions only (shared-memory atomics on integers give the same
  *     sums in any order); no float reduction.
  * Plain C types; built only with nvcc (LAIC_CUDA). Device buffers are cached between calls

@@ -11,6 +11,9 @@ Writes tests/fixtures/train/:
   lr_*.npy        the learning rate per epoch of that scheduler
   aug_*.npy       torchvision (PIL) RandAugment ops, resized crops and RandomResizedCrop
                   parameter statistics (see make_aug below)
+  cj_*.npy        torchvision (PIL) ColorJitter adjustments, RandomGrayscale, whole ColorJitter
+                  calls with fixed draws, SEIC strong views with fixed draws, and the SEIC crop
+                  statistics (see make_cj below)
 
 Run from the repository root:  python3 scripts/make_train_fixtures.py
 Needs torch and torchvision (pip install --no-deps torchvision matching the installed torch).
@@ -243,9 +246,105 @@ def make_aug():
     save("aug_rrc_q", np.array(stats))   # (3, 2 + 19 + 19)
 
 
+CJ_NAMES = ["brightness", "contrast", "saturation", "hue"]   # ColorJitter's fn_idx order
+
+
+def make_cj():
+    """SEIC's strong-view colour ops (SPEC §9.3) on PIL images, torchvision 0.29."""
+    from PIL import Image
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    h, w = 48, 64
+    img = test_image(h, w, 3)   # the RandAugment test image (aug_img.npy)
+    pil = Image.fromarray(img)
+    # single adjustments: rows (op, factor as float32), outputs (n, h, w, 3)
+    cases = [(0, 0.68), (0, 1.32), (1, 0.68), (1, 1.3177), (2, 0.68), (2, 1.32), (2, 0.0),
+             (3, -0.08), (3, 0.0123), (3, -0.0041), (3, -0.5), (3, 0.5)]
+    fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    rows, outs = [], []
+    for op, f in cases:
+        f = float(np.float32(f))   # torchvision's factors are float(float32 draws)
+        rows.append([op, f])
+        outs.append(np.asarray(fns[op](pil, f)))
+    save("cj_cases", np.array(rows, np.float64))
+    save("cj_out", np.stack(outs))
+    # the narrow-histogram image (aug_img2) through contrast and saturation
+    img2 = (test_image(h, w, 4) // 4 + 90).astype(np.uint8)
+    outs2 = [np.asarray(TF.adjust_contrast(Image.fromarray(img2), float(np.float32(1.3)))),
+             np.asarray(TF.adjust_saturation(Image.fromarray(img2), float(np.float32(0.7)))),
+             np.asarray(TF.adjust_hue(Image.fromarray(img2), float(np.float32(0.06))))]
+    save("cj_out2", np.stack(outs2))
+    save("cj_gray", np.asarray(TF.rgb_to_grayscale(pil, num_output_channels=3)))
+
+    # whole transforms with the random draws fixed: ColorJitter.get_params is replaced by the
+    # listed values, so T.ColorJitter.forward itself runs (order of the four adjustments)
+    def fixed_params(order, b, c, s, hh):
+        return lambda *a: (torch.tensor(order), b, c, s, hh)
+
+    jit = [([2, 0, 3, 1], 1.21, 0.74, 1.05, -0.031), ([3, 1, 0, 2], 0.69, 1.3, 0.81, 0.077),
+           ([0, 1, 2, 3], 1.0, 1.0, 1.0, 0.0), ([1, 3, 2, 0], 1.31, 0.7, 0.0, 0.05)]
+    jrows, jouts = [], []
+    saved = T.ColorJitter.get_params
+    try:
+        for order, b, c, sat, hh in jit:
+            b, c, sat, hh = (float(np.float32(v)) for v in (b, c, sat, hh))
+            T.ColorJitter.get_params = staticmethod(fixed_params(order, b, c, sat, hh))
+            jrows.append(order + [b, c, sat, hh])
+            jouts.append(np.asarray(T.ColorJitter(0.32, 0.32, 0.32, 0.08)(pil)))
+    finally:
+        T.ColorJitter.get_params = saved
+    save("cj_jitter_params", np.array(jrows, np.float64))   # (n, 4 order + 4 factors)
+    save("cj_jitter_out", np.stack(jouts))
+
+    # SEIC strong views of aug_src (60x80) to 32x32 with fixed draws: crop box, flip, jitter
+    # (applied or not; order, factors), grayscale. Rows: top, left, ch, cw, flip, jitter,
+    # order[4], b, c, s, h, gray
+    src = test_image(60, 80, 5)
+    views = [(3, 5, 50, 70, 1, 1, [3, 0, 2, 1], 1.12, 0.71, 1.29, 0.064, 0),
+             (0, 0, 60, 80, 0, 1, [1, 2, 3, 0], 0.83, 1.17, 0.69, -0.072, 1),
+             (10, 20, 40, 41, 1, 0, [0, 1, 2, 3], 1.0, 1.0, 1.0, 0.0, 0),
+             (7, 2, 44, 60, 0, 0, [0, 1, 2, 3], 1.0, 1.0, 1.0, 0.0, 1)]
+    vrows, vouts = [], []
+    for (t, l, ch, cw, flip, jon, order, b, c, sat, hh, gray) in views:
+        b, c, sat, hh = (float(np.float32(v)) for v in (b, c, sat, hh))
+        o = TF.resized_crop(Image.fromarray(src), t, l, ch, cw, [32, 32], InterpolationMode.BICUBIC)
+        if flip:
+            o = TF.hflip(o)
+        if jon:
+            T.ColorJitter.get_params = staticmethod(fixed_params(order, b, c, sat, hh))
+            try:
+                o = T.ColorJitter(0.32, 0.32, 0.32, 0.08)(o)
+            finally:
+                T.ColorJitter.get_params = saved
+        if gray:
+            o = TF.rgb_to_grayscale(o, num_output_channels=3)
+        vrows.append([t, l, ch, cw, flip, jon] + order + [b, c, sat, hh, gray])
+        vouts.append(np.asarray(o))
+    save("cj_view_params", np.array(vrows, np.float64))
+    save("cj_view_out", np.stack(vouts))
+
+    # RandomResizedCrop(scale (0.5, 1)) statistics, as aug_rrc_q
+    torch.manual_seed(321)
+    qs = np.linspace(0.05, 0.95, 19)
+    stats = []
+    for (H, W) in ((224, 224), (300, 200), (100, 400)):
+        d = np.array([T.RandomResizedCrop.get_params(torch.empty(1, H, W), (0.5, 1.0), (3 / 4, 4 / 3))
+                      for _ in range(20000)], np.float64)
+        scale = d[:, 2] * d[:, 3] / (H * W)
+        logr = np.log(d[:, 3] / d[:, 2])
+        stats.append(np.concatenate([[H, W], np.quantile(scale, qs), np.quantile(logr, qs)]))
+    save("cj_rrc_q", np.array(stats))
+
+
 if __name__ == "__main__":
+    import sys
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
-    make_loss()
-    make_sgd()
-    make_aug()
+    # `--only cj` rewrites just the ColorJitter goldens (the others come out a few ulps apart
+    # across torch versions; keep the committed ones unless they must change)
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    for name, fn in (("loss", make_loss), ("sgd", make_sgd), ("aug", make_aug), ("cj", make_cj)):
+        if only is None or name in only:
+            fn()

@@ -426,6 +426,25 @@ static void histograms(size_t hist[3][256], const uint8_t *in, size_t npix) {
         for (int c = 0; c < 3; c++) hist[c][in[i * 3 + c]]++;
 }
 
+/* ImageEnhance.Brightness / Color / Contrast (op RA_BRIGHTNESS, RA_COLOR, RA_CONTRAST) with
+ * factor f: Image.blend(degenerate, img, f). RandAugment passes 1 + mag, ColorJitter its
+ * factor. */
+static void enhance(uint8_t *out, const uint8_t *in, size_t npix, RaOp op, double f) {
+    const size_t n = npix * 3;
+    uint8_t *deg = mallocCheck(n);
+    if (op == RA_BRIGHTNESS) {
+        memset(deg, 0, n);
+    } else if (op == RA_COLOR) {
+        for (size_t i = 0; i < npix; i++) deg[i * 3] = deg[i * 3 + 1] = deg[i * 3 + 2] = luma(in + i * 3);
+    } else {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < npix; i++) sum += luma(in + i * 3);
+        memset(deg, (int)((double)sum / (double)npix + 0.5), n);
+    }
+    blend(out, deg, in, n, f);
+    free(deg);
+}
+
 void augment_ra_apply(uint8_t *out, const uint8_t *in, int h, int w, RaOp op, double mag) {
     size_t npix = (size_t)h * w, n = npix * 3;
     uint8_t lut[3][256];
@@ -440,29 +459,9 @@ void augment_ra_apply(uint8_t *out, const uint8_t *in, int h, int w, RaOp op, do
         affine_nearest(out, in, h, w, m);
         return;
     case RA_ROTATE: rotate_nearest(out, in, h, w, mag); return;
-    case RA_BRIGHTNESS: {
-        uint8_t *deg = callocCheck(n, 1);
-        blend(out, deg, in, n, 1.0 + mag);
-        free(deg);
-        return;
-    }
-    case RA_COLOR: {
-        uint8_t *deg = mallocCheck(n);
-        for (size_t i = 0; i < npix; i++) deg[i * 3] = deg[i * 3 + 1] = deg[i * 3 + 2] = luma(in + i * 3);
-        blend(out, deg, in, n, 1.0 + mag);
-        free(deg);
-        return;
-    }
-    case RA_CONTRAST: {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < npix; i++) sum += luma(in + i * 3);
-        int mean = (int)((double)sum / (double)npix + 0.5);
-        uint8_t *deg = mallocCheck(n);
-        memset(deg, mean, n);
-        blend(out, deg, in, n, 1.0 + mag);
-        free(deg);
-        return;
-    }
+    case RA_BRIGHTNESS:
+    case RA_COLOR:
+    case RA_CONTRAST: enhance(out, in, npix, op, 1.0 + mag); return;
     case RA_SHARPNESS: {
         uint8_t *deg = mallocCheck(n);
         smooth(deg, in, h, w);
@@ -547,6 +546,98 @@ void augment_randaugment(uint8_t *img, int h, int w, int N, int M, Rng *r) {
     free(tmp);
 }
 
+// --- ColorJitter and RandomGrayscale ---------------------------------------------------------
+
+static inline uint8_t clip8(int v) { return (uint8_t)(v <= 0 ? 0 : v < 256 ? v : 255); }
+
+/* PIL Convert.c rgb2hsv_row, with its types: float quotients, the hue offsets and the final
+ * scaling in double (the 2.0/4.0/6.0/255.0 literals), truncation to int, clipped. */
+void augment_rgb_to_hsv(uint8_t hsv[3], const uint8_t rgb[3]) {
+    const uint8_t r = rgb[0], g = rgb[1], b = rgb[2];
+    const uint8_t mx = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    const uint8_t mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    hsv[2] = mx;
+    if (mn == mx) {
+        hsv[0] = hsv[1] = 0;
+        return;
+    }
+    const float cr = (float)(mx - mn), s = cr / (float)mx;
+    const float rc = (float)(mx - r) / cr, gc = (float)(mx - g) / cr, bc = (float)(mx - b) / cr;
+    float hue;
+    if (r == mx) hue = bc - gc;
+    else if (g == mx) hue = (float)(2.0 + rc - bc);
+    else hue = (float)(4.0 + gc - rc);
+    hue = (float)fmod(hue / 6.0 + 1.0, 1.0);
+    hsv[0] = clip8((int)(hue * 255.0));
+    hsv[1] = clip8((int)(s * 255.0));
+}
+
+/* PIL Convert.c hsv2rgb: sector and remainder in double from the float hue, p/q/t rounded half
+ * away from zero; fs * f is a float product (both operands float). */
+void augment_hsv_to_rgb(uint8_t rgb[3], const uint8_t hsv[3]) {
+    const uint8_t h = hsv[0], s = hsv[1], v = hsv[2];
+    if (s == 0) {
+        rgb[0] = rgb[1] = rgb[2] = v;
+        return;
+    }
+    const int i = (int)floor((float)h * 6.0 / 255.0);
+    const float f = (float)((float)h * 6.0 / 255.0 - (float)i);
+    const float fs = (float)((float)s / 255.0);
+    const uint8_t up = clip8((int)round((float)v * (1.0 - fs)));
+    const uint8_t uq = clip8((int)round((float)v * (1.0 - (float)(fs * f))));
+    const uint8_t ut = clip8((int)round((float)v * (1.0 - fs * (1.0 - f))));
+    switch (i % 6) {
+    case 0: rgb[0] = v, rgb[1] = ut, rgb[2] = up; break;
+    case 1: rgb[0] = uq, rgb[1] = v, rgb[2] = up; break;
+    case 2: rgb[0] = up, rgb[1] = v, rgb[2] = ut; break;
+    case 3: rgb[0] = up, rgb[1] = uq, rgb[2] = v; break;
+    case 4: rgb[0] = ut, rgb[1] = up, rgb[2] = v; break;
+    default: rgb[0] = v, rgb[1] = up, rgb[2] = uq; break;
+    }
+}
+
+int augment_hue_shift(float f) {
+    // np.int32(hue_factor * 255).astype(np.uint8): truncation toward zero, then mod 256
+    return (int)(uint8_t)(int32_t)((double)f * 255.0);
+}
+
+void augment_cj_apply(uint8_t *out, const uint8_t *in, int h, int w, CjOp op, float f) {
+    const size_t npix = (size_t)h * w, n = npix * 3;
+    switch (op) {
+    case CJ_BRIGHTNESS: enhance(out, in, npix, RA_BRIGHTNESS, f); return;
+    case CJ_CONTRAST: enhance(out, in, npix, RA_CONTRAST, f); return;
+    case CJ_SATURATION: enhance(out, in, npix, RA_COLOR, f); return;
+    case CJ_HUE: {
+        const int shift = augment_hue_shift(f);
+        for (size_t i = 0; i < npix; i++) {
+            uint8_t hsv[3];
+            augment_rgb_to_hsv(hsv, in + i * 3);
+            hsv[0] = (uint8_t)(hsv[0] + shift);
+            augment_hsv_to_rgb(out + i * 3, hsv);
+        }
+        return;
+    }
+    default: memcpy(out, in, n); return;
+    }
+}
+
+void augment_grayscale(uint8_t *img, int h, int w) {
+    const size_t npix = (size_t)h * w;
+    for (size_t i = 0; i < npix; i++) {
+        uint8_t *p = img + i * 3;
+        p[0] = p[1] = p[2] = luma(p);
+    }
+}
+
+void seic_view_cfg_default(SeicViewCfg *c) {
+    c->scale_lo = 0.5, c->scale_hi = 1.0;
+    c->flip_p = 0.5;
+    c->jitter_p = 0.8;
+    c->brightness = c->contrast = c->saturation = 0.32;   // 0.8 * strength 0.4 (V4C)
+    c->hue = 0.08;                                          // 0.2 * 0.4
+    c->gray_p = 0.2;
+}
+
 // --- views -------------------------------------------------------------------------------
 
 Rng augment_rng(uint64_t seed, uint64_t epoch, uint64_t index, int view) {
@@ -569,20 +660,62 @@ void augment_view_params(AugmentParams *p, int H, int W, int S, int strong, uint
     for (int k = 0; k < p->n_ops; k++) p->op[k] = ra_draw(&r, 10, S, S, &p->mag[k]);
 }
 
+void augment_seic_view_params(AugmentParams *p, int H, int W, int S, const SeicViewCfg *c,
+                              uint64_t seed, uint64_t epoch, uint64_t index) {
+    (void)S;
+    Rng r = augment_rng(seed, epoch, index, 2);
+    memset(p, 0, sizeof *p);
+    augment_rrc_params(&p->crop, &r, H, W, c->scale_lo, c->scale_hi, 3.0 / 4.0, 4.0 / 3.0);
+    p->flip = rng_uniform(&r) < c->flip_p;
+    if (rng_uniform(&r) < c->jitter_p) {
+        p->n_cj = CJ_NUM_OPS;
+        for (int k = 0; k < CJ_NUM_OPS; k++) p->cj_op[k] = (CjOp)k;
+        for (int k = CJ_NUM_OPS - 1; k > 0; k--) {   // randperm(4): Fisher–Yates
+            int j = (int)rng_below(&r, (uint64_t)k + 1);
+            CjOp t = p->cj_op[k];
+            p->cj_op[k] = p->cj_op[j];
+            p->cj_op[j] = t;
+        }
+        const double st[3] = {c->brightness, c->contrast, c->saturation};
+        for (int k = 0; k < 3; k++) {   // uniform in [max(0, 1 - x), 1 + x], a float32 factor
+            double lo = 1.0 - st[k] > 0.0 ? 1.0 - st[k] : 0.0, hi = 1.0 + st[k];
+            p->cj_factor[k] = (float)(lo + (hi - lo) * rng_uniform(&r));
+        }
+        p->cj_factor[CJ_HUE] = (float)(-c->hue + 2.0 * c->hue * rng_uniform(&r));
+    }
+    p->gray = rng_uniform(&r) < c->gray_p;
+}
+
+void augment_apply(uint8_t *out, const uint8_t *img, int H, int W, int S, const AugmentParams *p) {
+    augment_resized_crop(out, img, H, W, &p->crop, S, S);
+    if (p->flip) augment_hflip(out, S, S);
+    if (p->n_ops || p->n_cj) {
+        uint8_t *tmp = mallocCheck((size_t)S * S * 3);
+        for (int k = 0; k < p->n_ops; k++) {
+            augment_ra_apply(tmp, out, S, S, p->op[k], p->mag[k]);
+            memcpy(out, tmp, (size_t)S * S * 3);
+        }
+        for (int k = 0; k < p->n_cj; k++) {
+            augment_cj_apply(tmp, out, S, S, p->cj_op[k], p->cj_factor[p->cj_op[k]]);
+            memcpy(out, tmp, (size_t)S * S * 3);
+        }
+        free(tmp);
+    }
+    if (p->gray) augment_grayscale(out, S, S);
+}
+
 void augment_view(uint8_t *out, const uint8_t *img, int H, int W, int S, int strong, uint64_t seed,
                   uint64_t epoch, uint64_t index) {
     // The draws of augment_view_params (crop, flip, then the N ops) interleave with nothing
     // else, so drawing them all first and applying after gives the same view.
     AugmentParams p;
     augment_view_params(&p, H, W, S, strong, seed, epoch, index);
-    augment_resized_crop(out, img, H, W, &p.crop, S, S);
-    if (p.flip) augment_hflip(out, S, S);
-    if (p.n_ops) {
-        uint8_t *tmp = mallocCheck((size_t)S * S * 3);
-        for (int k = 0; k < p.n_ops; k++) {
-            augment_ra_apply(tmp, out, S, S, p.op[k], p.mag[k]);
-            memcpy(out, tmp, (size_t)S * S * 3);
-        }
-        free(tmp);
-    }
+    augment_apply(out, img, H, W, S, &p);
+}
+
+void augment_seic_view(uint8_t *out, const uint8_t *img, int H, int W, int S,
+                       const SeicViewCfg *c, uint64_t seed, uint64_t epoch, uint64_t index) {
+    AugmentParams p;
+    augment_seic_view_params(&p, H, W, S, c, seed, epoch, index);
+    augment_apply(out, img, H, W, S, &p);
 }

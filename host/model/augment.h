@@ -4,10 +4,15 @@
  *   weak   = RandomResizedCrop(S, scale (0.08, 1), ratio (3/4, 4/3), bicubic) + horizontal
  *            flip (p = 0.5)
  *   strong = an independent weak view + RandAugment(N = 2, M = 10, 31 magnitude bins)
+ *   SEIC strong (SPEC §9.3) = RandomResizedCrop(S, scale (0.5, 1), bicubic) + horizontal flip
+ *            (p = 0.5) + ColorJitter(0.32, 0.32, 0.32, 0.08) with p = 0.8 + RandomGrayscale
+ *            (p = 0.2); every number from a SeicViewCfg
  *
  * Promises:
  *   - Each op reproduces torchvision 0.29 on PIL images (Pillow 13): the bicubic resize of a
- *     crop and the 14 RandAugment ops are pixel-exact for the magnitudes RandAugment uses
+ *     crop, the 14 RandAugment ops, ColorJitter's four adjustments (brightness, contrast,
+ *     saturation through ImageEnhance; hue through PIL's uint8 HSV round trip) and
+ *     RandomGrayscale are pixel-exact for the magnitudes they are used with
  *     (tests/model/test_augment.c against scripts/make_train_fixtures.py goldens).
  *   - Randomness comes from host/rng.h, keyed by (seed, epoch, sample index, view), so any
  *     sample's views can be regenerated alone and in any order, on any thread. The random
@@ -67,7 +72,40 @@ void augment_ra_apply(uint8_t *out, const uint8_t *in, int h, int w, RaOp op, do
 /* RandAugment(N, M, bins 31) in place, with draws from r. */
 void augment_randaugment(uint8_t *img /*(h,w,3)*/, int h, int w, int N, int M, Rng *r);
 
-/* The generator for one view: view 0 = weak, 1 = strong. */
+// --- ColorJitter and RandomGrayscale (SEIC's strong view) ------------------------------------
+
+typedef enum {
+    CJ_BRIGHTNESS = 0,   // ImageEnhance.Brightness: blend(black, img, f)
+    CJ_CONTRAST,         // ImageEnhance.Contrast: blend(mean luma, img, f)
+    CJ_SATURATION,       // ImageEnhance.Color: blend(luma, img, f)
+    CJ_HUE,              // HSV (uint8) hue + int(f*255) mod 256, back to RGB
+    CJ_NUM_OPS
+} CjOp;   // torchvision ColorJitter's fn_idx numbering
+
+/* One ColorJitter adjustment with factor f (the float32 value torchvision draws; hue f in
+ * [-0.5, 0.5]): out (h,w,3) from in (h,w,3) (must not alias). */
+void augment_cj_apply(uint8_t *out, const uint8_t *in, int h, int w, CjOp op, float f);
+/* The hue shift adjust_hue adds to the uint8 hue channel: np.int32(f*255) mod 256. */
+int augment_hue_shift(float f);
+/* PIL's uint8 RGB -> HSV and HSV -> RGB of one pixel (Convert.c rgb2hsv / hsv2rgb). */
+void augment_rgb_to_hsv(uint8_t hsv[3], const uint8_t rgb[3]);
+void augment_hsv_to_rgb(uint8_t rgb[3], const uint8_t hsv[3]);
+/* rgb_to_grayscale(num_output_channels=3) in place: every channel = PIL luma (L mode). */
+void augment_grayscale(uint8_t *img /*(h,w,3)*/, int h, int w);
+
+/* The SEIC strong view's settings (SPEC §9.3, V4C's defaults in seic_view_cfg_default). */
+typedef struct {
+    double scale_lo, scale_hi;   // RandomResizedCrop area fraction, (0.5, 1)
+    double flip_p;               // RandomHorizontalFlip, 0.5
+    double jitter_p;             // RandomApply(ColorJitter), 0.8
+    double brightness, contrast, saturation;   // ColorJitter strengths, 0.32 each: factor in
+                                               // [max(0, 1 - x), 1 + x]
+    double hue;                  // 0.08: factor in [-hue, hue]
+    double gray_p;               // RandomGrayscale, 0.2
+} SeicViewCfg;
+void seic_view_cfg_default(SeicViewCfg *c);
+
+/* The generator for one view: view 0 = weak, 1 = strong, 2 = SEIC strong. */
 Rng augment_rng(uint64_t seed, uint64_t epoch, uint64_t index, int view);
 /* One training view of img (H,W,3) into out (S,S,3): strong = 0 weak, 1 strong. */
 void augment_view(uint8_t *out /*(S,S,3)*/, const uint8_t *img, int H, int W, int S, int strong,
@@ -85,9 +123,26 @@ typedef struct {
     int n_ops;                       // 0 (weak) or AUGMENT_MAX_OPS (strong)
     RaOp op[AUGMENT_MAX_OPS];
     double mag[AUGMENT_MAX_OPS];     // signed magnitude, as augment_ra_apply takes it
+    // SEIC strong view only (all 0 otherwise): after the RandAugment rounds, the ColorJitter
+    // adjustments cj_op[0..n_cj) in that order (torch.randperm(4)), then the grayscale.
+    int n_cj;                        // 0 or CJ_NUM_OPS
+    CjOp cj_op[CJ_NUM_OPS];
+    float cj_factor[CJ_NUM_OPS];     // indexed by CjOp (not by position)
+    int gray;                        // 1 = RandomGrayscale fired
 } AugmentParams;
 void augment_view_params(AugmentParams *p, int H, int W, int S, int strong, uint64_t seed,
                          uint64_t epoch, uint64_t index);
+/* The SEIC strong view's draws, in torchvision's order: crop, flip (u < flip_p), whether the
+ * jitter applies (u < jitter_p), then randperm(4) and the four factors only when it does,
+ * then the grayscale (u < gray_p). Stream: augment_rng(seed, epoch, index, 2). */
+void augment_seic_view_params(AugmentParams *p, int H, int W, int S, const SeicViewCfg *c,
+                              uint64_t seed, uint64_t epoch, uint64_t index);
+/* Applies p to img (H,W,3) -> out (S,S,3): crop + resize, flip, RandAugment rounds, jitter
+ * adjustments, grayscale. augment_view = augment_view_params + this. */
+void augment_apply(uint8_t *out, const uint8_t *img, int H, int W, int S, const AugmentParams *p);
+/* The SEIC strong view of img into out (S,S,3). */
+void augment_seic_view(uint8_t *out, const uint8_t *img, int H, int W, int S,
+                       const SeicViewCfg *c, uint64_t seed, uint64_t epoch, uint64_t index);
 
 /* PIL's bicubic taps for resampling n_in samples to n_out: output o reads inputs first[o] ..
  * first[o]+count[o]-1 with int32 weights k[o*ksize + j] (AUGMENT_BICUBIC_PREC fraction bits;

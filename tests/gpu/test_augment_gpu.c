@@ -9,7 +9,10 @@
  *   - blends (Brightness, Color, Contrast, Sharpness) and normalisation: float32 with
  *     explicitly rounded device intrinsics (no FMA contraction, no fast-math division) in the
  *     CPU's order, on a CPU build without FMA (x86-64-v2), so each op rounds the same way;
- *   - AutoContrast's double LUT arithmetic likewise (__dmul_rn/__dadd_rn).
+ *   - AutoContrast's double LUT arithmetic likewise (__dmul_rn/__dadd_rn);
+ *   - the SEIC strong view's ColorJitter rounds (the blends with the factor as alpha, the
+ *     hue's uint8 HSV round trip with its float and double steps as _rn intrinsics) and the
+ *     grayscale, checked on random views and on all 2^24 colours for several hue shifts.
  * If a CPU build ever enables FMA (-march with FMA), the blends may differ by one level in
  * rare ties; these tests would then report the count and maximum difference.
  */
@@ -232,6 +235,131 @@ TEST(gpu_augment_too_many_views_is_an_error) {
     free(ims);
     free(hs);
     free(ws);
+}
+
+// SEIC strong views (SPEC §9.3): random draws from augment_seic_view_params at S = 224, plus
+// views forcing every jitter order position, RandAugment rounds before the jitter (a mixed
+// batch: the kernels run every round for every view) and the grayscale; vs augment_apply.
+TEST(gpu_augment_seic_views_match_cpu) {
+    need_gpu();
+    const int S = 224, NR = 24, NF = 8, n = NR + NF;
+    Rng r;
+    rng_init(&r, 11, 3);
+    uint8_t *imgs[4];
+    int H[4], W[4];
+    for (int i = 0; i < 4; i++) {
+        H[i] = 40 + (int)rng_below(&r, 300);
+        W[i] = 40 + (int)rng_below(&r, 300);
+        imgs[i] = rand_image(&r, H[i], W[i]);
+    }
+    SeicViewCfg cfg;
+    seic_view_cfg_default(&cfg);
+    AugmentParams *p = callocCheck((size_t)n, sizeof *p);
+    const uint8_t **ims = mallocCheck((size_t)n * sizeof *ims);
+    int *hs = mallocCheck((size_t)n * sizeof *hs), *ws = mallocCheck((size_t)n * sizeof *ws);
+    for (int j = 0; j < n; j++) {
+        const int s = j % 4;
+        ims[j] = imgs[s], hs[j] = H[s], ws[j] = W[s];
+        augment_seic_view_params(&p[j], H[s], W[s], S, &cfg, 5, 1, (uint64_t)j);
+        if (j >= NR) {   // forced: jitter on, rotating orders, extreme factors, some RA rounds
+            AugmentParams *q = &p[j];
+            q->n_cj = CJ_NUM_OPS;
+            for (int k = 0; k < CJ_NUM_OPS; k++) q->cj_op[k] = (CjOp)((k + j) % CJ_NUM_OPS);
+            q->cj_factor[CJ_BRIGHTNESS] = j % 2 ? 0.68f : 1.32f;
+            q->cj_factor[CJ_CONTRAST] = j % 3 ? 1.32f : 0.68f;
+            q->cj_factor[CJ_SATURATION] = j % 4 ? 0.0f : 1.3f;
+            q->cj_factor[CJ_HUE] = (j % 2 ? -1.0f : 1.0f) * 0.01f * (float)(j - NR + 1);
+            q->gray = j % 3 == 0;
+            if (j % 2) {
+                q->n_ops = 2;
+                q->op[0] = RA_EQUALIZE, q->mag[0] = 0.0;
+                q->op[1] = RA_SHARPNESS, q->mag[1] = 0.5;
+            }
+        }
+    }
+    const size_t vb = (size_t)S * S * 3;
+    uint8_t *d_u8 = gpu_alloc((size_t)n * vb), *g8 = mallocCheck((size_t)n * vb), *c8 = mallocCheck(vb);
+    float *d_f = gpu_alloc((size_t)n * vb * sizeof(float));
+    float *gf = mallocCheck((size_t)n * vb * sizeof(float)), *cf = mallocCheck(vb * sizeof(float));
+    REQUIRE(augment_views_cuda(d_f, d_u8, ims, hs, ws, p, n, S) == 0, "%s", laic_last_error());
+    G->synchronize();
+    G->to_host(g8, d_u8, (size_t)n * vb);
+    G->to_host(gf, d_f, (size_t)n * vb * sizeof(float));
+    size_t bad = 0, badf = 0;
+    int jittered = 0, grey = 0;
+    for (int j = 0; j < n; j++) {
+        augment_apply(c8, ims[j], hs[j], ws[j], S, &p[j]);
+        image_normalize(cf, c8, S);
+        jittered += p[j].n_cj > 0;
+        grey += p[j].gray;
+        char what[96];
+        snprintf(what, sizeof what, "SEIC view %d (jitter %d gray %d ops %d)", j, p[j].n_cj, p[j].gray,
+                 p[j].n_ops);
+        bad += diff_u8(g8 + (size_t)j * vb, c8, vb, what) != 0;
+        badf += memcmp(gf + (size_t)j * vb, cf, vb * sizeof(float)) != 0;
+    }
+    CHECK(jittered >= NF + 10 && grey >= 3, "the batch exercises jitter (%d) and grayscale (%d)",
+          jittered, grey);
+    CHECK(bad == 0 && badf == 0, "%zu uint8 and %zu float views of %d differ", bad, badf, n);
+    for (int i = 0; i < 4; i++) free(imgs[i]);
+    free(p);
+    free(ims);
+    free(hs);
+    free(ws);
+    free(g8);
+    free(c8);
+    free(gf);
+    free(cf);
+    G->free(d_u8);
+    G->free(d_f);
+}
+
+// Every 24-bit colour through the hue round trip (one 4096 x 4096 view, crop = copy) at shifts
+// 0, 1, 20, 127, 128, 236, 255, and through each blend and the grayscale: bitwise the CPU.
+TEST(gpu_augment_hue_all_colours_match_cpu) {
+    need_gpu();
+    const int S = 4096;
+    const size_t npx = (size_t)S * S, vb = npx * 3;
+    uint8_t *img = mallocCheck(vb);
+    for (size_t i = 0; i < npx; i++)
+        img[i * 3] = (uint8_t)(i >> 16), img[i * 3 + 1] = (uint8_t)(i >> 8), img[i * 3 + 2] = (uint8_t)i;
+    const float hue[7] = {0.0f, 0.0041f, 0.08f, 0.5f, -0.5f, -0.08f, -0.0041f};
+    const CjOp other[3] = {CJ_BRIGHTNESS, CJ_CONTRAST, CJ_SATURATION};
+    enum { NV = 7 + 3 + 1 };
+    AugmentParams p[NV];
+    memset(p, 0, sizeof p);
+    const uint8_t *ims[NV];
+    int hs[NV], ws[NV];
+    for (int j = 0; j < NV; j++) {
+        p[j].crop = (CropBox){0, 0, S, S};
+        ims[j] = img, hs[j] = S, ws[j] = S;
+        if (j < 7) {
+            p[j].n_cj = 1, p[j].cj_op[0] = CJ_HUE, p[j].cj_factor[CJ_HUE] = hue[j];
+        } else if (j < 10) {
+            p[j].n_cj = 1, p[j].cj_op[0] = other[j - 7], p[j].cj_factor[other[j - 7]] = 1.2173f;
+        } else {
+            p[j].gray = 1;
+        }
+    }
+    uint8_t *d_u8 = gpu_alloc(vb), *g8 = mallocCheck(vb), *c8 = mallocCheck(vb);
+    size_t bad = 0;
+    for (int j = 0; j < NV; j++) {   // one view per call: 48 MiB each
+        REQUIRE(augment_views_cuda(NULL, d_u8, &ims[j], &hs[j], &ws[j], &p[j], 1, S) == 0, "%s",
+                laic_last_error());
+        G->synchronize();
+        G->to_host(g8, d_u8, vb);
+        augment_apply(c8, img, S, S, S, &p[j]);
+        char what[64];
+        snprintf(what, sizeof what, "all colours, case %d (hue shift %d)", j,
+                 j < 7 ? augment_hue_shift(hue[j]) : -1);
+        bad += diff_u8(g8, c8, vb, what) != 0;
+    }
+    CHECK(bad == 0, "%zu of %d all-colour cases differ", bad, NV);
+    augment_cuda_release();
+    free(img);
+    free(g8);
+    free(c8);
+    G->free(d_u8);
 }
 
 #endif

@@ -228,3 +228,234 @@ TEST(augment_randaugment_op_frequencies) {
               cnt[op], draws);
     CHECK(fabs((double)neg / nsigned - 0.5) < 0.02, "negative share %d of %d", neg, nsigned);
 }
+
+// --- ColorJitter, RandomGrayscale and the SEIC strong view (SPEC §9.3) -----------------------
+
+TEST(augment_color_jitter_ops_vs_torchvision) {
+    Npy img, img2, cases, out, out2, gray;
+    REQUIRE(!npy_read(FX "aug_img.npy", &img) && !npy_read(FX "aug_img2.npy", &img2), "aug_img");
+    REQUIRE(!npy_read(FX "cj_cases.npy", &cases) && cases.dtype == NPY_F64, "cj_cases");
+    REQUIRE(!npy_read(FX "cj_out.npy", &out) && out.dtype == NPY_U8, "cj_out");
+    REQUIRE(!npy_read(FX "cj_out2.npy", &out2) && !npy_read(FX "cj_gray.npy", &gray), "cj_out2");
+    const int h = (int)img.shape[0], w = (int)img.shape[1];
+    const size_t n = (size_t)h * w * 3;
+    REQUIRE(out.count == cases.shape[0] * n, "cj_out has one image per case");
+    static const char *names[CJ_NUM_OPS] = {"brightness", "contrast", "saturation", "hue"};
+    uint8_t *o = mallocCheck(n);
+    const double *c = cases.data;
+    for (size_t k = 0; k < cases.shape[0]; k++) {
+        CjOp op = (CjOp)(int)c[2 * k];
+        float f = (float)c[2 * k + 1];
+        augment_cj_apply(o, img.data, h, w, op, f);
+        char what[64];
+        snprintf(what, sizeof what, "adjust_%s(%.9g)", names[op], (double)f);
+        CHECK(same_u8(o, (const uint8_t *)out.data + k * n, n, what), "%s", what);
+    }
+    // narrow histogram: contrast 1.3, saturation 0.7, hue 0.06
+    const CjOp ops2[3] = {CJ_CONTRAST, CJ_SATURATION, CJ_HUE};
+    const float f2[3] = {1.3f, 0.7f, 0.06f};
+    for (int k = 0; k < 3; k++) {
+        augment_cj_apply(o, img2.data, h, w, ops2[k], f2[k]);
+        char what[64];
+        snprintf(what, sizeof what, "adjust_%s(%g) on a narrow histogram", names[ops2[k]], (double)f2[k]);
+        CHECK(same_u8(o, (const uint8_t *)out2.data + (size_t)k * n, n, what), "%s", what);
+    }
+    memcpy(o, img.data, n);
+    augment_grayscale(o, h, w);
+    CHECK(same_u8(o, gray.data, n, "rgb_to_grayscale(3 channels)"), "grayscale");
+    free(o);
+    npy_free(&img);
+    npy_free(&img2);
+    npy_free(&cases);
+    npy_free(&out);
+    npy_free(&out2);
+    npy_free(&gray);
+}
+
+TEST(augment_hue_shift_matches_numpy) {
+    // np.int32(f * 255).astype(np.uint8): truncation toward zero, then wrap
+    CHECK(augment_hue_shift(0.0f) == 0 && augment_hue_shift(0.08f) == 20 &&
+              augment_hue_shift(-0.08f) == 236 && augment_hue_shift(0.5f) == 127 &&
+              augment_hue_shift(-0.5f) == 129 && augment_hue_shift(-0.0041f) == 255 &&
+              augment_hue_shift(0.0041f) == 1,
+          "hue shifts %d %d %d %d %d %d %d", augment_hue_shift(0.0f), augment_hue_shift(0.08f),
+          augment_hue_shift(-0.08f), augment_hue_shift(0.5f), augment_hue_shift(-0.5f),
+          augment_hue_shift(-0.0041f), augment_hue_shift(0.0041f));
+    // a grey pixel has saturation 0: any hue shift leaves it unchanged
+    uint8_t g[3] = {77, 77, 77}, hsv[3], back[3];
+    augment_rgb_to_hsv(hsv, g);
+    hsv[0] = (uint8_t)(hsv[0] + 97);
+    augment_hsv_to_rgb(back, hsv);
+    CHECK(!memcmp(g, back, 3) && hsv[1] == 0, "grey survives a hue shift");
+}
+
+TEST(augment_color_jitter_transform_vs_torchvision) {
+    // T.ColorJitter(0.32, 0.32, 0.32, 0.08) with its draws fixed: the four adjustments in the
+    // drawn order, each with its own factor
+    Npy img, par, out;
+    REQUIRE(!npy_read(FX "aug_img.npy", &img), "aug_img");
+    REQUIRE(!npy_read(FX "cj_jitter_params.npy", &par) && par.shape[1] == 8, "cj_jitter_params");
+    REQUIRE(!npy_read(FX "cj_jitter_out.npy", &out), "cj_jitter_out");
+    const int h = (int)img.shape[0], w = (int)img.shape[1];
+    const size_t n = (size_t)h * w * 3;
+    uint8_t *a = mallocCheck(n), *b = mallocCheck(n);
+    for (size_t k = 0; k < par.shape[0]; k++) {
+        const double *r = (const double *)par.data + k * 8;
+        memcpy(a, img.data, n);
+        for (int j = 0; j < CJ_NUM_OPS; j++) {
+            CjOp op = (CjOp)(int)r[j];
+            augment_cj_apply(b, a, h, w, op, (float)r[4 + op]);
+            memcpy(a, b, n);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "ColorJitter draw %zu", k);
+        CHECK(same_u8(a, (const uint8_t *)out.data + k * n, n, what), "%s", what);
+    }
+    free(a);
+    free(b);
+    npy_free(&img);
+    npy_free(&par);
+    npy_free(&out);
+}
+
+TEST(augment_seic_view_vs_torchvision) {
+    // crop + bicubic resize, flip, RandomApply(ColorJitter), RandomGrayscale with fixed draws,
+    // through augment_apply (the code path of augment_seic_view)
+    Npy src, par, out;
+    REQUIRE(!npy_read(FX "aug_src.npy", &src), "aug_src");
+    REQUIRE(!npy_read(FX "cj_view_params.npy", &par) && par.shape[1] == 15, "cj_view_params");
+    REQUIRE(!npy_read(FX "cj_view_out.npy", &out), "cj_view_out");
+    const int H = (int)src.shape[0], W = (int)src.shape[1], S = 32;
+    const size_t n = (size_t)S * S * 3;
+    uint8_t *o = mallocCheck(n);
+    for (size_t k = 0; k < par.shape[0]; k++) {
+        const double *r = (const double *)par.data + k * 15;
+        AugmentParams p;
+        memset(&p, 0, sizeof p);
+        p.crop = (CropBox){(int)r[0], (int)r[1], (int)r[2], (int)r[3]};
+        p.flip = (int)r[4];
+        if (r[5] != 0.0) {
+            p.n_cj = CJ_NUM_OPS;
+            for (int j = 0; j < CJ_NUM_OPS; j++) p.cj_op[j] = (CjOp)(int)r[6 + j];
+            for (int j = 0; j < CJ_NUM_OPS; j++) p.cj_factor[j] = (float)r[10 + j];
+        }
+        p.gray = (int)r[14];
+        augment_apply(o, src.data, H, W, S, &p);
+        char what[64];
+        snprintf(what, sizeof what, "SEIC strong view %zu", k);
+        CHECK(same_u8(o, (const uint8_t *)out.data + k * n, n, what), "%s", what);
+    }
+    free(o);
+    npy_free(&src);
+    npy_free(&par);
+    npy_free(&out);
+}
+
+TEST(augment_seic_view_draws) {
+    // The crop statistics at scale (0.5, 1) against torchvision's (as the RandAugment view's
+    // test), and the frequencies of the other draws: flip 0.5, jitter 0.8, grayscale 0.2, each
+    // of the 24 orders 1/24, factors inside their ranges. n = 20,000: 5-sigma bounds.
+    Npy q;
+    REQUIRE(!npy_read(FX "cj_rrc_q.npy", &q) && q.shape[1] == 40, "cj_rrc_q");
+    SeicViewCfg c;
+    seic_view_cfg_default(&c);
+    const size_t n = 20000;
+    double *sc = mallocCheck(n * sizeof(double)), *lr = mallocCheck(n * sizeof(double));
+    for (size_t k = 0; k < q.shape[0]; k++) {
+        const double *row = (const double *)q.data + k * 40;
+        int H = (int)row[0], W = (int)row[1];
+        int flips = 0, jit = 0, gray = 0, inside = 1, in_range = 1, perm_ok = 1;
+        int orders[24] = {0};
+        double fsum[4] = {0};
+        for (size_t i = 0; i < n; i++) {
+            AugmentParams p;
+            augment_seic_view_params(&p, H, W, 224, &c, 9, k, i);
+            const CropBox *b = &p.crop;
+            inside &= b->top >= 0 && b->left >= 0 && b->h > 0 && b->w > 0 && b->top + b->h <= H &&
+                      b->left + b->w <= W;
+            sc[i] = (double)b->h * b->w / ((double)H * W);
+            lr[i] = log((double)b->w / b->h);
+            flips += p.flip;
+            gray += p.gray;
+            CHECK(p.n_ops == 0, "no RandAugment round in a SEIC view");
+            if (p.n_cj) {
+                jit++;
+                int seen = 0, code = 0;
+                for (int j = 0; j < 4; j++) seen |= 1 << p.cj_op[j], code = code * 4 + p.cj_op[j];
+                perm_ok &= seen == 15;
+                // rank of the order among the 256 codes of 4-digit base-4 numbers, folded to
+                // the 24 permutations by a small table built on first use
+                static int rank[256], built;
+                if (!built) {
+                    int r = 0;
+                    for (int v = 0; v < 256; v++) {
+                        int s = 0;
+                        for (int d = 0, x = v; d < 4; d++, x /= 4) s |= 1 << (x % 4);
+                        rank[v] = s == 15 ? r++ : -1;
+                    }
+                    built = 1;
+                }
+                if (rank[code] >= 0) orders[rank[code]]++;
+                for (int j = 0; j < 3; j++)
+                    in_range &= p.cj_factor[j] >= 0.68f && p.cj_factor[j] <= 1.32f;
+                in_range &= p.cj_factor[3] >= -0.08f && p.cj_factor[3] <= 0.08f;
+                for (int j = 0; j < 4; j++) fsum[j] += p.cj_factor[j];
+            }
+        }
+        CHECK(inside && in_range && perm_ok, "%dx%d: crop inside %d, factors in range %d, orders are permutations %d",
+              H, W, inside, in_range, perm_ok);
+        qsort(sc, n, sizeof(double), cmp_d);
+        qsort(lr, n, sizeof(double), cmp_d);
+        double worst_s = 0, worst_r = 0;
+        for (int j = 0; j < 19; j++) {
+            double p = 0.05 + 0.05 * j;
+            worst_s = fmax(worst_s, fabs(quantile(sc, n, p) - row[2 + j]));
+            worst_r = fmax(worst_r, fabs(quantile(lr, n, p) - row[21 + j]));
+        }
+        printf("    %dx%d: max quantile diff area %.4f, log-ratio %.4f; flip %.3f jitter %.3f gray %.3f\n",
+               H, W, worst_s, worst_r, flips / (double)n, jit / (double)n, gray / (double)n);
+        CHECK(worst_s < 0.02 && worst_r < 0.02, "%dx%d: crop statistics differ from torchvision", H, W);
+        CHECK(fabs(flips - 0.5 * n) < 5 * sqrt(0.25 * n) && fabs(jit - 0.8 * n) < 5 * sqrt(0.16 * n) &&
+                  fabs(gray - 0.2 * n) < 5 * sqrt(0.16 * n),
+              "flip/jitter/gray frequencies %d %d %d of %zu", flips, jit, gray, n);
+        int worst = 0;
+        for (int j = 0; j < 24; j++) worst = abs(orders[j] * 24 - jit) > worst ? abs(orders[j] * 24 - jit) : worst;
+        CHECK(worst < 24 * 5 * sqrt(jit / 24.0), "orders uniform: worst deviation %d / 24 of %d", worst, jit);
+        CHECK(fabs(fsum[0] / jit - 1) < 0.01 && fabs(fsum[1] / jit - 1) < 0.01 &&
+                  fabs(fsum[2] / jit - 1) < 0.01 && fabs(fsum[3] / jit) < 0.003,
+              "mean factors %.4f %.4f %.4f %.4f", fsum[0] / jit, fsum[1] / jit, fsum[2] / jit, fsum[3] / jit);
+    }
+    free(sc);
+    free(lr);
+    npy_free(&q);
+}
+
+TEST(augment_seic_views_deterministic) {
+    Npy src;
+    REQUIRE(!npy_read(FX "aug_src.npy", &src), "aug_src");
+    SeicViewCfg c;
+    seic_view_cfg_default(&c);
+    const int H = (int)src.shape[0], W = (int)src.shape[1], S = 32;
+    const size_t n = (size_t)S * S * 3;
+    uint8_t *a = mallocCheck(n), *b = mallocCheck(n), *d = mallocCheck(n);
+    int differ = 0;
+    for (uint64_t i = 0; i < 8; i++) {
+        augment_seic_view(a, src.data, H, W, S, &c, 5, 2, i);
+        augment_seic_view(b, src.data, H, W, S, &c, 5, 2, i);
+        CHECK(!memcmp(a, b, n), "SEIC view %llu not reproducible", (unsigned long long)i);
+        augment_view(d, src.data, H, W, S, 1, 5, 2, i);
+        differ += memcmp(a, d, n) != 0;
+        augment_seic_view(d, src.data, H, W, S, &c, 5, 3, i);
+        differ += memcmp(a, d, n) != 0;
+    }
+    CHECK(differ == 16, "SEIC views differ from RandAugment views and across epochs: %d of 16", differ);
+    // every draw switched off: the view is the plain resized crop of the whole image
+    SeicViewCfg off = {1.0, 1.0, 0.0, 0.0, 0.32, 0.32, 0.32, 0.08, 0.0};
+    AugmentParams p;
+    augment_seic_view_params(&p, H, W, S, &off, 5, 2, 0);
+    CHECK(!p.flip && !p.n_cj && !p.gray && p.crop.h * p.crop.w >= H * W * 0.99, "all draws off");
+    free(a);
+    free(b);
+    free(d);
+    npy_free(&src);
+}
