@@ -24,6 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The constants of the SEIC stage-1 loss (SPEC §9.3; op seic_align_loss_forward_backward). */
+typedef struct {
+    double tau_a, tau_c;                  // assignment / centre temperatures (0.5, 0.5)
+    double w_ins, w_ass, w_ctr, w_bal;    // loss weights α β γ δ (0.5, 1, 1, 2)
+    double bal_floor, bal_max_w;          // histogram floor, largest balance weight (0.01, 5)
+    double bal_momentum;                  // balance histogram EMA momentum (0.9)
+    double scale_max;                     // cap on the learnable instance scale exp(log s) (100)
+} SeicLossCfg;
+
 typedef struct OpsBackend {
     const char *name;   // "cpu" or "cuda"
 
@@ -318,6 +327,38 @@ typedef struct OpsBackend {
                                       float *dTn, const float *PIa, const float *PTa,
                                       const float *PIn, const float *PTn, int b, int K,
                                       double tau, double entropy_weight);
+
+    // --- SEIC (SPEC §9.3; host/train/seic.c). CPU in host/cpu/seic.c, CUDA in kernels/seic.cu.
+    // Stage-1 alignment loss of one batch of b image/text pairs and its input gradients:
+    //   zi, zt (b,E) the heads' projected features z = normalize(Linear(x)) (normalised again
+    //   inside each contrastive term, as V4C's); li, lt (b,K) cluster logits, p = softmax(l);
+    //   logs (1) the learnable log-scale, s = min(exp(logs), cfg->scale_max);
+    //   hist (K) the balance histogram: read for the weights w_c = min(1/(K h̃_c), max_w)/mean,
+    //   h̃ = renorm(max(h, floor)), then UPDATED IN PLACE after the loss with this batch's
+    //   argmax p^I counts: h = renorm(m h + (1 − m) counts/b).
+    //   terms (5) double = {total, L_ins, L_ass, L_ctr, L_bal}, total = w_ins L_ins + w_ass L_ass
+    //   + w_ctr L_ctr + w_bal L_bal; dzi, dzt (b,E), dli, dlt (b,K), dlogs (1) = the total's
+    //   gradients [overwrite]. L_ins = CL(zi, zt; s); L_ass = CL(colnorm(p^I)ᵀ, colnorm(p^T)ᵀ;
+    //   1/τ_a) over the K clusters; L_ctr = CL(μ^I, μ^T; 1/τ_c) over the clusters non-empty in
+    //   both, μ^m_c = Σ_{i: argmax p^m_i = c} p^m_ic z^m_i (0 when fewer than 2); L_bal =
+    //   Σ_c w_c p̄^I_c log p̄^I_c + (the same for T), p̄ clamped ≥ 1e-8. CL(A, B; s) = ½[CE(s ÂB̂ᵀ,
+    //   diag) + CE(s B̂Âᵀ, diag)] on row-normalised A, B (0 for fewer than 2 rows). argmax ties
+    //   go to the lowest cluster.
+    void (*seic_align_loss_forward_backward)(double *terms, float *dzi, float *dzt, float *dli,
+                                             float *dlt, float *dlogs, float *hist,
+                                             const float *zi, const float *zt, const float *li,
+                                             const float *lt, const float *logs, int b, int K,
+                                             int E, const SeicLossCfg *cfg);
+    // Stage-2 self-enhancement loss: p = softmax(lw) of the weak view (no gradient), conf_i,
+    // yhat_i = max, argmax p_i (ties to the lowest); the confidence EMA st (3) double = {mean,
+    // var, initialised} is updated with the batch mean and biased variance (floored at 1e-6):
+    // copied on the first batch, else momentum-averaged; w_i = 1 where conf_i ≥ mean, else
+    // exp(−(conf_i − mean)² / (2 max(var, 1e-6))) (no hard threshold). loss (1) double =
+    // mean_i w_i CE(ls_i, yhat_i); dls (b,K) = its gradient w.r.t. the strong logits ls
+    // [overwrites]; w (b) and yhat (b) int32 are written when not NULL.
+    void (*seic_self_loss_forward_backward)(double *loss, float *dls, float *w, int32_t *yhat,
+                                            double *st, const float *lw, const float *ls, int b,
+                                            int K, double momentum);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops.h"   // SeicLossCfg
+
 // matmul.c
 void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias,
                         int M, int K, int N);
@@ -73,6 +75,15 @@ void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout,
                                 int M, int K, int N);
 void adam_forward_cpu(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
                       double beta1, double beta2, double eps, double weight_decay, int decoupled);
+// seic.c (SEIC losses, SPEC §9.3)
+void seic_align_loss_forward_backward_cpu(double *terms, float *dzi, float *dzt, float *dli,
+                                          float *dlt, float *dlogs, float *hist, const float *zi,
+                                          const float *zt, const float *li, const float *lt,
+                                          const float *logs, int b, int K, int E,
+                                          const SeicLossCfg *cfg);
+void seic_self_loss_forward_backward_cpu(double *loss, float *dls, float *w, int32_t *yhat,
+                                         double *st, const float *lw, const float *ls, int b,
+                                         int K, double momentum);
 
 // image-encoder training (issue 16): layernorm.c, embed.c, lora.c, optim.c
 void layernorm_backward_weight_cpu(float *dweight, float *dbias, const float *dout,

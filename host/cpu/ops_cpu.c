@@ -102,6 +102,9 @@ const OpsBackend ops_cpu = {
     .lora_backward = lora_backward_cpu,
     .sumsq_forward = sumsq_forward_cpu,
     .grad_clip_forward = grad_clip_forward_cpu,
+    // SEIC (seic.c)
+    .seic_align_loss_forward_backward = seic_align_loss_forward_backward_cpu,
+    .seic_self_loss_forward_backward = seic_self_loss_forward_backward_cpu,
     // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
     // communicator: MPI on host memory (host/comm.c)
     .comm_rank = comm_rank,

@@ -1,0 +1,494 @@
+/*
+ * seic.c — SEIC stage-1 training, state and checkpoints (promises in seic.h).
+ *
+ * The step's backend arena (one allocation, carve order below): x, t (B,E) the batch rows;
+ * per modality u, z (B,E), l (B,K), dz, du (B,E), dl (B,K); tmp (B,E); p, g, m, v (n);
+ * hist (K); sched (3) double; terms (5) double. The batch rows are gathered on the host and
+ * uploaded (2·b·E floats per step); everything else stays on the backend between steps and
+ * is copied back at each epoch's end (checkpoint).
+ */
+#include "train/seic.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/atomic.h"
+#include "io/err.h"
+#include "io/progress.h"
+#include "train/optim.h"
+
+#define SHUFFLE_STREAM 0x5E1C5EEDull
+#define INIT_STREAM 0x5E1C1417ull
+
+// --- parameters ----------------------------------------------------------------------------------
+
+void seic_layout(SeicLayout *L, int K, int E) {
+    const size_t k = (size_t)K, e = (size_t)E;
+    const size_t sz[SEIC_NTENSORS] = {e * e, e, k * e, k, e * e, e, k * e, k, 1};
+    L->K = K, L->E = E;
+    L->off[0] = 0;
+    for (int i = 0; i < SEIC_NTENSORS; i++) L->off[i + 1] = L->off[i] + sz[i];
+    L->n = L->off[SEIC_NTENSORS];
+    L->n_img = L->off[SEIC_WP_T];
+}
+
+void seic_heads_init(float *p, const SeicLayout *L, double tau_ins, uint64_t seed) {
+    Rng r;
+    rng_init(&r, seed, INIT_STREAM);
+    memset(p, 0, L->n * sizeof *p);
+    const int W[4] = {SEIC_WP_I, SEIC_WC_I, SEIC_WP_T, SEIC_WC_T};
+    for (int k = 0; k < 4; k++)
+        for (size_t i = L->off[W[k]]; i < L->off[W[k] + 1]; i++) {
+            double v;
+            do v = 0.02 * rng_normal(&r);
+            while (v < -2.0 || v > 2.0);   // torch trunc_normal_'s a = -2, b = 2 (absolute)
+            p[i] = (float)v;
+        }
+    p[L->off[SEIC_LOGS]] = (float)log(1.0 / tau_ins);
+}
+
+// --- state and checkpoint ---------------------------------------------------------------------
+
+void seic_state_alloc(SeicState *s, const SeicLayout *L, size_t n_extra) {
+    memset(s, 0, sizeof *s);
+    s->K = L->K, s->E = L->E;
+    s->p = callocCheck(L->n, sizeof *s->p);
+    s->m = callocCheck(L->n, sizeof *s->m);
+    s->v = callocCheck(L->n, sizeof *s->v);
+    s->hist = mallocCheck((size_t)L->K * sizeof *s->hist);
+    for (int c = 0; c < L->K; c++) s->hist[c] = (float)(1.0 / L->K);
+    s->n_extra = n_extra;
+    s->extra = callocCheck(n_extra ? n_extra : 1, sizeof *s->extra);
+}
+
+void seic_state_free(SeicState *s) {
+    free(s->p);
+    free(s->m);
+    free(s->v);
+    free(s->hist);
+    free(s->extra);
+    memset(s, 0, sizeof *s);
+}
+
+void seic_state_copy(SeicState *dst, const SeicState *src) {
+    SeicLayout L;
+    seic_layout(&L, src->K, src->E);
+    seic_state_alloc(dst, &L, src->n_extra);
+    float *p = dst->p, *m = dst->m, *v = dst->v, *h = dst->hist, *x = dst->extra;
+    *dst = *src;
+    dst->p = p, dst->m = m, dst->v = v, dst->hist = h, dst->extra = x;
+    memcpy(p, src->p, L.n * sizeof *p);
+    memcpy(m, src->m, L.n * sizeof *m);
+    memcpy(v, src->v, L.n * sizeof *v);
+    memcpy(h, src->hist, (size_t)L.K * sizeof *h);
+    if (src->n_extra) memcpy(x, src->extra, src->n_extra * sizeof *x);
+}
+
+static void put64(int32_t *h, uint64_t v) {
+    h[0] = (int32_t)(uint32_t)(v & 0xffffffffu);
+    h[1] = (int32_t)(uint32_t)(v >> 32);
+}
+static uint64_t get64(const int32_t *h) { return (uint64_t)(uint32_t)h[0] | ((uint64_t)(uint32_t)h[1] << 32); }
+
+int seic_ckpt_save(const char *path, const SeicState *s) {
+    SeicLayout L;
+    seic_layout(&L, s->K, s->E);
+    int32_t h[256] = {0};
+    h[0] = SEIC_CKPT_MAGIC;
+    h[1] = SEIC_CKPT_VERSION;
+    h[2] = s->stage;
+    h[3] = s->K;
+    h[4] = s->E;
+    h[5] = s->epoch;
+    put64(h + 6, (uint64_t)s->step);
+    put64(h + 8, s->seed);
+    put64(h + 10, s->cfg_hash);
+    put64(h + 12, (uint64_t)s->n_extra);
+    AtomicFile af;
+    if (atomic_open(&af, path)) return -1;
+    int ok = fwrite(h, sizeof h, 1, af.fp) == 1 && fwrite(s->p, sizeof(float), L.n, af.fp) == L.n &&
+             fwrite(s->m, sizeof(float), L.n, af.fp) == L.n &&
+             fwrite(s->v, sizeof(float), L.n, af.fp) == L.n &&
+             fwrite(s->hist, sizeof(float), (size_t)s->K, af.fp) == (size_t)s->K &&
+             fwrite(s->rng.s, sizeof(uint64_t), 4, af.fp) == 4 &&
+             fwrite(s->conf, sizeof(double), 3, af.fp) == 3 &&
+             (!s->n_extra || fwrite(s->extra, sizeof(float), s->n_extra, af.fp) == s->n_extra);
+    if (!ok) {
+        atomic_abort(&af);
+        return laic_error("%s: write failed", path);
+    }
+    return atomic_commit(&af);
+}
+
+int seic_ckpt_load(const char *path, SeicState *s) {
+    memset(s, 0, sizeof *s);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return laic_error("%s: cannot open SEIC checkpoint", path);
+    int32_t h[256];
+    struct stat st;
+    if (fstat(fileno(fp), &st) || fread(h, sizeof h, 1, fp) != 1) {
+        fclose(fp);
+        return laic_error("%s: not a SEIC checkpoint (shorter than its 1024-byte header)", path);
+    }
+    const uint64_t n_extra = get64(h + 12);
+    const char *bad = NULL;
+    if (h[0] != SEIC_CKPT_MAGIC) bad = "bad magic number (not a SEIC checkpoint)";
+    else if (h[1] != SEIC_CKPT_VERSION) bad = "unsupported SEIC checkpoint version";
+    else if ((h[2] != 1 && h[2] != 2) || h[3] < 1 || h[3] > (1 << 24) || h[4] < 1 ||
+             h[4] > (1 << 16) || h[5] < 0 || (int64_t)get64(h + 6) < 0 || n_extra > ((uint64_t)1 << 40))
+        bad = "corrupt header";
+    if (bad) {
+        fclose(fp);
+        if (h[0] == SEIC_CKPT_MAGIC && h[1] != SEIC_CKPT_VERSION)
+            return laic_error("%s: SEIC checkpoint version %d, this build reads version %d", path,
+                              (int)h[1], SEIC_CKPT_VERSION);
+        return laic_error("%s: %s", path, bad);
+    }
+    SeicLayout L;
+    seic_layout(&L, h[3], h[4]);
+    const size_t want = sizeof h + (3 * L.n + (size_t)h[3] + (size_t)n_extra) * sizeof(float) +
+                        4 * sizeof(uint64_t) + 3 * sizeof(double);
+    if ((uint64_t)st.st_size != want) {
+        fclose(fp);
+        return laic_error("%s: size %lld bytes, header (K=%d E=%d, %llu adapter floats) needs %zu",
+                          path, (long long)st.st_size, (int)h[3], (int)h[4],
+                          (unsigned long long)n_extra, want);
+    }
+    seic_state_alloc(s, &L, (size_t)n_extra);
+    s->stage = h[2];
+    s->epoch = h[5];
+    s->step = (int64_t)get64(h + 6);
+    s->seed = get64(h + 8);
+    s->cfg_hash = get64(h + 10);
+    int ok = fread(s->p, sizeof(float), L.n, fp) == L.n && fread(s->m, sizeof(float), L.n, fp) == L.n &&
+             fread(s->v, sizeof(float), L.n, fp) == L.n &&
+             fread(s->hist, sizeof(float), (size_t)s->K, fp) == (size_t)s->K &&
+             fread(s->rng.s, sizeof(uint64_t), 4, fp) == 4 && fread(s->conf, sizeof(double), 3, fp) == 3 &&
+             (!s->n_extra || fread(s->extra, sizeof(float), s->n_extra, fp) == s->n_extra);
+    fclose(fp);
+    if (!ok) {
+        seic_state_free(s);
+        return laic_error("%s: read failed", path);
+    }
+    for (size_t i = 0; i < L.n; i++)
+        if (!isfinite(s->p[i])) {
+            seic_state_free(s);
+            return laic_error("%s: parameter %zu is not finite", path, i);
+        }
+    return 0;
+}
+
+// --- stage 1 ------------------------------------------------------------------------------------
+
+void seic_loss_cfg_default(SeicLossCfg *c) {
+    c->tau_a = 0.5, c->tau_c = 0.5;
+    c->w_ins = 0.5, c->w_ass = 1.0, c->w_ctr = 1.0, c->w_bal = 2.0;
+    c->bal_floor = 0.01, c->bal_max_w = 5.0, c->bal_momentum = 0.9;
+    c->scale_max = 100.0;
+}
+
+void seic_s1_opts_default(SeicS1Opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 200;
+    o->batch = 1024;
+    o->lr = 5e-3;
+    o->weight_decay = 0.0;
+    o->tau_ins = 0.07;
+    seic_loss_cfg_default(&o->loss);
+    o->seed = 1234;
+}
+
+struct SeicS1Step {
+    const OpsBackend *ops;
+    SeicLayout L;
+    int B;
+    void *arena;
+    float *x[2];              // (B,E) image rows, text rows
+    float *u[2], *z[2];       // (B,E)
+    float *l[2];              // (B,K)
+    float *dz[2], *du[2];     // (B,E)
+    float *dl[2];             // (B,K)
+    float *tmp;               // (B,E)
+    float *p, *g, *m, *v;     // (n)
+    float *hist;              // (K)
+    double *sched;            // (3)
+    double *terms;            // (5)
+};
+
+SeicS1Step *seic_s1_step_create(const OpsBackend *ops, int K, int E, int B) {
+    SeicS1Step *s = callocCheck(1, sizeof *s);
+    s->ops = ops;
+    s->B = B;
+    seic_layout(&s->L, K, E);
+    const size_t BE = (size_t)B * E * sizeof(float), BK = (size_t)B * K * sizeof(float);
+    const size_t N = s->L.n * sizeof(float);
+    void **ptrs[] = {(void **)&s->x[0],  (void **)&s->x[1],  (void **)&s->u[0],  (void **)&s->u[1],
+                     (void **)&s->z[0],  (void **)&s->z[1],  (void **)&s->l[0],  (void **)&s->l[1],
+                     (void **)&s->dz[0], (void **)&s->dz[1], (void **)&s->du[0], (void **)&s->du[1],
+                     (void **)&s->dl[0], (void **)&s->dl[1], (void **)&s->tmp,   (void **)&s->p,
+                     (void **)&s->g,     (void **)&s->m,     (void **)&s->v,     (void **)&s->hist,
+                     (void **)&s->sched, (void **)&s->terms};
+    const size_t bytes[] = {BE, BE, BE, BE, BE, BE, BK, BK, BE, BE, BE, BE, BK, BK, BE,
+                            N,  N,  N,  N,  (size_t)K * sizeof(float), 3 * sizeof(double),
+                            5 * sizeof(double)};
+    enum { NSLOT = sizeof bytes / sizeof bytes[0] };
+    _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
+    size_t off[NSLOT], total = 0;
+    for (int i = 0; i < NSLOT; i++) {
+        off[i] = total;
+        total += (bytes[i] + 255) / 256 * 256;
+    }
+    if (!(s->arena = ops->alloc(total))) {
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < NSLOT; i++) *ptrs[i] = (char *)s->arena + off[i];
+    return s;
+}
+
+void seic_s1_step_free(SeicS1Step *s) {
+    if (!s) return;
+    if (s->arena) s->ops->free(s->arena);
+    free(s);
+}
+
+void seic_s1_step_load(SeicS1Step *s, const SeicState *st) {
+    const OpsBackend *o = s->ops;
+    o->to_device(s->p, st->p, s->L.n * sizeof(float));
+    o->to_device(s->m, st->m, s->L.n * sizeof(float));
+    o->to_device(s->v, st->v, s->L.n * sizeof(float));
+    o->to_device(s->hist, st->hist, (size_t)s->L.K * sizeof(float));
+}
+
+void seic_s1_step_save(SeicS1Step *s, SeicState *st) {
+    const OpsBackend *o = s->ops;
+    o->to_host(st->p, s->p, s->L.n * sizeof(float));
+    o->to_host(st->m, s->m, s->L.n * sizeof(float));
+    o->to_host(st->v, s->v, s->L.n * sizeof(float));
+    o->to_host(st->hist, s->hist, (size_t)s->L.K * sizeof(float));
+    o->synchronize();
+}
+
+int seic_s1_step_run(SeicS1Step *s, const float *x, const float *t, int b, const SeicLossCfg *cfg,
+                     double lr, double weight_decay, long t_adam, double terms[5], float *grads) {
+    if (b < 1 || b > s->B) return laic_error("seic: batch of %d rows (1..%d)", b, s->B);
+    const OpsBackend *o = s->ops;
+    const int K = s->L.K, E = s->L.E;
+    const size_t *off = s->L.off;
+    o->to_device(s->x[0], x, (size_t)b * E * sizeof(float));
+    o->to_device(s->x[1], t, (size_t)b * E * sizeof(float));
+    double sched[3];
+    adam_schedule(sched, lr, 0.9, 0.999, t_adam);
+    o->to_device(s->sched, sched, sizeof sched);
+    // forward: u = x Wpᵀ + bp, z = normalize(u), l = z Wcᵀ + bc
+    for (int m = 0; m < 2; m++) {
+        const int wp = m ? SEIC_WP_T : SEIC_WP_I;
+        o->matmul_forward(s->u[m], s->x[m], s->p + off[wp], s->p + off[wp + 1], b, E, E);
+        o->l2norm_forward(s->z[m], s->u[m], b, E);
+        o->matmul_forward(s->l[m], s->z[m], s->p + off[wp + 2], s->p + off[wp + 3], b, E, K);
+    }
+    o->memset0(s->g, s->L.n * sizeof(float));
+    o->seic_align_loss_forward_backward(s->terms, s->dz[0], s->dz[1], s->dl[0], s->dl[1],
+                                        s->g + off[SEIC_LOGS], s->hist, s->z[0], s->z[1], s->l[0],
+                                        s->l[1], s->p + off[SEIC_LOGS], b, K, E, cfg);
+    // backward through the heads; parameter gradients accumulate (+=) into g
+    for (int m = 0; m < 2; m++) {
+        const int wp = m ? SEIC_WP_T : SEIC_WP_I;
+        // logits = z Wcᵀ + bc
+        o->matmul_backward_weight(s->g + off[wp + 2], s->g + off[wp + 3], s->dl[m], s->z[m], b, E, K);
+        o->matmul_backward(s->tmp, s->dl[m], s->p + off[wp + 2], b, E, K);
+        o->residual_forward(s->dz[m], s->dz[m], s->tmp, (size_t)b * E);
+        // z = normalize(u)
+        o->l2norm_backward(s->du[m], s->dz[m], s->u[m], b, E);
+        // u = x Wpᵀ + bp
+        o->matmul_backward_weight(s->g + off[wp], s->g + off[wp + 1], s->du[m], s->x[m], b, E, E);
+    }
+    o->adam_forward(s->p, s->m, s->v, s->g, s->sched, s->L.n, 0.9, 0.999, 1e-8, weight_decay, 0);
+    o->to_host(terms, s->terms, 5 * sizeof(double));
+    if (grads) o->to_host(grads, s->g, s->L.n * sizeof(float));
+    o->synchronize();
+    return 0;
+}
+
+static void s1log(const SeicS1Opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s1log(const SeicS1Opts *o, const char *fmt, ...) {
+    if (!o->log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->log(o->log_ctx, line);
+}
+
+/* Hash of the settings a resumed run must share with the stopped one (trajectory-shaping). */
+static uint64_t s1_cfg_hash(const SeicS1Opts *o, size_t N, int B) {
+    double v[] = {(double)o->epochs, (double)B, o->lr, o->weight_decay, o->tau_ins,
+                  o->loss.tau_a, o->loss.tau_c, o->loss.w_ins, o->loss.w_ass, o->loss.w_ctr,
+                  o->loss.w_bal, o->loss.bal_floor, o->loss.bal_max_w, o->loss.bal_momentum,
+                  o->loss.scale_max, (double)N};
+    uint64_t h = 1469598103934665603ull;   // FNV-1a over the bytes
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+void seic_s1_result_free(SeicS1Result *r) {
+    seic_state_free(&r->st);
+    free(r->epoch_terms);
+    memset(r, 0, sizeof *r);
+}
+
+int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const float *T,
+                size_t N, int K, int E, const SeicS1Opts *o) {
+    memset(res, 0, sizeof *res);
+    if (N < 2) return laic_error("seic: stage 1 needs at least 2 training rows (got %zu)", N);
+    if (K < 1 || E < 1) return laic_error("seic: K = %d, E = %d", K, E);
+    if (o->epochs < 1 || o->batch < 1) return laic_error("seic: epochs %d, batch %d", o->epochs, o->batch);
+    if (!ops->seic_align_loss_forward_backward || !ops->adam_forward || !ops->matmul_backward_weight)
+        return laic_error("seic: the %s backend lacks the SEIC training ops ---> HINT: set "
+                          "model.device=cpu", ops->name);
+    const int B = (size_t)o->batch < N ? o->batch : (int)N;   // V4C clips the batch to N
+    const int drop_last = N > (size_t)B && N % (size_t)B == 1;
+    const size_t steps_per_epoch = N / (size_t)B + (N % (size_t)B && !drop_last);
+    SeicLayout L;
+    seic_layout(&L, K, E);
+    const uint64_t ch = s1_cfg_hash(o, N, B);
+    SeicState *st = &res->st;
+    if (o->resume) {
+        const SeicState *r = o->resume;
+        if (r->stage != 1 || r->K != K || r->E != E)
+            return laic_error("seic: the stage-1 checkpoint holds stage %d, K=%d, E=%d; this run "
+                              "needs stage 1, K=%d, E=%d", r->stage, r->K, r->E, K, E);
+        if (r->seed != o->seed || r->cfg_hash != ch)
+            return laic_error("seic: the stage-1 checkpoint was made with other settings (seed, "
+                              "epochs, batch, lr or loss constants, or another N) ---> HINT: "
+                              "resume with the settings of the stopped run");
+        if (r->epoch > o->epochs)
+            return laic_error("seic: the checkpoint is at epoch %d, past seic.s1_epochs = %d",
+                              r->epoch, o->epochs);
+        seic_state_copy(st, r);
+        s1log(o, "seic stage 1: resumed at epoch %d (step %lld)", st->epoch, (long long)st->step);
+    } else {
+        seic_state_alloc(st, &L, 0);
+        st->stage = 1;
+        st->seed = o->seed;
+        if (o->init) {
+            memcpy(st->p, o->init->p, L.n * sizeof *st->p);
+            memcpy(st->hist, o->init->hist, (size_t)K * sizeof *st->hist);
+        } else {
+            seic_heads_init(st->p, &L, o->tau_ins, o->seed);
+        }
+        rng_init(&st->rng, o->seed, SHUFFLE_STREAM);
+    }
+    st->cfg_hash = ch;
+    res->first_epoch = st->epoch;
+    res->epoch_terms = mallocCheck((size_t)o->epochs * 5 * sizeof *res->epoch_terms);
+    for (size_t i = 0; i < (size_t)o->epochs * 5; i++) res->epoch_terms[i] = NAN;
+    SeicS1Step *S = seic_s1_step_create(ops, K, E, B);
+    if (!S) {
+        seic_s1_result_free(res);
+        return -1;
+    }
+    seic_s1_step_load(S, st);
+    size_t *perm = mallocCheck(N * sizeof *perm);
+    float *xb = mallocCheck((size_t)B * E * sizeof *xb), *tb = mallocCheck((size_t)B * E * sizeof *tb);
+    s1log(o, "seic stage 1: %zu pairs, K = %d, batch %d (%zu steps/epoch%s), %d epochs, Adam lr %g",
+          N, K, B, steps_per_epoch, drop_last ? ", last row dropped" : "", o->epochs, o->lr);
+    int rc = 0;
+    double t0 = now_seconds();
+    while (st->epoch < o->epochs) {
+        const int ep = st->epoch;
+        if (o->stop_after > 0 && ep >= o->stop_after) {
+            res->stopped = 1;
+            break;
+        }
+        for (size_t i = 0; i < N; i++) perm[i] = i;
+        for (size_t i = N - 1; i > 0; i--) {   // Fisher–Yates from the checkpointed stream
+            size_t j = (size_t)rng_below(&st->rng, i + 1), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        double sum[5] = {0};
+        for (size_t s = 0; s < steps_per_epoch && !rc; s++) {
+            const size_t i0 = s * (size_t)B;
+            const int b = (int)(N - i0 < (size_t)B ? N - i0 : (size_t)B);
+            for (int j = 0; j < b; j++) {
+                memcpy(xb + (size_t)j * E, X + perm[i0 + j] * E, (size_t)E * sizeof *xb);
+                memcpy(tb + (size_t)j * E, T + perm[i0 + j] * E, (size_t)E * sizeof *tb);
+            }
+            double terms[5];
+            rc = seic_s1_step_run(S, xb, tb, b, &o->loss, o->lr, o->weight_decay,
+                                  (long)(st->step + 1), terms, NULL);
+            if (rc) break;
+            if (!isfinite(terms[0])) {
+                rc = laic_error("seic: stage-1 loss is %g at epoch %d step %zu ---> HINT: lower "
+                                "seic.s1_lr", terms[0], ep + 1, s + 1);
+                break;
+            }
+            st->step++;
+            for (int k = 0; k < 5; k++) sum[k] += terms[k];
+        }
+        if (rc) break;
+        st->epoch++;
+        for (int k = 0; k < 5; k++) res->epoch_terms[(size_t)ep * 5 + k] = sum[k] / (double)steps_per_epoch;
+        seic_s1_step_save(S, st);
+        const double *et = res->epoch_terms + (size_t)ep * 5;
+        s1log(o, "seic stage 1: epoch %d/%d  loss %.5f  (ins %.4f ass %.4f ctr %.4f bal %.4f)  scale %.2f",
+              ep + 1, o->epochs, et[0], et[1], et[2], et[3], et[4],
+              fmin(exp(st->p[L.off[SEIC_LOGS]]), o->loss.scale_max));
+        if (o->ckpt_path && (rc = seic_ckpt_save(o->ckpt_path, st))) break;
+    }
+    res->seconds = now_seconds() - t0;
+    seic_s1_step_free(S);
+    free(perm);
+    free(xb);
+    free(tb);
+    if (rc) seic_s1_result_free(res);
+    return rc;
+}
+
+int seic_predict_features(int64_t *pred, const OpsBackend *ops, const float *p,
+                          const SeicLayout *L, const float *X, size_t Ne) {
+    const int K = L->K, E = L->E;
+    const size_t CH = 4096, rows = Ne < CH ? (Ne ? Ne : 1) : CH;
+    const size_t nimg = L->n_img;
+    float *dp = ops->alloc(nimg * sizeof(float));
+    float *dx = ops->alloc(rows * E * sizeof(float)), *du = ops->alloc(rows * E * sizeof(float));
+    float *dl = ops->alloc(rows * K * sizeof(float));
+    if (!dp || !dx || !du || !dl) {
+        if (dp) ops->free(dp);
+        if (dx) ops->free(dx);
+        if (du) ops->free(du);
+        if (dl) ops->free(dl);
+        return -1;
+    }
+    ops->to_device(dp, p, nimg * sizeof(float));
+    float *l = mallocCheck(rows * K * sizeof *l);
+    for (size_t i0 = 0; i0 < Ne; i0 += CH) {
+        const int n = (int)(Ne - i0 < CH ? Ne - i0 : CH);
+        ops->to_device(dx, X + i0 * E, (size_t)n * E * sizeof(float));
+        ops->matmul_forward(du, dx, dp + L->off[SEIC_WP_I], dp + L->off[SEIC_BP_I], n, E, E);
+        ops->l2norm_forward(du, du, n, E);
+        ops->matmul_forward(dl, du, dp + L->off[SEIC_WC_I], dp + L->off[SEIC_BC_I], n, E, K);
+        ops->to_host(l, dl, (size_t)n * K * sizeof(float));
+        ops->synchronize();
+        for (int i = 0; i < n; i++) {
+            const float *r = l + (size_t)i * K;
+            int best = 0;
+            for (int c = 1; c < K; c++)
+                if (r[c] > r[best]) best = c;
+            pred[i0 + (size_t)i] = best;
+        }
+    }
+    free(l);
+    ops->free(dp);
+    ops->free(dx);
+    ops->free(du);
+    ops->free(dl);
+    return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * seic.h — SEIC training (SPEC §9.3; design of V4C, hyw1008/VLM4Cluster@4f6cd92): the stage-1
+ * heads trained on (image, text) feature pairs with the four alignment losses, and the state
+ * and checkpoint both stages share. Stage 0 (the pairs) is host/run/methods/seic.c's; stage 2
+ * (self-enhancement through the LoRA ViT) builds on the state here.
+ *
+ * Heads (separate per modality m ∈ {I, T}): z = normalize(Linear(E,E)(x)), logits =
+ * Linear(E,K)(z), p = softmax(logits); a learnable log-scale log s for L_ins. All parameters
+ * live in one float vector (one allocation, fixed carve order = the checkpoint's order):
+ *
+ *   [Wp_I (E,E) | bp_I (E) | Wc_I (K,E) | bc_I (K) | Wp_T | bp_T | Wc_T | bc_T | log s (1)]
+ *
+ * so the image heads (what stage 2 trains) are the leading block [0, n_img), and one
+ * adam_forward over the whole vector is torch.optim.Adam over the nine tensors.
+ *
+ * Stage-1 step (ops of host/ops.h only; batch b ≤ B of rows gathered on the host):
+ *   u = x Wpᵀ + bp, z = l2norm(u), l = z Wcᵀ + bc                      (per modality)
+ *   terms, dz, dl, dlog s, hist ← seic_align_loss_forward_backward(z_I, z_T, l_I, l_T, log s)
+ *   dWc += dlᵀ z, dbc; dz += dl Wc; du = l2norm_backward(dz); dWp += duᵀ x, dbp
+ *   Adam(lr, betas (0.9, 0.999), eps 1e-8, weight decay as coupled L2)
+ * Epochs shuffle with a seeded stream kept in the state; the last batch is dropped only when
+ * it would hold one row (V4C's rule, with the batch clipped to N).
+ *
+ * Promises:
+ *   - One step equals the PyTorch reference of scripts/make_seic_fixtures.py (terms, every
+ *     head and log-scale gradient, the updated histogram, the parameters after one Adam
+ *     step; tests/train/test_seic.c).
+ *   - Deterministic on a backend, and resumable: a run stopped after any epoch and resumed
+ *     from its checkpoint ends bit for bit where the uninterrupted run ends.
+ * Library code: errors return -1 after laic_error(); progress lines go to the log callback.
+ *
+ * Letters: N rows, b batch, B largest batch, K clusters, E feature width, n parameters.
+ */
+#ifndef LAIC_SEIC_H
+#define LAIC_SEIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h"
+#include "rng.h"
+
+// --- parameters ------------------------------------------------------------------------------
+
+enum { SEIC_WP_I = 0, SEIC_BP_I, SEIC_WC_I, SEIC_BC_I, SEIC_WP_T, SEIC_BP_T, SEIC_WC_T,
+       SEIC_BC_T, SEIC_LOGS, SEIC_NTENSORS };
+
+typedef struct {
+    int K, E;
+    size_t off[SEIC_NTENSORS + 1];   // float offsets; off[SEIC_NTENSORS] = n
+    size_t n;                        // all parameters
+    size_t n_img;                    // the image heads: [0, n_img) = off[SEIC_WP_T]
+} SeicLayout;
+void seic_layout(SeicLayout *L, int K, int E);
+
+/* V4C's initialisation: weights trunc_normal(std 0.02, cut at ±2 as torch's absolute a, b),
+ * biases 0, log s = log(1/tau_ins) in float. From (seed) alone. */
+void seic_heads_init(float *p, const SeicLayout *L, double tau_ins, uint64_t seed);
+
+// --- state and checkpoint ----------------------------------------------------------------------
+
+#define SEIC_CKPT_MAGIC 20251203
+#define SEIC_CKPT_VERSION 1
+
+/* Everything a stage needs to continue. Stage 1 uses p, m, v, hist, rng; stage 2 also the
+ * confidence EMA and the adapter tensors (n_extra floats: adapter parameters and both AdamW
+ * moments, laid out by stage 2), and reuses m, v (zeroed at its start) for the image heads. */
+typedef struct {
+    int stage;               // 1 or 2
+    int K, E;
+    int epoch;               // epochs of this stage completed
+    int64_t step;            // optimiser steps of this stage
+    uint64_t seed;
+    uint64_t cfg_hash;       // hash of the settings that shape the trajectory (resume check)
+    float *p, *m, *v;        // (n) parameters, optimiser moments
+    float *hist;             // (K) balance histogram
+    Rng rng;                 // the shuffle stream
+    double conf[3];          // stage 2: confidence EMA {mean, var, initialised}
+    size_t n_extra;
+    float *extra;            // (n_extra) stage 2's adapter state
+} SeicState;
+
+/* Allocates p, m, v (n of L), hist (K, uniform), extra (n_extra), zeroed. */
+void seic_state_alloc(SeicState *s, const SeicLayout *L, size_t n_extra);
+void seic_state_free(SeicState *s);
+/* Deep copy (dst allocated here). */
+void seic_state_copy(SeicState *dst, const SeicState *src);
+/* int32 header[256] = {magic, version, stage, K, E, epoch, step lo, hi, seed lo, hi, cfg_hash
+ * lo, hi, n_extra lo, hi, 0...}; then float p, m, v (n each), hist (K), uint64 rng[4], double
+ * conf[3], float extra (n_extra); little-endian, written atomically. */
+int seic_ckpt_save(const char *path, const SeicState *s);
+/* Reads a checkpoint (s allocated here). Rejects a bad magic, version, header or size. */
+int seic_ckpt_load(const char *path, SeicState *s);
+
+// --- stage 1 -------------------------------------------------------------------------------------
+
+typedef struct {
+    int epochs;              // 200
+    int batch;               // 1024 (clipped to N)
+    double lr;               // Adam 5e-3
+    double weight_decay;     // 0 (coupled, torch.optim.Adam)
+    double tau_ins;          // initial instance temperature 0.07 (log s = log(1/0.07))
+    SeicLossCfg loss;
+    uint64_t seed;
+    const char *ckpt_path;   // written atomically after every epoch (NULL = none)
+    const SeicState *resume; // continue from this stage-1 state (NULL = fresh start)
+    const SeicState *init;   // fresh start from these parameters and histogram (tests; NULL = init)
+    int stop_after;          // stop once this many epochs are complete (0 = run all)
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+} SeicS1Opts;
+
+/* SPEC §9.3 defaults (V4C). */
+void seic_s1_opts_default(SeicS1Opts *o);
+void seic_loss_cfg_default(SeicLossCfg *c);
+
+typedef struct {
+    SeicState st;            // final state
+    int first_epoch;         // > 0 when resumed
+    int stopped;             // 1 when stop_after ended training early
+    double *epoch_terms;     // (epochs, 5) mean {total, ins, ass, ctr, bal} per epoch; NaN if not run here
+    double seconds;
+} SeicS1Result;
+
+/* Trains the heads on pairs (X_i, T_i), X, T (N,E) L2-normalised host arrays. */
+int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const float *T,
+                size_t N, int K, int E, const SeicS1Opts *o);
+void seic_s1_result_free(SeicS1Result *r);
+
+/* The step's working set on a backend, for the trainer and for tests. */
+typedef struct SeicS1Step SeicS1Step;
+SeicS1Step *seic_s1_step_create(const OpsBackend *ops, int K, int E, int B);
+void seic_s1_step_free(SeicS1Step *s);
+/* Uploads p, m, v, hist of st (n, K of the step's layout). */
+void seic_s1_step_load(SeicS1Step *s, const SeicState *st);
+/* Downloads p, m, v, hist into st. */
+void seic_s1_step_save(SeicS1Step *s, SeicState *st);
+/* One step on rows x, t (b,E) host arrays, b ≤ B: the loss and gradients, then the optimiser
+ * step t_adam (≥ 1). terms (5) host; grads (n) host = the gradients the optimiser used (NULL =
+ * not copied back). */
+int seic_s1_step_run(SeicS1Step *s, const float *x, const float *t, int b, const SeicLossCfg *cfg,
+                     double lr, double weight_decay, long t_adam, double terms[5], float *grads);
+
+/* pred (Ne) = argmax of the image cluster logits Linear(normalize(Linear(x))) for X (Ne,E)
+ * (ties to the lowest cluster), on the backend, in chunks. p: the parameter vector of L. */
+int seic_predict_features(int64_t *pred, const OpsBackend *ops, const float *p,
+                          const SeicLayout *L, const float *X, size_t Ne);
+
+#endif
