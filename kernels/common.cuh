@@ -217,6 +217,15 @@ enum { GEMM_FP32 = 0, GEMM_TF32 = 1, GEMM_BF16 = 2 };
 void laic_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                const float *A, int lda, const uint16_t *Ab, const float *B, int ldb,
                const uint16_t *Bb, float beta, float *C, int ldc, int mode);
+// seic.cu (SEIC losses, SPEC §9.3)
+void seic_align_loss_forward_backward(double *terms, float *dzi, float *dzt, float *dli,
+                                      float *dlt, float *dlogs, float *hist, const float *zi,
+                                      const float *zt, const float *li, const float *lt,
+                                      const float *logs, int b, int K, int E,
+                                      const SeicLossCfg *cfg);
+void seic_self_loss_forward_backward(double *loss, float *dls, float *w, int32_t *yhat, double *st,
+                                     const float *lw, const float *ls, int b, int K,
+                                     double momentum);
 
 // heads.cu (clustering heads)
 void batchnorm_forward(float *out, float *mean, float *rstd, float *running_mean,
