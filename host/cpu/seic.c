@@ -3,9 +3,10 @@
  * seic_align_loss_forward_backward (stage 1: L_ins, L_ass, L_ctr, L_bal, the balance
  * histogram) and seic_self_loss_forward_backward (stage 2: confidence-weighted CE).
  *
- * Every intermediate is double, from the float inputs; sums run in a fixed order (rows in
- * index order, OpenMP only across independent rows), so results do not depend on the thread
- * count. Outputs are rounded to float once. The math follows V4C's losses.py term for term:
+ * Every intermediate is double, from the float inputs; the three n×n×d products of each
+ * contrastive term are OpenBLAS dgemm calls (their summation order is OpenBLAS's: the same run
+ * to run on one machine and thread count, not across them), every other sum runs in index
+ * order. Outputs are rounded to float once. The math follows V4C's losses.py term for term:
  * each contrastive term normalises its rows itself (F.normalize, floor 1e-12), so the
  * projected features z, already unit rows, pass through a second normalisation there, and
  * so do the assignment columns.
@@ -13,6 +14,7 @@
  * Letters: b batch rows, K clusters, E feature width; n, d the rows and width of one
  * contrastive term's inputs.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "ops.h"
+
 
 // --- helpers ---------------------------------------------------------------------------------
 
@@ -67,14 +70,8 @@ static double contrastive(double *dA, double *dB, double *dscale, const double *
     double *cmax = mallocCheck((size_t)n * sizeof *cmax), *csum = mallocCheck((size_t)n * sizeof *csum);
     rownorm(Ah, na, A, n, d);
     rownorm(Bh, nb, B, n, d);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            const double *a = Ah + (size_t)i * d, *bb = Bh + (size_t)j * d;
-            double s = 0.0;
-            for (int e = 0; e < d; e++) s += a[e] * bb[e];
-            S[(size_t)i * n + j] = s;
-        }
+    // S = Â B̂ᵀ in double (OpenBLAS dgemm: the three n·n·d products dominate the op)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, 1.0, Ah, d, Bh, d, 0.0, S, n);
     // rows: CE(scale S, diag); G collects dL/dlogit = (softmax − I) / (2n) from both directions
     double lr = 0.0, lc = 0.0;
     for (int i = 0; i < n; i++) {
@@ -103,15 +100,8 @@ static double contrastive(double *dA, double *dB, double *dscale, const double *
         }
     *dscale = ds;
     // dÂ = G B̂, dB̂ = Gᵀ Â, then through the normalisations
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        double *da = dA + (size_t)i * d, *db = dB + (size_t)i * d;
-        for (int j = 0; j < n; j++) {
-            const double gij = G[(size_t)i * n + j], gji = G[(size_t)j * n + i];
-            const double *bj = Bh + (size_t)j * d, *aj = Ah + (size_t)j * d;
-            for (int e = 0; e < d; e++) da[e] += gij * bj[e], db[e] += gji * aj[e];
-        }
-    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, n, 1.0, G, n, Bh, d, 0.0, dA, d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, n, 1.0, G, n, Ah, d, 0.0, dB, d);
     rownorm_backward(dA, dA, Ah, na, n, d);
     rownorm_backward(dB, dB, Bh, nb, n, d);
     free(Ah), free(Bh), free(na), free(nb), free(S), free(G), free(cmax), free(csum);

@@ -1,7 +1,7 @@
 /*
  * config.h — laic's run configuration: one table of every key, its type, default, allowed
- * range and source tag (SPEC.md: [paper], [TAC], [CLIP], [CoOp], [ours]), read from INI files
- * (libinih) and `section.key=value` overrides.
+ * range and source tag (SPEC.md: [paper], [TAC], [CLIP], [CoOp], [V4C], [V4C←paper], [ours]),
+ * read from INI files (libinih) and `section.key=value` overrides.
  *
  * Precedence: table defaults < INI file < command-line overrides. Unknown sections or keys and
  * bad values are one-line errors with file:line (or "override 'x.y=z'"). The resolved config
@@ -22,7 +22,8 @@ typedef struct {
     const char *def;      // default, as text
     const char *choices;  // CFG_ENUM: "a|b|c"
     double min, max;      // CFG_INT / CFG_FLOAT: inclusive range (min > max = unbounded)
-    const char *tag;      // where the default comes from: "paper", "TAC", "CLIP", "CoOp", "ours"
+    const char *tag;      // where the default comes from: "paper", "TAC", "CLIP", "CoOp", "V4C",
+                          // "V4C←paper" (SEIC, SPEC §9.3), "ours"
     const char *doc;
 } CfgKey;
 

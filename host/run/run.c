@@ -182,6 +182,7 @@ void run_free(Run *r) {
     free(r->pl_hq);
     if (r->resume) train_state_free(r->resume);
     free(r->resume);
+    if (r->seic_free) r->seic_free(r->seic);
     clip_model_free(r->model);
     if (r->have_weights) clip_weights_free(&r->w);
     if (r->have_dfit) dataset_free(&r->dfit);

@@ -104,6 +104,10 @@ typedef struct Run {
     uint8_t *pl_hq;        // (Nf) high-quality mask of the kNN filter, left by ours-notrain
     TrainState *resume;    // run.resume's checkpoint, read before .partial is cleared
     int keep_partial;      // 1: run_free keeps <dir>.partial (train.stop_after)
+    // SEIC (methods/seic.c): what "seic-stage1" leaves for "seic" and run.resume's SEIC
+    // checkpoints; the method owns it and sets seic_free, which run_free calls
+    void *seic;
+    void (*seic_free)(void *seic);
 } Run;
 
 /* Lifecycle (host/run/run.c): run_init resolves the config (defaults < INI < overrides) and

@@ -36,5 +36,7 @@ int method_zeroshot(Run *r);
 int method_rsc_notrain(Run *r);
 int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y / r->pl_hq
 int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
+int method_seic_stage1(Run *r);         // "SEIC†": stage 0 pairs + stage-1 heads (seic.c)
+int seic_resume_load(Run *r);            // run.resume → SEIC checkpoints (no-op when unset)
 
 #endif

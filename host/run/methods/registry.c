@@ -21,6 +21,7 @@ const Method laic_methods[] = {
     {"zeroshot",     NULL,           NULL,         NULL,              method_zeroshot},
     {"ours-notrain", NULL,           NULL,         NULL,              method_rsc_notrain},
     {"ours",         "ours-notrain", ours_enabled, train_resume_load, method_rsc_train},
+    {"seic-stage1",  NULL,           NULL,         seic_resume_load,  method_seic_stage1},
 };
 const size_t laic_n_methods = sizeof laic_methods / sizeof laic_methods[0];
 
