@@ -19,9 +19,17 @@
 /* Record the last error (printf-style); returns -1 so `return laic_error(...)` reads well. The
  * arguments may include laic_last_error() itself (wrapping a message with context). */
 int laic_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The last recorded error message ("" if none). Thread-local. */
+/* The last recorded error message ("" if none). Thread-local. A message is always one line:
+ * control characters (bytes below 0x20 and 0x7f) that reach it, e.g. from a hostile file's
+ * strings, are written as \xNN. */
 const char *laic_last_error(void);
 void laic_clear_error(void);
+
+/* Untrusted text (a file's dtype, key or name) made safe to quote in a message: bytes outside
+ * printable ASCII and the backslash become \xNN, and text past 64 bytes is cut with "...".
+ * Returns one of 4 thread-local buffers (so up to 4 may appear in one laic_error call). */
+const char *laic_esc(const char *s, size_t n);
+const char *laic_escs(const char *s);   // NUL-terminated s (NULL gives "")
 
 /* Fatal helpers for allocation and stdio: print "laic: fatal: <what> at file:line" and exit. */
 void *laic_malloc_check(size_t n, const char *file, int line);

@@ -3,6 +3,7 @@
 #include "io/npy.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,8 @@ static int parse_header(const char *path, const char *hdr, Npy *out) {
     if (!v || (*v != '\'' && *v != '"')) return laic_error("%s: not a valid .npy header (no descr)", path);
     char descr[16] = {0};
     const char *e = strchr(v + 1, *v);
-    if (!e || e - v - 1 >= (long)sizeof descr) return laic_error("%s: bad .npy descr", path);
+    if (!e || e - v - 1 >= (long)sizeof descr)
+        return laic_error("%s: bad .npy descr '%s'", path, laic_esc(v + 1, e ? (size_t)(e - v - 1) : strlen(v + 1)));
     memcpy(descr, v + 1, (size_t)(e - v - 1));
     if (!strcmp(descr, "<u1") || !strcmp(descr, "u1")) strcpy(descr, "|u1");
     int found = 0;
@@ -50,7 +52,7 @@ static int parse_header(const char *path, const char *hdr, Npy *out) {
         if (!strcmp(descr, k_types[i].descr)) { out->dtype = k_types[i].t; found = 1; }
     if (!found)
         return laic_error("%s: unsupported dtype '%s' (laic reads float32, float64, int32, int64, "
-                          "uint8, little-endian)", path, descr);
+                          "uint8, little-endian)", path, laic_escs(descr));
     v = dict_value(hdr, "fortran_order");
     if (!v) return laic_error("%s: not a valid .npy header (no fortran_order)", path);
     if (!strncmp(v, "True", 4))
@@ -77,6 +79,37 @@ static int parse_header(const char *path, const char *hdr, Npy *out) {
     return 0;
 }
 
+/* Reads n bytes of array data into a malloc'd buffer. A regular file was already checked to
+ * hold exactly n more bytes; from anything else (a pipe) the buffer grows with what arrives, so
+ * a header claiming more than the stream holds never allocates its claim. */
+static int read_data(const char *path, FILE *f, size_t n, int regular, void **out) {
+    size_t cap = regular ? n : (n < (1u << 20) ? n : (1u << 20)), got = 0;
+    unsigned char *b = malloc(cap ? cap : 1);
+    if (!b) return laic_error("%s: cannot allocate %zu bytes for the array data (out of memory)", path, cap);
+    while (got < n) {
+        if (got == cap) {
+            size_t nc = cap > n - cap ? n : 2 * cap;
+            unsigned char *nb = realloc(b, nc);
+            if (!nb) {
+                free(b);
+                return laic_error("%s: cannot allocate %zu bytes for the array data (out of memory)",
+                                  path, nc);
+            }
+            b = nb;
+            cap = nc;
+        }
+        size_t r = fread(b + got, 1, cap - got, f);
+        if (r == 0) {
+            free(b);
+            return laic_error("%s: truncated data (the header's shape and dtype need %zu bytes, the "
+                              "file holds %zu)", path, n, got);
+        }
+        got += r;
+    }
+    *out = b;
+    return 0;
+}
+
 int npy_read(const char *path, Npy *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -84,6 +117,8 @@ int npy_read(const char *path, Npy *out) {
     unsigned char pre[10];
     char *hdr = NULL;
     int rc = -1;
+    struct stat st;
+    const int regular = !fstat(fileno(f), &st) && S_ISREG(st.st_mode);
     if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         laic_error("%s: not a .npy file (bad magic)", path);
         goto done;
@@ -101,38 +136,40 @@ int npy_read(const char *path, Npy *out) {
         laic_error("%s: unsupported .npy version %d.%d", path, pre[6], pre[7]);
         goto done;
     }
-    (void)pre_len;
     if (hlen > (1u << 24)) { laic_error("%s: .npy header too long", path); goto done; }
-    hdr = mallocCheck(hlen + 1);
+    if (regular && (size_t)st.st_size < pre_len + hlen) {
+        laic_error("%s: truncated .npy header (%zu bytes declared, the file has %lld)", path, hlen,
+                   (long long)st.st_size);
+        goto done;
+    }
+    hdr = malloc(hlen + 1);
+    if (!hdr) { laic_error("%s: cannot allocate the .npy header (out of memory)", path); goto done; }
     if (fread(hdr, 1, hlen, f) != hlen) { laic_error("%s: truncated .npy header", path); goto done; }
     hdr[hlen] = 0;
     if (parse_header(path, hdr, out)) goto done;
-    // The header's claim is checked against the bytes the file holds before anything is
-    // allocated: a 128-byte file may declare a shape of 10^16 elements (found by tests/fuzz).
-    size_t nbytes, left = 0;
-    struct stat st;
-    long pos = ftell(f);
-    if (__builtin_mul_overflow(out->count, npy_dtype_size(out->dtype), &nbytes)) {
-        laic_error("%s: shape overflows", path);
-        goto done;
-    }
-    if (pos >= 0 && !fstat(fileno(f), &st) && S_ISREG(st.st_mode) && st.st_size >= pos)
-        left = (size_t)(st.st_size - pos);
-    else
-        left = nbytes;   // not a regular file: fread below finds a short stream
-    if (nbytes > left) {
-        laic_error("%s: truncated data (expected %zu bytes for shape and dtype %s, the file holds "
-                   "%zu)", path, nbytes, npy_dtype_name(out->dtype), left);
-        goto done;
-    }
-    out->data = mallocCheck(nbytes);
-    if (nbytes && fread(out->data, 1, nbytes, f) != nbytes) {
-        laic_error("%s: truncated data (expected %zu bytes for shape and dtype %s)", path, nbytes,
+    // count * itemsize must neither wrap nor exceed what the file holds: checked before any
+    // allocation, so a 128-byte file cannot claim 2^61 elements
+    const size_t es = npy_dtype_size(out->dtype);
+    if (out->count > SIZE_MAX / es) {
+        laic_error("%s: shape of %zu elements of %s overflows the byte count", path, out->count,
                    npy_dtype_name(out->dtype));
         goto done;
     }
-    int extra = fgetc(f);
-    if (extra != EOF) {
+    const size_t nbytes = out->count * es;
+    if (regular) {
+        const size_t avail = (size_t)st.st_size - pre_len - hlen;
+        if (avail < nbytes) {
+            laic_error("%s: truncated data (the header's shape and dtype need %zu bytes, the file "
+                       "holds %zu)", path, nbytes, avail);
+            goto done;
+        }
+        if (avail > nbytes) {
+            laic_error("%s: %zu trailing bytes after the array data", path, avail - nbytes);
+            goto done;
+        }
+    }
+    if (read_data(path, f, nbytes, regular, &out->data)) goto done;
+    if (fgetc(f) != EOF) {
         laic_error("%s: trailing bytes after the array data", path);
         goto done;
     }
@@ -170,9 +207,9 @@ int npy_check_shape(const Npy *a, const char *path, int ndim, const long *shape)
 }
 
 int npy_to_f32(Npy *a, const char *path) {
-    (void)path;
     if (a->dtype == NPY_F32) return 0;
-    float *d = mallocCheck(a->count * sizeof(float));
+    float *d = malloc((a->count ? a->count : 1) * sizeof(float));
+    if (!d) return laic_error("%s: cannot allocate %zu floats (out of memory)", path, a->count);
     for (size_t i = 0; i < a->count; i++) {
         switch (a->dtype) {
         case NPY_F64: d[i] = (float)((double *)a->data)[i]; break;
@@ -192,7 +229,8 @@ int npy_to_i64(Npy *a, const char *path) {
     if (a->dtype == NPY_I64) return 0;
     if (a->dtype == NPY_F32 || a->dtype == NPY_F64)
         return laic_error("%s: expected an integer array, got %s", path, npy_dtype_name(a->dtype));
-    int64_t *d = mallocCheck(a->count * sizeof(int64_t));
+    int64_t *d = malloc((a->count ? a->count : 1) * sizeof(int64_t));
+    if (!d) return laic_error("%s: cannot allocate %zu int64 (out of memory)", path, a->count);
     for (size_t i = 0; i < a->count; i++) {
         switch (a->dtype) {
         case NPY_I32: d[i] = ((int32_t *)a->data)[i]; break;
