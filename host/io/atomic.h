@@ -1,14 +1,16 @@
 /*
- * atomic.h — all-or-nothing file output.
+ * atomic.h — all-or-nothing, durable file output.
  *
  * Every file laic writes goes through here: data is written to "<path>.tmp.<pid>" in the
- * same directory and renamed over <path> only when complete, so a failure or a kill never
- * leaves a half-written output behind.
+ * same directory, flushed to the disk (fsync), and renamed over <path> only when complete; the
+ * directory is then fsynced so the rename itself survives a power cut. A failure or a kill never
+ * leaves a half-written output behind, and a committed file is on the disk, not only in the
+ * page cache.
  *
  *   AtomicFile af;
  *   if (atomic_open(&af, path)) return -1;      // error recorded
  *   fwrite(..., af.fp);
- *   return atomic_commit(&af);                  // flush+close+rename, or abort and unlink
+ *   return atomic_commit(&af);                  // flush+fsync+close+rename+fsync dir, or abort
  */
 #ifndef LAIC_ATOMIC_H
 #define LAIC_ATOMIC_H
@@ -22,11 +24,17 @@ typedef struct {
 } AtomicFile;
 
 int atomic_open(AtomicFile *af, const char *path);
-/* Checks for write errors, closes and renames. On any error removes the temp file. */
+/* Checks for write errors, fsyncs, closes, renames and fsyncs the directory. On any error removes
+ * the temp file. */
 int atomic_commit(AtomicFile *af);
 /* Closes and removes the temp file (use on error paths). Safe to call twice. */
 void atomic_abort(AtomicFile *af);
 /* Writes a whole buffer atomically. */
 int atomic_write_file(const char *path, const void *data, size_t n);
+
+/* fsync of a directory (after a rename or create inside it); -1 with an error naming it. */
+int fsync_dir(const char *dir);
+/* fsync of the directory that holds `path` ("." for a bare name). */
+int fsync_parent(const char *path);
 
 #endif
