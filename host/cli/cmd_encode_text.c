@@ -154,7 +154,9 @@ int cmd_encode_text(int argc, char **argv) {
         if (read_tokens(tpath, &w.cfg, &tok, &N, &L)) goto fail;
     } else {
         L = w.cfg.context_length;
-        if (tokenize_file(texts, cli_get(opts, n, "--vocab"), L, &tok, &N)) goto fail;
+        if (clip_check_text_vocab(&w, cli_get(opts, n, "--weights")) ||
+            tokenize_file(texts, cli_get(opts, n, "--vocab"), L, &tok, &N))
+            goto fail;
     }
     int B = (size_t)batch < N ? (int)batch : (int)N;
     m = clip_model_create(&w, ops, B);

@@ -123,6 +123,7 @@ int cmd_train_centers(int argc, char **argv) {
     o.log = log_stderr;
     o.graph = !cli_flag(opts, n, "--no-graph");
     o.text_precision = cli_get(opts, n, "--text-precision");
+    o.image_precision = cli_get(opts, n, "--precision");
     cpu_set_threads((int)threads);
     const OpsBackend *ops = ops_get(cli_get(opts, n, "--device"));
     if (!ops) return cli_fail(2);
@@ -177,6 +178,7 @@ int cmd_train_centers(int argc, char **argv) {
             goto done;
         }
     if (clip_weights_load(&w, cli_get(opts, n, "--weights"))) goto done;
+    if (clip_check_text_vocab(&w, cli_get(opts, n, "--weights"))) goto done;   // the prompts' tokens
     const int E = w.cfg.embed_dim;
     if (fpath) {
         long xs[2] = {(long)N, E};

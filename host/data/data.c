@@ -22,6 +22,7 @@
 
 #include "model/image.h"
 #include "io/err.h"
+#include "io/gz.h"
 
 static const char *const k_kind_names[] = {"auto", "imagefolder", "cifar10", "cifar100",
                                            "stl10", "idx", "csv"};
@@ -393,37 +394,6 @@ static char *idx_find(const char *dir, const char *prefix, const char *what, int
     return NULL;
 }
 
-// Reads a (possibly gzip-compressed) file completely; zlib passes plain files through.
-static int read_maybe_gz(const char *path, uint8_t **buf, size_t *n) {
-    gzFile g = gzopen(path, "rb");
-    if (!g) return laic_error("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *b = mallocCheck(cap);
-    for (;;) {
-        if (cap - len < (1 << 16)) {
-            cap *= 2;
-            b = realloc(b, cap);
-            LAIC_ASSERT(b);
-        }
-        int r = gzread(g, b + len, (unsigned)(cap - len > (1u << 30) ? (1u << 30) : cap - len));
-        if (r < 0) break;
-        len += (size_t)r;
-        if (r == 0) break;
-    }
-    int errnum = Z_OK;
-    const char *msg = gzerror(g, &errnum);
-    if (errnum != Z_OK && errnum != Z_STREAM_END) {
-        laic_error("%s: gzip: %s (truncated or corrupt)", path, msg);
-        gzclose(g);
-        free(b);
-        return -1;
-    }
-    gzclose(g);
-    *buf = b;
-    *n = len;
-    return 0;
-}
-
 static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
@@ -450,6 +420,35 @@ static int idx_parse(const char *path, const uint8_t *buf, size_t len, int nd, u
     return 0;
 }
 
+// Reads an IDX file of `nd` dims (plain or gzip) no further than its header declares: the
+// header comes first, then the content is read with that size as the bound, so a gzip bomb (or
+// a header claiming terabytes) fails before it is decompressed or allocated.
+static int idx_read(const char *path, int nd, uint8_t **buf, size_t *n) {
+    uint8_t head[4 + 4 * 3];
+    size_t hdr = 4 + 4 * (size_t)nd, got = 0;
+    if (gz_read_head(path, head, hdr, &got)) return -1;
+    uint32_t dims[3];
+    const uint8_t *data;
+    if (got < hdr || be32(head) != (0x0800u | (uint32_t)nd))
+        return idx_parse(path, head, got, nd, dims, &data);   // its message (magic, truncated)
+    size_t want = 1;
+    for (int i = 0; i < nd; i++) {
+        uint32_t d = be32(head + 4 + 4 * i);
+        want = d && want > SIZE_MAX / d ? SIZE_MAX : want * d;
+    }
+    const size_t total = want > SIZE_MAX - hdr ? SIZE_MAX : hdr + want;
+    uint32_t isize;
+    int is_gz = gz_declared_size(path, &isize);
+    if (is_gz < 0) return -1;
+    if (is_gz && total >= ((size_t)1 << 32))
+        return laic_error("%s: the IDX header declares %zu bytes; gzip files of 4 GiB or more are "
+                          "not read ---> HINT: decompress it", path, total);
+    if (is_gz && (uint32_t)total != isize)
+        return laic_error("%s: the IDX header declares %zu bytes, the gzip trailer %u (truncated, "
+                          "corrupt, or a gzip bomb)", path, total, isize);
+    return gz_read_all(path, total, buf, n);
+}
+
 static int idx_part(Dataset *d, const char *dir, int train) {
     const char *prefix = train ? "train" : "t10k";
     char *ip = idx_find(dir, prefix, "images", 3), *lp = idx_find(dir, prefix, "labels", 1);
@@ -467,8 +466,8 @@ static int idx_part(Dataset *d, const char *dir, int train) {
         laic_error("%s: no %s-labels-idx1-ubyte[.gz] for %s", dir, prefix, ip);
         goto done;
     }
-    if (read_maybe_gz(ip, &ib, &in) || idx_parse(ip, ib, in, 3, idims, &pix)) goto done;
-    if (read_maybe_gz(lp, &lb, &ln) || idx_parse(lp, lb, ln, 1, ldims, &lab)) goto done;
+    if (idx_read(ip, 3, &ib, &in) || idx_parse(ip, ib, in, 3, idims, &pix)) goto done;
+    if (idx_read(lp, 1, &lb, &ln) || idx_parse(lp, lb, ln, 1, ldims, &lab)) goto done;
     if (ldims[0] != idims[0]) {
         laic_error("%s: %u labels for %u images in %s", lp, ldims[0], idims[0], ip);
         goto done;

@@ -68,6 +68,10 @@ typedef struct {
 /* Loads and validates. On error returns -1 with a one-line message naming the file. */
 int clip_weights_load(ClipWeights *w, const char *path);
 void clip_weights_free(ClipWeights *w);
+/* Text made by the CLIP tokenizer (ids up to 49407) needs a model whose vocabulary holds them:
+ * -1 with "<weights>: the model's vocabulary has N tokens, ..." otherwise (`weights` names the
+ * file in the message; a random-init model may pass a description). */
+int clip_check_text_vocab(const ClipWeights *w, const char *weights);
 /* Number of parameters implied by a config (== n_params after a load). */
 size_t clip_param_count(const ClipConfig *c);
 /* Fills c with a named architecture: "vit-b-32" (OpenAI ViT-B/32) or "tiny" (the fixtures'). */

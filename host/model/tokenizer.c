@@ -40,10 +40,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "io/err.h"
+#include "io/gz.h"
 #include "model/unicode_tables.h"
 
 #define VOCAB_NAME "bpe_simple_vocab_16e6.txt.gz"
@@ -639,39 +641,23 @@ static const int32_t *strmap_get(const StrMap *m, const char *s) {
     return NULL;
 }
 
+// The CLIP merges list is 1.36 MB; anything past this bound is not a vocabulary (or is a gzip
+// bomb) and fails before it is decompressed any further.
+#define VOCAB_MAX_BYTES ((size_t)16 << 20)
+
 static int read_gz(const char *path, char **out, size_t *out_n) {
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
+    struct stat st;
+    if (stat(path, &st))
         return laic_error("%s: cannot open vocabulary (%s) ---> HINT: run 'make setup' or pass --vocab",
-                          path, errno ? strerror(errno) : "gzopen failed");
-    size_t cap = 1 << 21, n = 0;
-    char *buf = mallocCheck(cap);
-    for (;;) {
-        if (cap - n < 65536) buf = xrealloc(buf, cap *= 2);
-        int r = gzread(gz, buf + n, (unsigned)(cap - n - 1));
-        if (r < 0) {
-            int code;
-            const char *msg = gzerror(gz, &code);
-            laic_error("%s: corrupt vocabulary (gzip: %s)", path, msg ? msg : "read error");
-            gzclose(gz);
-            free(buf);
-            return -1;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
+                          path, strerror(errno));
+    uint8_t *buf;
+    if (gz_read_all(path, VOCAB_MAX_BYTES, &buf, out_n)) {
+        const char *m = laic_last_error();
+        size_t pl = strlen(path);
+        if (!strncmp(m, path, pl) && !strncmp(m + pl, ": ", 2)) m += pl + 2;
+        return laic_error("%s: corrupt vocabulary (%s)", path, m);
     }
-    int code;
-    const char *msg = gzerror(gz, &code);
-    if (code != Z_OK && code != Z_STREAM_END) {
-        laic_error("%s: corrupt vocabulary (gzip: %s)", path, msg);
-        gzclose(gz);
-        free(buf);
-        return -1;
-    }
-    gzclose(gz);
-    buf[n] = 0;
-    *out = buf;
-    *out_n = n;
+    *out = (char *)buf;
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "model/clip.h"
+#include "model/tokenizer.h"
 #include "io/err.h"
 #include "io/safetensors.h"
 #include "io/sha256.h"
@@ -52,6 +53,14 @@ int clip_config_preset(ClipConfig *c, const char *arch) {
         return 0;
     }
     return laic_error("unknown architecture '%s' (expected vit-b-32 or tiny)", arch ? arch : "");
+}
+
+int clip_check_text_vocab(const ClipWeights *w, const char *weights) {
+    if (w->cfg.vocab_size >= TOKENIZER_VOCAB_SIZE) return 0;
+    return laic_error("%s: the model's vocabulary has %d tokens, fewer than the %d ids the CLIP "
+                      "tokenizer makes ---> HINT: text needs CLIP's vocabulary; give token ids "
+                      "below %d with encode-text --tokens", weights, w->cfg.vocab_size,
+                      TOKENIZER_VOCAB_SIZE, w->cfg.vocab_size);
 }
 
 // --- layout ------------------------------------------------------------------------------------
