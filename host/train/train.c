@@ -7,6 +7,7 @@
 #include "train/train.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "io/atomic.h"
 #include "io/err.h"
+#include "io/hash.h"
 
 // --- loss ------------------------------------------------------------------------------
 
@@ -271,40 +273,68 @@ void train_state_alloc(TrainState *s, int K, int M, int D) {
 void train_state_free(TrainState *s) {
     free(s->vec);
     free(s->mom);
+    free(s->hparams);
+    free(s->path);
     s->vec = s->mom = NULL;
+    s->hparams = s->path = NULL;
+}
+
+enum { H_MAGIC, H_VERSION, H_K, H_M, H_D, H_EPOCH, H_STEP_LO, H_STEP_HI, H_SEED_LO, H_SEED_HI,
+       H_HAVE_MOM, H_NRNG, H_HPLEN, H_SUM_LO, H_SUM_HI };
+#define CKPT_HASH_SEED 0x636b70745f763200ull   // "ckpt_v2"
+
+/* The checksum: the header with its checksum words zeroed, then each part. */
+static uint64_t ckpt_sum(const int32_t *h, const float *vec, const float *mom, size_t n,
+                         const Rng *rng, int n_rng, const char *hp, size_t hp_len) {
+    int32_t hz[256];
+    memcpy(hz, h, sizeof hz);
+    hz[H_SUM_LO] = hz[H_SUM_HI] = 0;
+    uint64_t x = laic_hash64(hz, sizeof hz, CKPT_HASH_SEED);
+    x = laic_hash64(vec, n * sizeof *vec, x);
+    x = laic_hash64(mom, n * sizeof *mom, x);
+    for (int r = 0; r < n_rng; r++) x = laic_hash64(rng[r].s, sizeof rng[r].s, x);
+    return laic_hash64(hp, hp_len, x);
 }
 
 int ckpt_save(const char *path, const TrainState *s) {
     if (s->n_rng < 0 || s->n_rng > CKPT_MAX_RNG)
         return laic_error("%s: %d RNG states (at most %d)", path, s->n_rng, CKPT_MAX_RNG);
+    const size_t hp_len = s->hparams ? strlen(s->hparams) : 0;
+    if (hp_len > CKPT_MAX_HPARAMS) return laic_error("%s: hyper-parameter text too long", path);
     int32_t h[256] = {0};
-    h[0] = CKPT_MAGIC;
-    h[1] = CKPT_VERSION;
-    h[2] = s->K;
-    h[3] = s->M;
-    h[4] = s->D;
-    h[5] = s->epoch;
-    h[6] = (int32_t)(uint32_t)((uint64_t)s->step & 0xffffffffu);
-    h[7] = (int32_t)(uint32_t)((uint64_t)s->step >> 32);
-    h[8] = (int32_t)(uint32_t)(s->seed & 0xffffffffu);
-    h[9] = (int32_t)(uint32_t)(s->seed >> 32);
-    h[10] = s->have_mom;
-    h[11] = s->n_rng;
+    h[H_MAGIC] = CKPT_MAGIC;
+    h[H_VERSION] = CKPT_VERSION;
+    h[H_K] = s->K;
+    h[H_M] = s->M;
+    h[H_D] = s->D;
+    h[H_EPOCH] = s->epoch;
+    h[H_STEP_LO] = (int32_t)(uint32_t)((uint64_t)s->step & 0xffffffffu);
+    h[H_STEP_HI] = (int32_t)(uint32_t)((uint64_t)s->step >> 32);
+    h[H_SEED_LO] = (int32_t)(uint32_t)(s->seed & 0xffffffffu);
+    h[H_SEED_HI] = (int32_t)(uint32_t)(s->seed >> 32);
+    h[H_HAVE_MOM] = s->have_mom;
+    h[H_NRNG] = s->n_rng;
+    h[H_HPLEN] = (int32_t)hp_len;
     size_t n = (size_t)s->K * s->M * s->D;
+    uint64_t sum = ckpt_sum(h, s->vec, s->mom, n, s->rng, s->n_rng, s->hparams ? s->hparams : "", hp_len);
+    h[H_SUM_LO] = (int32_t)(uint32_t)(sum & 0xffffffffu);
+    h[H_SUM_HI] = (int32_t)(uint32_t)(sum >> 32);
     AtomicFile af;
     if (atomic_open(&af, path)) return -1;
-    if (fwrite(h, sizeof h, 1, af.fp) != 1 || (n && fwrite(s->vec, sizeof(float), n, af.fp) != n) ||
-        (n && fwrite(s->mom, sizeof(float), n, af.fp) != n)) {
+    int ok = fwrite(h, sizeof h, 1, af.fp) == 1 && (!n || fwrite(s->vec, sizeof(float), n, af.fp) == n) &&
+             (!n || fwrite(s->mom, sizeof(float), n, af.fp) == n);
+    for (int r = 0; ok && r < s->n_rng; r++) ok = fwrite(s->rng[r].s, sizeof(uint64_t), 4, af.fp) == 4;
+    if (ok && hp_len) ok = fwrite(s->hparams, 1, hp_len, af.fp) == hp_len;
+    if (!ok) {
         atomic_abort(&af);
         return laic_error("%s: write failed", path);
     }
-    for (int r = 0; r < s->n_rng; r++)
-        if (fwrite(s->rng[r].s, sizeof(uint64_t), 4, af.fp) != 4) {
-            atomic_abort(&af);
-            return laic_error("%s: write failed", path);
-        }
     return atomic_commit(&af);
 }
+
+/* a * b (+ c) in size_t, or SIZE_MAX when it would wrap. */
+static size_t mul_sat(size_t a, size_t b) { return a && b > SIZE_MAX / a ? SIZE_MAX : a * b; }
+static size_t add_sat(size_t a, size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; }
 
 int ckpt_load(const char *path, TrainState *s) {
     memset(s, 0, sizeof *s);
@@ -317,38 +347,69 @@ int ckpt_load(const char *path, TrainState *s) {
         return laic_error("%s: not a laic checkpoint (shorter than its 1024-byte header)", path);
     }
     const char *bad = NULL;
-    if (h[0] != CKPT_MAGIC) bad = "bad magic number (not a laic checkpoint)";
-    else if (h[1] != CKPT_VERSION) bad = "unsupported checkpoint version";
-    else if (h[2] <= 0 || h[3] <= 0 || h[4] <= 0 || h[5] < 0 || (h[10] != 0 && h[10] != 1) ||
-             h[11] < 0 || h[11] > CKPT_MAX_RNG)
+    if (h[H_MAGIC] != CKPT_MAGIC) bad = "bad magic number (not a laic checkpoint)";
+    else if (h[H_VERSION] != CKPT_VERSION) bad = "version";
+    else if (h[H_K] <= 0 || h[H_M] <= 0 || h[H_D] <= 0 || h[H_EPOCH] < 0 ||
+             (h[H_HAVE_MOM] != 0 && h[H_HAVE_MOM] != 1) || h[H_NRNG] < 0 || h[H_NRNG] > CKPT_MAX_RNG ||
+             h[H_HPLEN] < 0 || h[H_HPLEN] > CKPT_MAX_HPARAMS)
         bad = "corrupt header";
     if (bad) {
         fclose(fp);
-        if (h[0] == CKPT_MAGIC && h[1] != CKPT_VERSION)
-            return laic_error("%s: checkpoint version %d, this build reads version %d", path,
-                              (int)h[1], CKPT_VERSION);
+        if (!strcmp(bad, "version"))
+            return laic_error("%s: checkpoint version %d, this build reads version %d%s", path,
+                              (int)h[H_VERSION], CKPT_VERSION,
+                              h[H_VERSION] == 1 ? " ---> HINT: version 1 holds no hyper-parameters or "
+                                                  "checksum; train again from the start" : "");
         return laic_error("%s: %s", path, bad);
     }
-    size_t n = (size_t)h[2] * (size_t)h[3] * (size_t)h[4];
-    size_t want = sizeof h + 2 * n * sizeof(float) + (size_t)h[11] * 4 * sizeof(uint64_t);
-    if ((size_t)st.st_size != want) {
+    // sizes in saturating arithmetic: a 1 KB file claiming K = M = 2^20 must not wrap to its size
+    const size_t n = mul_sat(mul_sat((size_t)h[H_K], (size_t)h[H_M]), (size_t)h[H_D]);
+    size_t want = add_sat(sizeof h, mul_sat(mul_sat(n, 2), sizeof(float)));
+    want = add_sat(want, (size_t)h[H_NRNG] * 4 * sizeof(uint64_t));
+    want = add_sat(want, (size_t)h[H_HPLEN]);
+    if (want == SIZE_MAX || (uint64_t)st.st_size != (uint64_t)want) {
         fclose(fp);
-        return laic_error("%s: size %lld bytes, header (K=%d M=%d D=%d, %d RNG) needs %zu", path,
-                          (long long)st.st_size, (int)h[2], (int)h[3], (int)h[4], (int)h[11],
+        return laic_error("%s: size %lld bytes, but its header (K=%d M=%d D=%d, %d RNG, %d bytes of "
+                          "settings) needs %s%zu", path, (long long)st.st_size, (int)h[H_K], (int)h[H_M],
+                          (int)h[H_D], (int)h[H_NRNG], (int)h[H_HPLEN], want == SIZE_MAX ? "more than " : "",
                           want);
     }
-    train_state_alloc(s, h[2], h[3], h[4]);
-    s->epoch = h[5];
-    s->step = (int64_t)((uint64_t)(uint32_t)h[6] | ((uint64_t)(uint32_t)h[7] << 32));
-    s->seed = (uint64_t)(uint32_t)h[8] | ((uint64_t)(uint32_t)h[9] << 32);
-    s->have_mom = h[10];
-    s->n_rng = h[11];
+    s->vec = malloc(n * sizeof(float));
+    s->mom = malloc(n * sizeof(float));
+    s->hparams = malloc((size_t)h[H_HPLEN] + 1);
+    if (!s->vec || !s->mom || !s->hparams) {
+        fclose(fp);
+        train_state_free(s);
+        return laic_error("%s: out of memory for K=%d M=%d D=%d", path, (int)h[H_K], (int)h[H_M], (int)h[H_D]);
+    }
+    s->K = h[H_K];
+    s->M = h[H_M];
+    s->D = h[H_D];
+    s->epoch = h[H_EPOCH];
+    s->step = (int64_t)((uint64_t)(uint32_t)h[H_STEP_LO] | ((uint64_t)(uint32_t)h[H_STEP_HI] << 32));
+    s->seed = (uint64_t)(uint32_t)h[H_SEED_LO] | ((uint64_t)(uint32_t)h[H_SEED_HI] << 32);
+    s->have_mom = h[H_HAVE_MOM];
+    s->n_rng = h[H_NRNG];
+    const size_t hp_len = (size_t)h[H_HPLEN];
     int ok = fread(s->vec, sizeof(float), n, fp) == n && fread(s->mom, sizeof(float), n, fp) == n;
     for (int r = 0; ok && r < s->n_rng; r++) ok = fread(s->rng[r].s, sizeof(uint64_t), 4, fp) == 4;
+    if (ok && hp_len) ok = fread(s->hparams, 1, hp_len, fp) == hp_len;
     fclose(fp);
     if (!ok) {
         train_state_free(s);
         return laic_error("%s: read failed", path);
     }
+    s->hparams[hp_len] = 0;
+    const uint64_t sum = (uint64_t)(uint32_t)h[H_SUM_LO] | ((uint64_t)(uint32_t)h[H_SUM_HI] << 32);
+    if (ckpt_sum(h, s->vec, s->mom, n, s->rng, s->n_rng, s->hparams, hp_len) != sum) {
+        train_state_free(s);
+        return laic_error("%s: checksum mismatch: the checkpoint is corrupted ---> HINT: resume from "
+                          "an intact copy or train again", path);
+    }
+    if (memchr(s->hparams, 0, hp_len)) {
+        train_state_free(s);
+        return laic_error("%s: corrupt hyper-parameter text", path);
+    }
+    s->path = strdup(path);
     return 0;
 }

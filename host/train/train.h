@@ -14,7 +14,7 @@
  *     on float32 tensors; train_lr() is CoOp's ConstantWarmupScheduler(CosineAnnealingLR)
  *     stepped once per epoch, with torch's recursive (chainable) cosine formula.
  *   - Checkpoints are written atomically and read back bit for bit; unknown magic, version or
- *     sizes are rejected with a one-line error naming the file.
+ *     sizes, and corrupted bytes (a checksum) are rejected with a one-line error naming the file.
  * Library code: errors return -1 after laic_error(); nothing prints.
  */
 #ifndef LAIC_TRAIN_H
@@ -94,8 +94,9 @@ void train_init_vectors(float *v /*(K,M,D)*/, size_t n, uint64_t seed);
 // --- checkpoint ------------------------------------------------------------------------
 
 #define CKPT_MAGIC 20250907
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2       // 2: hyper-parameters and a checksum (1 had neither: refused)
 #define CKPT_MAX_RNG 16
+#define CKPT_MAX_HPARAMS (1 << 20)   // bytes of hyper-parameter text
 
 /* Training state saved at the end of each epoch. vec and mom are (K, M, D) float32; mom is
  * meaningful only when have_mom. rng holds n_rng generator states (e.g. the shuffle stream). */
@@ -109,18 +110,24 @@ typedef struct {
     float *mom;          // (K, M, D)
     int n_rng;
     Rng rng[CKPT_MAX_RNG];
+    char *hparams;       // malloc'd "key = value\n" lines: every setting that changes the result
+                         // (host/train/trainer.c builds them; a resume must match), or NULL
+    char *path;          // the file it was loaded from (ckpt_load; for messages), or NULL
 } TrainState;
 
 /* Allocates vec and mom (zeroed) for K, M, D. */
 void train_state_alloc(TrainState *s, int K, int M, int D);
 void train_state_free(TrainState *s);
 
-/* Layout: int32 header[256] = {magic, version, K, M, D, epoch, step lo, step hi, seed lo,
- * seed hi, have_mom, n_rng, 0...}, then float32 vec (K*M*D), float32 mom (K*M*D), then
- * uint64 rng[n_rng][4], all little-endian. Written atomically. */
+/* Layout (version 2): int32 header[256] = {magic, version, K, M, D, epoch, step lo, step hi,
+ * seed lo, seed hi, have_mom, n_rng, hparams bytes, checksum lo, checksum hi, 0...}, then float32
+ * vec (K*M*D), float32 mom (K*M*D), uint64 rng[n_rng][4], then the hyper-parameter text, all
+ * little-endian. The checksum is io/hash.h's 64-bit hash chained over the header (checksum words
+ * zero) and every part after it. Written atomically (and fsynced). */
 int ckpt_save(const char *path, const TrainState *s);
-/* Reads a checkpoint into s (allocated here; free with train_state_free). Rejects a bad magic,
- * version, header value or file size. */
+/* Reads a checkpoint into s (allocated here; free with train_state_free). Rejects, naming the
+ * file: a bad magic, an unknown version, a header value out of range, a size that does not match
+ * the header (computed without overflow, before anything is allocated), a checksum mismatch. */
 int ckpt_load(const char *path, TrainState *s);
 
 #endif

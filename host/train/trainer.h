@@ -55,6 +55,8 @@ typedef struct {
     uint64_t seed;
     int text_batch;           // prompts per text forward/backward (0 = min(K, 100))
     int image_batch;          // views per image-encoder call (0 = 2*batch); <= the image model's
+    const char *image_precision; // matmul precision the image model was made with (recorded in
+                              // the checkpoint's settings; NULL = "fp32")
     const char *text_precision; // matmul precision of the text tower trained here: "fp32"
                               // (default: gradients in fp32), "tf32" or "bf16" (CUDA only)
     int graph;                // capture the device step as a CUDA graph where the backend can
@@ -87,8 +89,9 @@ typedef struct {
 /* Trains. image_model encodes the views (any ClipModel of w, e.g. the run's inference model);
  * the text tower runs on a training model created here on `ops`. res is filled (free with
  * trainer_result_free) on success and on a stop_after stop. Errors: bad options, pseudo-labels
- * out of range, a checkpoint that does not match (K, M, D, seed), a prefix too long for the
- * context, image read errors, backend errors. */
+ * out of range, a checkpoint that does not match (K, M, D, seed, and every setting that changes
+ * the result: its hparams, named key by key), a prefix too long for the context, image read
+ * errors, backend errors. */
 int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
                 const OpsBackend *ops, const TrainData *d, const TrainerOpts *o);
 void trainer_result_free(TrainResult *r);
