@@ -108,3 +108,25 @@ void synth_train_fix_free(SynthTrainFix *f) {
     free(f->X);
     clip_weights_free(&f->w);
 }
+
+void synth_cifar(const char *dir, int n_train, int n_test) {
+    Rng g;
+    rng_init(&g, 7, 0);
+    const char *names[2] = {"data_batch_1.bin", "test_batch.bin"};
+    int counts[2] = {n_train, n_test};
+    for (int s = 0; s < 2; s++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, names[s]);
+        FILE *f = fopen(p, "wb");
+        if (!f) return;
+        for (int i = 0; i < counts[s]; i++) {
+            unsigned char rec[3073];
+            rec[0] = (unsigned char)(i % 3);
+            for (int c = 0; c < 3; c++)
+                for (int k = 0; k < 1024; k++)
+                    rec[1 + c * 1024 + k] = (unsigned char)((c == rec[0] ? 160 : 40) + rng_below(&g, 80));
+            fwrite(rec, 1, sizeof rec, f);
+        }
+        fclose(f);
+    }
+}

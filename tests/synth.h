@@ -18,6 +18,11 @@
 void synth_planted(const char *dir, int K, int E, int N, int M, double sigma, uint64_t seed,
                    int label_stride);
 
+/* A CIFAR-10-format dataset in dir (data_batch_1.bin: n_train images, test_batch.bin: n_test) of
+ * random images whose class (i % 3) sets the dominant colour, so even a random-init encoder sees
+ * some structure (tests/run/). */
+void synth_cifar(const char *dir, int n_train, int n_test);
+
 /* n RGB8 images (h,w,3) in one buffer, served to the trainer (host/train/trainer.h TrainImageFn) by
  * synth_get_image with ctx = the SynthImages: a malloc'd copy of image i; an index past n is
  * an error. Shared by the trainer tests (tests/test_trainer*.c, tests/gpu/test_trainer_gpu.c). */

@@ -75,11 +75,17 @@ int cmd_ridge(int argc, char **argv) {
     }
     if (out) {
         C = mallocCheck(sizeof(float) * (size_t)N * M);   // (N,M)
-        if (ridge_solve(C, X.data, T.data, lambda, N, M, d, form)) goto done;
+        if (ridge_solve(C, X.data, T.data, lambda, N, M, d, form)) {
+            laic_error("%s: %s", tp, laic_last_error());   // the system is built from T
+            goto done;
+        }
     }
     if (zout) {
         Z = mallocCheck(sizeof(float) * (size_t)N * d);   // (N,d)
-        if (ridge_reduce(Z, X.data, T.data, lambda, N, M, d)) goto done;
+        if (ridge_reduce(Z, X.data, T.data, lambda, N, M, d)) {
+            laic_error("%s: %s", tp, laic_last_error());
+            goto done;
+        }
     }
     if (out && npy_write_f32_2d(out, C, (size_t)N, (size_t)M)) goto done;
     if (zout && npy_write_f32_2d(zout, Z, (size_t)N, (size_t)d)) goto done;

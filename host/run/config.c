@@ -34,7 +34,7 @@ static int validate(const CfgKey *k, const char *value, char *out, size_t n, con
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end)
-            return laic_error("%s: %s.%s: '%s' is not an integer", where, k->section, k->key, value);
+            return laic_error("%s: %s.%s: '%s' is not an integer", where, k->section, k->key, laic_escs(value));
         if (k->min <= k->max && (v < k->min || v > k->max))
             return laic_error("%s: %s.%s = %ld is out of range [%g, %g]", where, k->section, k->key,
                               v, k->min, k->max);
@@ -46,7 +46,7 @@ static int validate(const CfgKey *k, const char *value, char *out, size_t n, con
         double v = strtod(value, &end);
         if (errno || end == value || *end || !isfinite(v))
             return laic_error("%s: %s.%s: '%s' is not a finite number", where, k->section, k->key,
-                              value);
+                              laic_escs(value));
         if (k->min <= k->max && (v < k->min || v > k->max))
             return laic_error("%s: %s.%s = %g is out of range [%g, %g]", where, k->section, k->key,
                               v, k->min, k->max);
@@ -65,7 +65,7 @@ static int validate(const CfgKey *k, const char *value, char *out, size_t n, con
             return 0;
         }
         return laic_error("%s: %s.%s: '%s' is not a boolean (true/false)", where, k->section, k->key,
-                          value);
+                          laic_escs(value));
     case CFG_ENUM: {
         size_t len = strlen(value);
         for (const char *p = k->choices; *p;) {
@@ -78,8 +78,8 @@ static int validate(const CfgKey *k, const char *value, char *out, size_t n, con
             if (!bar) break;
             p = bar + 1;
         }
-        return laic_error("%s: %s.%s: '%s' is not one of %s", where, k->section, k->key, value,
-                          k->choices);
+        return laic_error("%s: %s.%s: '%s' is not one of %s", where, k->section, k->key,
+                          laic_escs(value), k->choices);
     }
     case CFG_TRIPLE: {
         if (!value[0]) {
@@ -167,11 +167,11 @@ int config_set(Config *c, const char *section, const char *key, const char *valu
         }
     if (!section_exists(c, section))
         return laic_error("%s: unknown section [%s] ---> HINT: laic run --help-config lists them",
-                          origin, section);
+                          origin, laic_escs(section));
     int i = find_key(c, section, key);
     if (i < 0)
         return laic_error("%s: unknown key '%s' in [%s] ---> HINT: laic run --help-config lists them",
-                          origin, key, section);
+                          origin, laic_escs(key), laic_escs(section));
     char buf[1024];
     if (strlen(value) >= sizeof buf)
         return laic_error("%s: %s.%s: value too long", origin, section, key);
@@ -221,7 +221,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     snprintf(where, sizeof where, "%s:%d", x->path, x->line);
     int rc = 0;
     if (!section[0])
-        rc = laic_error("%s: key '%s' outside any [section]", where, name);
+        rc = laic_error("%s: key '%s' outside any [section]", where, laic_escs(name));
     else
         rc = config_set(x->c, section, name, value, where);
     if (rc) x->failed = x->line;
@@ -284,6 +284,9 @@ double config_float(const Config *c, const char *s, const char *k) {
 }
 int config_bool(const Config *c, const char *s, const char *k) {
     return !strcmp(c->values[must_find(c, s, k)], "true");
+}
+const char *config_origin(const Config *c, const char *s, const char *k) {
+    return c->origin[must_find(c, s, k)];
 }
 
 /* "; "-prefixed lines of at most `width` bytes, broken at spaces (a longer word is cut: libinih

@@ -52,6 +52,8 @@ const char *config_str(const Config *c, const char *section, const char *key);
 long config_int(const Config *c, const char *section, const char *key);
 double config_float(const Config *c, const char *section, const char *key);
 int config_bool(const Config *c, const char *section, const char *key);
+/* Where the key's value came from: "default", "FILE:LINE" or "override 'x.y=z'". */
+const char *config_origin(const Config *c, const char *section, const char *key);
 
 /* Writes the resolved config as INI; with `annotate`, each key carries a comment with its doc,
  * default, tag and origin. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cluster/cluster.h"
 #include "io/atomic.h"
@@ -160,6 +161,11 @@ int run_execute(Run *r) {
         return 0;
     }
     snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
+    // run.dir is claimed (run_init), so a <dir>.partial here is from a run that was killed or
+    // stopped (train.stop_after); a resume has already read its checkpoint (prepare, above)
+    struct stat st;
+    if (!lstat(r->partial, &st))
+        run_log(r, "replacing %s, left by an earlier run of this run.dir that did not finish", r->partial);
     run_rm_rf(r->partial);
     if (run_mkdir_p(r->partial)) return -1;
     run_log(r, "run directory %s", r->dir);
@@ -239,6 +245,8 @@ int run_execute(Run *r) {
     if (rename(r->partial, r->dir))
         return laic_error("%s: cannot move the finished run into place: %s", r->dir, strerror(errno));
     r->partial[0] = 0;
+    // the rename reaches the disk too (every file inside was fsynced when it was written)
+    if (fsync_parent(r->dir)) return -1;
     fprintf(stderr, "laic: run complete: %s\n", r->dir);
     return 0;
 }

@@ -3,15 +3,21 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cluster/metrics.h"
+#include "io/atomic.h"
 #include "io/err.h"
+#include "io/hash.h"
 #include "io/npy.h"
 #include "io/progress.h"
 #include "io/sha256.h"
@@ -34,29 +40,7 @@ void run_log(Run *r, const char *fmt, ...) {
                                    now_seconds() - r->t0, line);
 }
 
-uint64_t run_hash64(const void *data, size_t n, uint64_t seed) {
-    // word-at-a-time multiply/rotate mixing with a final avalanche; four independent lanes
-    // keep the multiplier pipeline busy so hashing 123 MB of features costs ~50 ms
-    const uint64_t P1 = 0x9E3779B185EBCA87ull, P2 = 0xC2B2AE3D27D4EB4Full;
-    const unsigned char *b = data;
-    uint64_t h[4] = {seed ^ P1, seed ^ P2, seed + P1, seed - P2};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int l = 0; l < 4; l++) {
-            uint64_t w;
-            memcpy(&w, b + i + 8 * l, 8);
-            h[l] ^= w * P2;
-            h[l] = ((h[l] << 31) | (h[l] >> 33)) * P1;
-        }
-    uint64_t x = (uint64_t)n * P1;
-    for (int l = 0; l < 4; l++) x = (((x ^ h[l]) << 27) | ((x ^ h[l]) >> 37)) * P1 + P2;
-    for (; i < n; i++) x = (x ^ b[i]) * P1;
-    x ^= x >> 33;
-    x *= P2;
-    x ^= x >> 29;
-    x *= P1;
-    return x ^ (x >> 32);
-}
+uint64_t run_hash64(const void *data, size_t n, uint64_t seed) { return laic_hash64(data, n, seed); }
 
 void run_time(Run *r, const char *stage, double seconds) {
     cJSON *t = cJSON_GetObjectItemCaseSensitive(r->timings, stage);
@@ -138,36 +122,129 @@ int run_mkdir_p(const char *path) {
     return 0;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+    if (rc && errno != ENOENT) fprintf(stderr, "laic: warning: could not remove %s: %s\n", path, strerror(errno));
+    return 0;   // go on with the rest
+}
+
 void run_rm_rf(const char *path) {
     if (!path[0]) return;
     struct stat st;
-    if (stat(path, &st)) return;
-    char cmd[2300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0) fprintf(stderr, "laic: warning: could not remove %s\n", path);
+    if (lstat(path, &st)) return;
+    // no shell: a path may hold quotes or any other byte
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int run_normalize_dir(const char *path, char *out, size_t n, const char *what) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    if (len == 0) return laic_error("%s directory: empty path", what);
+    if (len >= n) return laic_error("%.200s...: %s directory path too long", path, what);
+    memcpy(out, path, len);
+    out[len] = 0;
+    return 0;
+}
+
+// --- claims -----------------------------------------------------------------------------------
+
+void run_claim_release(RunClaim *c) {
+    if (c->fd < 0) return;
+    // unlinked while still locked: a process that opened the old file sees it was replaced
+    unlink(c->lock);
+    close(c->fd);
+    c->fd = -1;
+}
+
+static long claim_pid(int fd) {
+    char b[64] = {0};
+    ssize_t n = pread(fd, b, sizeof b - 1, 0);
+    return n > 0 ? strtol(b, NULL, 10) : 0;
+}
+
+int run_claim(RunClaim *c, const char *dir, const char *what) {
+    c->fd = -1;
+    const char *other = !strcmp(what, "run") ? "run.dir or run.name" : "--dir";
+    if (snprintf(c->lock, sizeof c->lock, "%s.lock", dir) >= (int)sizeof c->lock)
+        return laic_error("%s: %s directory path too long", dir, what);
+    char parent[2100];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        if (run_mkdir_p(parent)) return -1;
+    }
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(c->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return laic_error("%s: cannot create the claim on %s directory %s: %s", c->lock, what,
+                              dir, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            long pid = claim_pid(fd);
+            close(fd);
+            if (e == EWOULDBLOCK) {
+                char who[96] = "another process";
+                if (pid > 0)
+                    snprintf(who, sizeof who, "laic pid %ld (%s)", pid,
+                             kill((pid_t)pid, 0) == 0 || errno == EPERM ? "running" : "not running on this machine");
+                return laic_error("%s: %s directory in use by %s, claim %s ---> HINT: wait for it to "
+                                  "finish, or choose another %s", dir, what, who, c->lock, other);
+            }
+            return laic_error("%s: cannot lock %s: %s", dir, c->lock, strerror(e));
+        }
+        // the previous holder may have removed the file between our open and flock: then we hold
+        // a lock on a deleted file, which claims nothing; try again with the current one
+        struct stat a, b;
+        if (fstat(fd, &a) || stat(c->lock, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(fd);
+            continue;
+        }
+        char line[64];
+        int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)len, 0) != len) {
+            int e = errno;
+            close(fd);
+            unlink(c->lock);
+            return laic_error("%s: cannot write the claim: %s", c->lock, strerror(e));
+        }
+        c->fd = fd;
+        // claimed; a run that finished before we got here left its directory
+        if (!lstat(dir, &a)) {
+            run_claim_release(c);
+            return laic_error("%s: %s directory already exists ---> HINT: choose another %s", dir,
+                              what, other);
+        }
+        return 0;
+    }
+    return laic_error("%s: could not claim %s (it keeps being replaced)", dir, c->lock);
 }
 
 int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run) {
     memset(r, 0, sizeof *r);
+    r->claim.fd = -1;
     r->t0 = now_seconds();
     r->dry_run = dry_run;
     config_init(&r->cfg, laic_config_keys, laic_config_nkeys);
+    if (config_path) snprintf(r->config_path, sizeof r->config_path, "%s", config_path);
     if (config_path && config_load_ini(&r->cfg, config_path)) return -1;
     for (int i = 0; i < n_over; i++)
         if (config_override(&r->cfg, overrides[i])) return -1;
     const char *dir = config_str(&r->cfg, "run", "dir");
     if (dir[0]) {
-        snprintf(r->dir, sizeof r->dir, "%s", dir);
+        // "out/" would put the work in "out/.partial" and could never be renamed to "out/"
+        if (run_normalize_dir(dir, r->dir, sizeof r->dir, "run")) return -1;
     } else {
         char ts[32];
         time_t now = time(NULL);
         strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", gmtime(&now));
         snprintf(r->dir, sizeof r->dir, "runs/%s-%s", config_str(&r->cfg, "run", "name"), ts);
     }
-    struct stat st;
-    if (!stat(r->dir, &st) && !dry_run)
-        return laic_error("%s: run directory already exists ---> HINT: choose another run.dir or "
-                          "run.name", r->dir);
+    // claimed before anything is computed: a second run with this run.dir fails here, at once,
+    // and never touches this one's <dir>.partial
+    if (!dry_run && run_claim(&r->claim, r->dir, "run")) return -1;
     r->report = cJSON_CreateObject();
     r->timings = cJSON_CreateObject();
     r->methods = cJSON_CreateObject();
@@ -178,6 +255,7 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
 
 void run_free(Run *r) {
     if (r->partial[0] && !r->keep_partial) run_rm_rf(r->partial);
+    run_claim_release(&r->claim);   // after the .partial is gone
     free(r->pl_y);
     free(r->pl_hq);
     if (r->resume) train_state_free(r->resume);
@@ -217,6 +295,7 @@ void run_free(Run *r) {
     free(r->log);
     config_free(&r->cfg);
     memset(r, 0, sizeof *r);
+    r->claim.fd = -1;
 }
 
 /* Cache path "<cache_dir>/<kind>-<first 16 hex of sha256(key)>.npy". */
@@ -244,3 +323,111 @@ void run_cache_status(Run *r, const char *stage, const char *status) {
 }
 
 int run_cache_dir(Run *r) { return ensure_dir(config_str(&r->cfg, "run", "cache_dir")); }
+
+// --- verified cache entries -------------------------------------------------------------------
+
+#define CACHE_SUM_MAGIC "laic-cache-entry 1"
+#define CACHE_HASH_SEED 0x6c61696363616368ull   // "laiccach"
+
+/* The sidecar's text for an entry: the key (escaped to one line), dtype, shape, content hash. */
+static char *cache_sum_text(const char *key, NpyDtype dtype, int ndim, const size_t *shape,
+                            const void *data) {
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= shape[i];
+    uint64_t h = laic_hash64(data, count * npy_dtype_size(dtype), CACHE_HASH_SEED);
+    size_t kl = strlen(key), cap = 4 * kl + 512, o = 0;
+    char *t = mallocCheck(cap);
+    o += (size_t)snprintf(t + o, cap - o, "%s\nkey ", CACHE_SUM_MAGIC);
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)   // one line, reversible
+        o += (size_t)(*p >= 0x20 && *p < 0x7f && *p != '\\' ? snprintf(t + o, cap - o, "%c", *p)
+                                                             : snprintf(t + o, cap - o, "\\x%02x", *p));
+    o += (size_t)snprintf(t + o, cap - o, "\ndtype %s\nshape", npy_dtype_name(dtype));
+    for (int i = 0; i < ndim; i++) o += (size_t)snprintf(t + o, cap - o, " %zu", shape[i]);
+    snprintf(t + o, cap - o, "\nhash %016llx\n", (unsigned long long)h);
+    return t;
+}
+
+static void sum_path(const char *path, char *out, size_t n) { snprintf(out, n, "%s.sum", path); }
+
+void run_cache_reject(Run *r, const char *what, const char *path, const char *why, Npy *a) {
+    if (a) npy_free(a);
+    char sp[2300];
+    sum_path(path, sp, sizeof sp);
+    unlink(sp);   // the sidecar first: an entry without one is never used
+    unlink(path);
+    run_log(r, "warning: %s cache %s failed its check (%s); recomputing", what, path, why);
+}
+
+int run_cache_load(Run *r, const char *what, const char *path, const char *key, Npy *out) {
+    memset(out, 0, sizeof *out);
+    char sp[2300];
+    sum_path(path, sp, sizeof sp);
+    struct stat st;
+    const int have = !stat(path, &st), have_sum = !stat(sp, &st);
+    if (!have && !have_sum) return 0;   // a plain miss
+    if (!have || !have_sum) {
+        run_cache_reject(r, what, path, have ? "no checksum sidecar" : "data file missing", NULL);
+        return 0;
+    }
+    size_t n = 0;
+    char *sum = NULL;
+    FILE *f = fopen(sp, "rb");
+    if (f) {
+        sum = mallocCheck(65536);
+        n = fread(sum, 1, 65535, f);
+        sum[n] = 0;
+        fclose(f);
+    }
+    if (!sum || n == 65535) {
+        free(sum);
+        run_cache_reject(r, what, path, "unreadable checksum sidecar", NULL);
+        return 0;
+    }
+    if (npy_read(path, out)) {
+        char why[1200];
+        snprintf(why, sizeof why, "%s", laic_last_error());
+        free(sum);
+        run_cache_reject(r, what, path, why, NULL);
+        return 0;
+    }
+    char *want = cache_sum_text(key, out->dtype, out->ndim, out->shape, out->data);
+    // the first line that differs says why: magic, key, dtype, shape or content hash
+    const char *why = NULL;
+    if (strcmp(sum, want)) {
+        const char *a = sum, *b = want;
+        while (*a && *a == *b) a++, b++;
+        while (a > sum && a[-1] != '\n') a--;
+        why = !strncmp(a, "key ", 4) ? "made under another key"
+            : !strncmp(a, "dtype ", 6) ? "dtype differs from its checksum record"
+            : !strncmp(a, "shape", 5) ? "shape differs from its checksum record"
+            : !strncmp(a, "hash ", 5) ? "content hash mismatch: the data changed"
+            : "not a laic cache checksum";
+    }
+    free(sum);
+    free(want);
+    if (why) {
+        run_cache_reject(r, what, path, why, out);
+        return 0;
+    }
+    return 1;
+}
+
+void run_cache_store(Run *r, const char *what, const char *path, const char *key, NpyDtype dtype,
+                     int ndim, const size_t *shape, const void *data) {
+    char sp[2300];
+    sum_path(path, sp, sizeof sp);
+    unlink(sp);   // the old entry is invalid from here on, whatever happens below
+    char *text = cache_sum_text(key, dtype, ndim, shape, data);
+    if (run_cache_dir(r) || npy_write(path, dtype, ndim, shape, data) ||
+        atomic_write_file(sp, text, strlen(text)))
+        run_log(r, "warning: %s cache not written: %s", what, laic_last_error());
+    free(text);
+}
+
+const char *run_key_where(const Run *r, const char *section, const char *key, char *buf, size_t n) {
+    const char *o = config_origin(&r->cfg, section, key);
+    if (strcmp(o, "default")) snprintf(buf, n, "%s", o);
+    else if (r->config_path[0]) snprintf(buf, n, "%s (%s.%s not set: default)", r->config_path, section, key);
+    else snprintf(buf, n, "%s.%s (default)", section, key);
+    return buf;
+}

@@ -7,7 +7,10 @@
  * and methods in order). Nothing includes upward, so a method never depends on the driver.
  *
  * A run is written into "<dir>.partial/" and renamed to <dir> only when every file is complete,
- * so a failed run leaves no run directory behind. Every file inside is written atomically.
+ * so a failed run leaves no run directory behind. Every file inside is written atomically and
+ * fsynced (io/atomic.h); the final rename is fsynced in the parent directory. run.dir is claimed
+ * at start (RunClaim below): a second run with the same run.dir fails at once and never touches
+ * the first one's files. A trailing '/' of run.dir is dropped.
  * Directory contents: config.ini (fully resolved, loads back unchanged), report.json (metrics
  * per method, pseudo-label quality before/after the kNN filter, sizes, per-stage timings, seeds,
  * weights hash, git commit, device, class names, the eval dataset's kind/root/split, and
@@ -21,6 +24,11 @@
  * eval_index.npy (int64 [N_eval], the dataset item of each eval row; not for precomputed
  * features), cluster_nearest.npy (int64 [K, n], per cluster the eval rows nearest its mean image
  * feature, -1 padded; not for precomputed features), then report.html itself.
+ *
+ * Every cache entry is a .npy file with a sidecar "<entry>.npy.sum" holding the key that made it,
+ * its dtype, shape and a 64-bit content hash (run_cache_load / run_cache_store). An entry that
+ * fails any check (missing or other key, hash, shape, an index out of range) is never used: a
+ * one-line warning, the stage recomputes, and the entry is replaced.
  *
  * Stages read and write plain arrays; image and noun features are cached on disk
  * (run.cache_dir) under keys built from every input they depend on (weights sha256, dataset
@@ -45,6 +53,7 @@
 #include "run/config.h"
 #include "data/data.h"
 #include "data/nouns.h"
+#include "io/npy.h"
 #include "train/train.h"
 
 typedef struct cJSON cJSON;
@@ -57,8 +66,28 @@ typedef struct {
     size_t N;
 } FeatureSet;
 
+/* The claim on a run or sweep directory: an exclusive flock(2) on "<dir>.lock", which holds the
+ * claimer's pid. The kernel drops the lock when its process ends, even by kill -9, so a killed
+ * run never leaves a claim that blocks the next one; the next one finds its "<dir>.partial" and
+ * may resume from it (run.resume) or replaces it. */
+typedef struct {
+    int fd;                // -1 = not held
+    char lock[2100];       // "<dir>.lock"
+} RunClaim;
+
+/* Claims dir ("run" or "sweep" directory, for messages): -1 with a one-line error when another
+ * live process holds it (naming its pid and the lock file) or the lock cannot be created. Parent
+ * directories are created. Then checks that dir itself does not exist yet (a finished run). */
+int run_claim(RunClaim *c, const char *dir, const char *what);
+/* Releases the claim and removes the lock file (safe when not held). */
+void run_claim_release(RunClaim *c);
+/* Copies path into out (size n) without trailing '/' ("/" stays "/"); -1 when empty or too long. */
+int run_normalize_dir(const char *path, char *out, size_t n, const char *what);
+
 typedef struct Run {
     Config cfg;
+    char config_path[2048]; // the INI file given to run_init ("" = none), for messages
+    RunClaim claim;        // held from run_init to run_free (not for a dry run)
     char dir[2048];        // final run directory
     char partial[2100];    // where files are written until the run completes
     int dry_run;
@@ -115,7 +144,7 @@ typedef struct Run {
  * <dir>.partial if the run did not complete. run_execute (host/run/pipeline.h) runs the stages. */
 int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run);
 void run_free(Run *r);
-/* rm -rf path (no-op when missing; a warning when it cannot be removed). */
+/* rm -rf path, without a shell (no-op when missing; a warning when it cannot be removed). */
 void run_rm_rf(const char *path);
 
 /* 64-bit content hash of a buffer (cache keys; not cryptographic, fast enough for 10^8 bytes). */
@@ -128,6 +157,21 @@ void run_cache_status(Run *r, const char *stage, const char *status);
 void run_cache_path(Run *r, const char *kind, const char *key, const char *suffix, char *out, size_t n);
 /* Creates run.cache_dir if missing. */
 int run_cache_dir(Run *r);
+/* Reads a cache entry made under `key` (`what` names it in the warning): 1 = usable, *out filled
+ * (npy_free it); 0 = compute it (absent: silently; present but failing its check: one warning
+ * line and the entry is removed). Checks: the sidecar exists and holds this key, the file reads,
+ * and its dtype, shape and content hash are those the sidecar records. The caller then checks
+ * what it knows (expected shape, index ranges) and calls run_cache_reject on a failure. */
+int run_cache_load(Run *r, const char *what, const char *path, const char *key, Npy *out);
+/* Warns (one line: the entry, why, "recomputing"), removes the entry and its sidecar, frees a. */
+void run_cache_reject(Run *r, const char *what, const char *path, const char *why, Npy *a);
+/* Writes an entry and its sidecar (atomically, both fsynced); a failure is a warning in the log,
+ * not an error (the run goes on without the cache). */
+void run_cache_store(Run *r, const char *what, const char *path, const char *key, NpyDtype dtype,
+                     int ndim, const size_t *shape, const void *data);
+/* Where a config key got its value, for messages: "FILE:LINE", "override 'x.y=z'", or
+ * "CONFIG (default)" / "default" when nothing set it. */
+const char *run_key_where(const Run *r, const char *section, const char *key, char *buf, size_t n);
 
 /* mkdir -p (mode 0755); -1 with "<dir>: cannot create: <reason>" recorded (run and sweep dirs). */
 int run_mkdir_p(const char *path);

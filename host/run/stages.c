@@ -216,6 +216,12 @@ static int load_precomputed(Run *r) {
     return (int)x.shape[1] > 0 ? 0 : laic_error("%s: zero-width features", xp);
 }
 
+/* The file or folder the images come from, for messages. */
+static const char *data_source(const Run *r) {
+    const char *xp = config_str(&r->cfg, "data", "image_features");
+    return xp[0] ? xp : config_str(&r->cfg, "data", "path");
+}
+
 int stage_data(Run *r) {
     if (r->fit.N) return 0;   // already done (dry-run planning happens first)
     double t = now_seconds();
@@ -228,9 +234,12 @@ int stage_data(Run *r) {
         const char *kind = config_str(&r->cfg, "data", "kind");
         const char *fs = config_str(&r->cfg, "data", "fit_split");
         const char *es = config_str(&r->cfg, "data", "eval_split");
-        if (!path[0])
-            return laic_error("data.path is empty ---> HINT: set data.path (or data.image_features) "
-                              "in the config or as data.path=DIR on the command line");
+        if (!path[0]) {
+            char w[2400];
+            return laic_error("%s: data.path is empty ---> HINT: set data.path (or "
+                              "data.image_features) in the config or as data.path=DIR on the "
+                              "command line", run_key_where(r, "data", "path", w, sizeof w));
+        }
         if (dataset_open(&r->dfit, kind, path, fs)) return -1;
         r->have_dfit = 1;
         r->sel_fit = select_subset(r->dfit.n, sub, seed, 101);
@@ -253,13 +262,16 @@ int stage_data(Run *r) {
                 dataset_kind_name(r->dfit.kind), r->dfit.root, path, fs, r->fit.N, es, r->eval.N,
                 r->n_classes, sub ? " (seeded subsample)" : "");
     }
-    if (r->fit.N < 2) return laic_error("%s: need at least 2 images, got %zu", "data", r->fit.N);
+    if (r->fit.N < 2) return laic_error("%s: need at least 2 images, got %zu", data_source(r), r->fit.N);
     long K = config_int(&r->cfg, "kmeans", "k");
     r->K = K ? (int)K : r->n_classes;
+    char kw[2400];
     if (r->K < 1)
-        return laic_error("kmeans.k = 0 and the data has no class labels ---> HINT: set kmeans.k");
+        return laic_error("%s: kmeans.k = 0 and %s has no class labels ---> HINT: set kmeans.k",
+                          run_key_where(r, "kmeans", "k", kw, sizeof kw), data_source(r));
     if ((size_t)r->K > r->fit.N)
-        return laic_error("kmeans.k = %d exceeds the %zu fit images", r->K, r->fit.N);
+        return laic_error("%s: kmeans.k = %d exceeds the %zu fit images of %s",
+                          run_key_where(r, "kmeans", "k", kw, sizeof kw), r->K, r->fit.N, data_source(r));
     // image centres: round(N/300) (TAC filter_nouns.py's cluster_num: 167 for 50,000, 17 for
     // 5,000, 4271 for 1,281,167; halves round up [ours]), or 3K when a class of the fit split
     // has fewer than 300 samples (paper §3.1; TAC: 141 for DTD, 303 for UCF101)
@@ -300,35 +312,42 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
              config_str(&r->cfg, "model", "precision"), r->ops->name);
     run_cache_path(r, "img", key, "", path, sizeof path);
     run_cache_path(r, "img", key, "-keep", keep_path, sizeof keep_path);
-    struct stat st;
-    if (!stat(path, &st) && !stat(keep_path, &st)) {
-        Npy x, k;
-        long shx[2] = {-1, E};
-        if (!npy_read_f32(path, &x, 2, shx) && !npy_read_i64(keep_path, &k, 1, NULL) &&
-            k.shape[0] == x.shape[0]) {
-            int64_t *keep = k.data;
-            for (size_t i = 0; i < k.shape[0]; i++)   // a cache of another subsample is not ours
-                if (keep[i] < 0 || (size_t)keep[i] >= fs->N || (i && keep[i] <= keep[i - 1])) {
-                    npy_free(&x);
-                    npy_free(&k);
-                    return laic_error("%s: row indices out of order or range ---> HINT: delete it to "
-                                      "re-encode", keep_path);
+    char keep_key[6100];
+    snprintf(keep_key, sizeof keep_key, "%s|keep", key);
+    Npy x, k;
+    if (run_cache_load(r, "image feature", path, key, &x)) {
+        if (!run_cache_load(r, "image feature index", keep_path, keep_key, &k)) {
+            run_cache_reject(r, "image feature", path, "its index file failed its check", &x);
+        } else {
+            // every index and size is checked before use: rows kept from this split's fs->N
+            // images, strictly increasing (the encoder's order), one per feature row
+            const char *why = NULL;
+            if (x.dtype != NPY_F32 || x.ndim != 2 || x.shape[1] != (size_t)E) why = "not float32 [N,E]";
+            else if (k.dtype != NPY_I64 || k.ndim != 1) why = "index file not int64 [N]";
+            else if (k.shape[0] != x.shape[0] || k.shape[0] == 0 || k.shape[0] > fs->N)
+                why = "index count does not match the features and the split";
+            const int64_t *keep = k.data;
+            for (size_t i = 0; !why && i < k.count; i++)
+                if (keep[i] < 0 || (size_t)keep[i] >= fs->N || (i && keep[i] <= keep[i - 1]))
+                    why = "index out of range or out of order";
+            if (why) {
+                run_cache_reject(r, "image feature index", keep_path, why, &k);
+                run_cache_reject(r, "image feature", path, "its index file failed its check", &x);
+            } else {
+                fs->item = mallocCheck((k.shape[0] ? k.shape[0] : 1) * sizeof *fs->item);
+                for (size_t i = 0; i < k.shape[0]; i++) {
+                    fs->y[i] = fs->y[keep[i]];
+                    fs->item[i] = (int64_t)(sel ? sel[keep[i]] : (size_t)keep[i]);
                 }
-            fs->item = mallocCheck((k.shape[0] ? k.shape[0] : 1) * sizeof *fs->item);
-            for (size_t i = 0; i < k.shape[0]; i++) {
-                fs->y[i] = fs->y[keep[i]];
-                fs->item[i] = (int64_t)(sel ? sel[keep[i]] : (size_t)keep[i]);
+                r->n_bad_images += fs->N - k.shape[0];
+                fs->N = k.shape[0];
+                fs->X = x.data;
+                npy_free(&k);
+                run_cache_status(r, "image_features", "hit");
+                run_log(r, "images (%s): %zu features from cache %s", split, fs->N, path);
+                return 0;
             }
-            r->n_bad_images += fs->N - k.shape[0];
-            fs->N = k.shape[0];
-            fs->X = x.data;
-            npy_free(&k);
-            run_cache_status(r, "image_features", "hit");
-            run_log(r, "images (%s): %zu features from cache %s", split, fs->N, path);
-            return 0;
         }
-        return laic_error("%s: unreadable feature cache (%s) ---> HINT: delete it to re-encode",
-                          path, laic_last_error());
     }
     const size_t n = fs->N;
     float *X = mallocCheck(n * (size_t)E * sizeof *X);
@@ -408,10 +427,9 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     fs->N = nkeep;
     fs->X = X;
     // cache (best effort: a failed cache write is reported, not fatal)
-    size_t ks[1] = {nkeep};
-    if (run_cache_dir(r) || npy_write_f32_2d(path, X, nkeep, (size_t)E) ||
-        npy_write(keep_path, NPY_I64, 1, ks, keep))
-        run_log(r, "warning: feature cache not written: %s", laic_last_error());
+    size_t ks[1] = {nkeep}, xs[2] = {nkeep, (size_t)E};
+    run_cache_store(r, "image feature", path, key, NPY_F32, 2, xs, X);
+    run_cache_store(r, "image feature index", keep_path, keep_key, NPY_I64, 1, ks, keep);
     free(keep);
     return 0;
 }
@@ -428,7 +446,10 @@ int stage_images(Run *r) {
     else if (encode_split(r, &r->deval, r->sel_eval, config_str(&r->cfg, "data", "eval_split"), &r->eval))
         return -1;
     if (r->n_bad_images) run_log(r, "skipped %zu unreadable images (data.skip_bad)", r->n_bad_images);
-    if ((size_t)r->K > r->fit.N) return laic_error("kmeans.k = %d exceeds the %zu readable fit images", r->K, r->fit.N);
+    char kw[2400];
+    if ((size_t)r->K > r->fit.N)
+        return laic_error("%s: kmeans.k = %d exceeds the %zu readable fit images of %s",
+                          run_key_where(r, "kmeans", "k", kw, sizeof kw), r->K, r->fit.N, data_source(r));
     run_time(r, "encode_images", now_seconds() - t);
     return 0;
 }
@@ -450,6 +471,9 @@ int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *ou
 
 int stage_encode_prompts_raw(Run *r, const char *const *prompts, size_t n, float *out) {
     const int L = r->w.cfg.context_length, E = r->w.cfg.embed_dim;
+    const char *wp = config_str(&r->cfg, "model", "weights");
+    if (clip_check_text_vocab(&r->w, wp[0] ? wp : r->random_weights ? "model.weights (random init)" : DEFAULT_WEIGHTS))
+        return -1;
     const char *vp = tokenizer_default_vocab_path();
     if (!vp) return -1;
     Tokenizer *tok = tokenizer_load(vp);
@@ -553,15 +577,19 @@ int stage_nouns(Run *r) {
              r->w.sha256, real, (long long)st.st_size, sub, (unsigned long long)seed,
              NOUNS_N_TEMPLATES, r->ops->name, config_str(&r->cfg, "model", "precision"));
     run_cache_path(r, "nouns", key, "", path, sizeof path);
-    long shape[2] = {(long)r->Mn, E};
     Npy x;
-    if (!stat(path, &st) && !npy_read_f32(path, &x, 2, shape)) {
+    if (run_cache_load(r, "noun feature", path, key, &x)) {
+        if (x.dtype != NPY_F32 || x.ndim != 2 || x.shape[0] != r->Mn || x.shape[1] != (size_t)E) {
+            run_cache_reject(r, "noun feature", path, "not float32 [nouns, E]", &x);
+            goto encode;
+        }
         r->T_all = x.data;
         run_cache_status(r, "noun_features", "hit");
         run_log(r, "nouns: %zu noun features from cache %s", r->Mn, path);
         free(sel);
         return 0;
     }
+encode:;
     // 7 templates per noun (SPEC §4): the mean of the RAW (unnormalised) prompt features, then
     // L2-normalised, as TAC's text_embedding.py:53-57 (ensemble) and filter_nouns.py:25-27
     const size_t np = r->Mn * NOUNS_N_TEMPLATES;
@@ -592,8 +620,8 @@ int stage_nouns(Run *r) {
         }
     free(pf);
     normalize_rows(r->T_all, r->Mn, E);
-    if (run_cache_dir(r) || npy_write_f32_2d(path, r->T_all, r->Mn, (size_t)E))
-        run_log(r, "warning: noun cache not written: %s", laic_last_error());
+    size_t ts[2] = {r->Mn, (size_t)E};
+    run_cache_store(r, "noun feature", path, key, NPY_F32, 2, ts, r->T_all);
     run_time(r, "encode_nouns", now_seconds() - t);
     return 0;
 }
@@ -625,36 +653,36 @@ static void candidates_key(Run *r, char *key, size_t n) {
 }
 
 /* Loads cached candidate indices (path) and their (M,3) info (ipath); 1 = hit, 0 = miss (absent
- * or unusable: recompute). */
-static int candidates_from_cache(Run *r, const char *path, const char *ipath) {
-    struct stat st;
+ * or failing a check: recompute). */
+static int candidates_from_cache(Run *r, const char *path, const char *ipath, const char *key) {
     Npy c, inf;
-    if (stat(path, &st) || stat(ipath, &st) || npy_read_i64(path, &c, 1, NULL)) return 0;
-    int ok = c.shape[0] > 0;
+    char ikey[620];
+    snprintf(ikey, sizeof ikey, "%s|info", key);
+    if (!run_cache_load(r, "candidate", path, key, &c)) return 0;
+    int ok = c.dtype == NPY_I64 && c.ndim == 1 && c.shape[0] > 0;
     const int64_t *v = c.data;
     for (size_t i = 0; ok && i < c.shape[0]; i++)   // sorted, in range: else not ours
         ok = v[i] >= 0 && (size_t)v[i] < r->Mn && (i == 0 || v[i] > v[i - 1]);
-    if (ok) {
-        long shape[2] = {(long)c.shape[0], 3};
-        ok = npy_read(ipath, &inf) == 0;
-        if (ok) {
-            ok = inf.dtype == NPY_F64 && inf.ndim == 2 && inf.shape[0] == (size_t)shape[0] &&
-                 inf.shape[1] == 3;
-            const double *d = inf.data;
-            for (size_t i = 0; ok && i < c.shape[0]; i++)
-                ok = d[3 * i] >= 0 && d[3 * i] < r->kc && isfinite(d[3 * i + 1]) && isfinite(d[3 * i + 2]);
-            if (ok) {
-                r->cand_info = mallocCheck(c.shape[0] * 3 * sizeof *r->cand_info);
-                memcpy(r->cand_info, inf.data, c.shape[0] * 3 * sizeof *r->cand_info);
-            }
-            npy_free(&inf);
-        }
-    }
     if (!ok) {
-        npy_free(&c);
-        run_log(r, "warning: ignoring unusable candidate cache %s", path);
+        run_cache_reject(r, "candidate", path, "not sorted noun indices in range", &c);
         return 0;
     }
+    if (!run_cache_load(r, "candidate info", ipath, ikey, &inf)) {
+        run_cache_reject(r, "candidate", path, "its info file failed its check", &c);
+        return 0;
+    }
+    ok = inf.dtype == NPY_F64 && inf.ndim == 2 && inf.shape[0] == c.shape[0] && inf.shape[1] == 3;
+    const double *d = inf.data;
+    for (size_t i = 0; ok && i < c.shape[0]; i++)   // a centre index in range, finite scores
+        ok = d[3 * i] >= 0 && d[3 * i] < r->kc && isfinite(d[3 * i + 1]) && isfinite(d[3 * i + 2]);
+    if (!ok) {
+        run_cache_reject(r, "candidate info", ipath, "not (M,3) float64 with centres in range", &inf);
+        run_cache_reject(r, "candidate", path, "its info file failed its check", &c);
+        return 0;
+    }
+    r->cand_info = mallocCheck(c.shape[0] * 3 * sizeof *r->cand_info);
+    memcpy(r->cand_info, inf.data, c.shape[0] * 3 * sizeof *r->cand_info);
+    npy_free(&inf);
     r->M = c.shape[0];
     r->cand = mallocCheck(r->M * sizeof *r->cand);
     memcpy(r->cand, c.data, r->M * sizeof *r->cand);
@@ -716,7 +744,7 @@ int stage_candidates(Run *r) {
     candidates_key(r, key, sizeof key);
     run_cache_path(r, "cand", key, "", cpath, sizeof cpath);
     run_cache_path(r, "cand", key, "-info", ipath, sizeof ipath);
-    if (candidates_from_cache(r, cpath, ipath)) {
+    if (candidates_from_cache(r, cpath, ipath, key)) {
         run_cache_status(r, "candidates", "hit");
         run_log(r, "candidates: %zu nouns from cache %s", r->M, cpath);
         run_time(r, "centres_and_candidates", now_seconds() - t);
@@ -793,9 +821,10 @@ int stage_candidates(Run *r) {
     free(sc);
     gather_candidates(r);
     size_t ms[1] = {M}, is[2] = {M, 3};
-    if (run_cache_dir(r) || npy_write(ipath, NPY_F64, 2, is, r->cand_info) ||
-        npy_write(cpath, NPY_I64, 1, ms, r->cand))
-        run_log(r, "warning: candidate cache not written: %s", laic_last_error());
+    char ikey[sizeof key + 8];
+    snprintf(ikey, sizeof ikey, "%s|info", key);
+    run_cache_store(r, "candidate info", ipath, ikey, NPY_F64, 2, is, r->cand_info);
+    run_cache_store(r, "candidate", cpath, key, NPY_I64, 1, ms, r->cand);
     run_log(r, "candidates: %zu nouns (γ = %zu per centre by %s, %d centres, from %zu)", M, gamma,
             config_str(&r->cfg, "nouns", "rank"), kc, Mn);
     run_time(r, "centres_and_candidates", now_seconds() - t);
@@ -839,6 +868,12 @@ int stage_ridge(Run *r, const float *X, size_t N, float **C, int *Dout) {
     if (rc) {
         free(*C);
         *C = NULL;
+        // name the inputs: the system is built from the candidate nouns' features
+        const char *nf = config_str(&r->cfg, "nouns", "features");
+        char fw[2400];
+        laic_error("%s: ridge.form = %s, λ = %g, over the %zu candidate nouns of %s: %s",
+                   run_key_where(r, "ridge", "form", fw, sizeof fw), form, lambda, r->M,
+                   nf[0] ? nf : config_str(&r->cfg, "nouns", "wordnet"), laic_last_error());
     }
     run_time(r, "ridge", now_seconds() - t);
     return rc;

@@ -28,6 +28,7 @@
 #include "io/err.h"
 #include "run/pipeline.h"
 #include "run/report_html.h"
+#include "run/run.h"
 
 // --- spec ----------------------------------------------------------------------------------
 
@@ -745,7 +746,10 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
     }
     char dir[2048];
     if (o->dir && o->dir[0]) {
-        snprintf(dir, sizeof dir, "%s", o->dir);
+        if (run_normalize_dir(o->dir, dir, sizeof dir, "sweep")) {
+            config_free(&c);
+            return -1;
+        }
     } else {
         char ts[32];
         time_t now = time(NULL);
@@ -753,10 +757,14 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
         snprintf(dir, sizeof dir, "runs/%s-sweep-%s", s->name[0] ? s->name : config_str(&c, "run", "name"), ts);
     }
     config_free(&c);
-    struct stat st;
-    if (!stat(dir, &st))
-        return laic_error("%s: sweep directory already exists ---> HINT: choose another --dir", dir);
-    if (run_mkdir_p(dir)) return -1;
+    // claimed for the whole sweep (as a run claims run.dir): a second sweep into this directory
+    // fails at once instead of mixing its points and tables with this one's
+    RunClaim claim;
+    if (run_claim(&claim, dir, "sweep")) return -1;
+    if (run_mkdir_p(dir)) {
+        run_claim_release(&claim);
+        return -1;
+    }
     snprintf(dir_out, dir_n, "%s", dir);
     const size_t np = sweep_npoints(s);
     Point *pts = calloc(np, sizeof *pts);
@@ -782,6 +790,7 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
     if (!rc && report_sweep_html_write(dir, NULL, NULL))   // the tables are what counts
         fprintf(stderr, "laic: warning: sweep.html not written: %s (rebuild it with laic report %s)\n",
                 laic_last_error(), dir);
+    run_claim_release(&claim);   // everything is written
     for (size_t p = 0; p < np; p++) free_strs(pts[p].args, pts[p].nargs);
     free(pts);
     if (rc) return -1;

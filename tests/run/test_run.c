@@ -230,34 +230,11 @@ TEST(run_bad_inputs_leave_no_run_dir) {
           "missing dataset directory: %s", err);
 }
 
-/* A CIFAR-10-format dataset (data_batch_1.bin + test_batch.bin) of smooth random images whose
- * class sets the dominant colour, so even a random-init encoder sees some structure. */
-static void write_cifar(const char *dir, int n_train, int n_test) {
-    Rng g;
-    rng_init(&g, 7, 0);
-    const char *names[2] = {"data_batch_1.bin", "test_batch.bin"};
-    int counts[2] = {n_train, n_test};
-    for (int s = 0; s < 2; s++) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", dir, names[s]);
-        FILE *f = fopen(p, "wb");
-        for (int i = 0; i < counts[s]; i++) {
-            unsigned char rec[3073];
-            rec[0] = (unsigned char)(i % 3);
-            for (int c = 0; c < 3; c++)
-                for (int k = 0; k < 1024; k++)
-                    rec[1 + c * 1024 + k] = (unsigned char)((c == rec[0] ? 160 : 40) + rng_below(&g, 80));
-            fwrite(rec, 1, sizeof rec, f);
-        }
-        fclose(f);
-    }
-}
-
 TEST(run_tiny_model_on_cifar_format_images) {
     if (!file_exists("/usr/share/wordnet/data.noun")) SKIP("wordnet-base not installed (make setup)");
     const char *dir = test_path("cifar");
     mkdir(dir, 0755);
-    write_cifar(dir, 60, 30);
+    synth_cifar(dir, 60, 30);
     char args[2048], err[16384];
     snprintf(args, sizeof args,
              "run /dev/null data.kind=cifar10 data.path=%s model.arch=tiny model.batch=16 model.device=cpu "

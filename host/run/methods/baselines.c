@@ -42,9 +42,14 @@ static void baseline_key(Run *r, const char *name, const char *extra, char *key,
 static int report_cached(Run *r, const char *name, const char *key, char *path, size_t n, int *rc) {
     run_cache_path(r, name, key, "", path, n);
     Npy c;
-    long shape[1] = {(long)r->eval.N};
-    struct stat st;
-    if (stat(path, &st) || npy_read_i64(path, &c, 1, shape)) return 0;
+    if (!run_cache_load(r, name, path, key, &c)) return 0;
+    // a label outside [0,K) is not this computation's: recompute instead of failing the run
+    int ok = c.dtype == NPY_I64 && c.ndim == 1 && c.shape[0] == r->eval.N;
+    for (size_t i = 0; ok && i < c.count; i++) ok = ((int64_t *)c.data)[i] >= 0 && ((int64_t *)c.data)[i] < r->K;
+    if (!ok) {
+        run_cache_reject(r, name, path, "not int64 labels in [0,K) for every eval image", &c);
+        return 0;
+    }
     run_cache_status(r, name, "hit");
     run_log(r, "%s: eval predictions from cache %s", name, path);
     *rc = run_report_method(r, name, c.data);
@@ -63,8 +68,7 @@ static int cluster_and_report(Run *r, const char *name, const float *F_fit, cons
     if (!rc && key) {
         size_t shape[1] = {r->eval.N};
         run_cache_status(r, name, "miss");
-        if (run_cache_dir(r) || npy_write(path, NPY_I64, 1, shape, ye))
-            run_log(r, "warning: %s cache not written: %s", name, laic_last_error());
+        run_cache_store(r, name, path, key, NPY_I64, 1, shape, ye);
     }
     free(yf);
     free(ye);

@@ -33,9 +33,10 @@
 #define NOUNS_PER_CENTRE 5
 
 int train_resume_load(Run *r) {
-    const char *dir = config_str(&r->cfg, "run", "resume");
-    if (!dir[0]) return 0;
-    char path[2300];
+    const char *given = config_str(&r->cfg, "run", "resume");
+    if (!given[0]) return 0;
+    char dir[2048], path[2300];
+    if (run_normalize_dir(given, dir, sizeof dir, "run.resume")) return -1;   // "DIR/" = "DIR"
     struct stat st;
     snprintf(path, sizeof path, "%s/train.ckpt", dir);
     if (stat(path, &st)) snprintf(path, sizeof path, "%s.partial/train.ckpt", dir);
@@ -135,6 +136,10 @@ int method_rsc_train(Run *r) {
         return laic_error("train: no pseudo-labels (the ours-notrain stage did not run)");
     if (!r->have_weights)
         return laic_error("train: needs the CLIP text encoder ---> HINT: set model.weights");
+    const char *wp = config_str(&r->cfg, "model", "weights");
+    if (clip_check_text_vocab(&r->w, wp[0] ? wp : r->random_weights ? "model.weights (random init)"
+                                                 : "weights/ViT-B-32.safetensors"))
+        return -1;
     if (r->E != r->w.cfg.embed_dim)
         return laic_error("train: features have width %d, the model's embed dim is %d", r->E,
                           r->w.cfg.embed_dim);
@@ -164,6 +169,7 @@ int method_rsc_train(Run *r) {
     o.stop_after = (int)config_int(&r->cfg, "train", "stop_after");
     o.graph = config_bool(&r->cfg, "train", "cuda_graph");
     o.text_precision = config_str(&r->cfg, "train", "text_precision");
+    o.image_precision = config_str(&r->cfg, "model", "precision");
     o.resume = r->resume;
     long mb = config_int(&r->cfg, "model", "batch");
     o.image_batch = (int)(mb < 2L * o.batch ? mb : 2L * o.batch);
