@@ -47,7 +47,7 @@ static int tiny_run(const char *dir, const char *run, const char *extra, char *e
     snprintf(args, sizeof args,
              "run /dev/null data.kind=cifar10 data.path=%s model.arch=tiny model.batch=16 "
              "model.device=cpu nouns.wordnet=" NOUNS_TINY " kmeans.k=3 kmeans.restarts=2 "
-             "centers.restarts=2 eval.methods=clip-kmeans,tac,ours-notrain run.dir=%s/%s "
+             "centers.restarts=2 tac.restarts=2 eval.methods=clip-kmeans,tac,ours-notrain run.dir=%s/%s "
              "run.cache_dir=%s/cache %s",
              dir, dir, run, dir, extra ? extra : "");
     return run_laic(args, NULL, err, errn);
@@ -127,13 +127,13 @@ TEST(rel_run_cache_entries_verified_recomputed_replaced) {
     REQUIRE(rc == 0, "clean run (%d): %s", rc, err);
     char e[16][900];
     int n = cache_entries(dir, e);
-    // image features + index for both splits, nouns, candidates, clip-kmeans, tac
-    REQUIRE(n == 8, "8 cache entries, found %d", n);
+    // image features + index for both splits, nouns, candidates + their info, clip-kmeans, tac
+    REQUIRE(n == 9, "9 cache entries, found %d", n);
     for (int i = 0; i < n; i++) flip_last_byte(e[i]);
     rc = tiny_run(dir, "flipped", NULL, err, sizeof err);
     REQUIRE(rc == 0, "run over corrupted caches (%d): %s", rc, err);
-    // the image-feature entries are checked before their index files: a corrupted feature file
-    // makes both recompute; every other entry warns on its own
+    // the image-feature entries are checked before their index files, the candidates before
+    // their info: a corrupted first file makes both recompute; every other entry warns alone
     const char *kinds[] = {"image feature cache", "noun feature cache", "candidate cache", "clip-kmeans cache",
                            "tac cache"};
     const int want[] = {2, 1, 1, 1, 1};
@@ -145,12 +145,13 @@ TEST(rel_run_cache_entries_verified_recomputed_replaced) {
     char *json = read_in(dir, "flipped", "report.json");
     CHECK(json && !strstr(json, "\"hit\""), "report.cache: every stage a miss");
     free(json);
-    // each index file on its own (its feature file intact)
+    // the second files on their own (the first ones intact): image indices, candidate info
     for (int i = 0; i < n; i++)
-        if (strstr(e[i], "-keep.npy")) flip_last_byte(e[i]);
+        if (strstr(e[i], "-keep.npy") || strstr(e[i], "-info.npy")) flip_last_byte(e[i]);
     rc = tiny_run(dir, "flipped_keep", NULL, err, sizeof err);
-    CHECK(rc == 0 && count_substr(err, "image feature index cache") == 2 && same_results(dir, "clean", "flipped_keep"),
-          "corrupted index files: 2 warnings, same results (%d): %s", rc, err);
+    CHECK(rc == 0 && count_substr(err, "image feature index cache") == 2 &&
+              count_substr(err, "candidate info cache") == 1 && same_results(dir, "clean", "flipped_keep"),
+          "corrupted index and info files: 3 warnings, same results (%d): %s", rc, err);
     // replaced: the next run hits every entry, without a warning
     rc = tiny_run(dir, "again", NULL, err, sizeof err);
     CHECK(rc == 0 && !strstr(err, "warning") && count_substr(err, "from cache") == 6 &&
@@ -203,7 +204,7 @@ TEST(rel_run_cached_indices_out_of_range_are_recomputed) {
     REQUIRE(rc == 0, "clean run (%d): %s", rc, err);
     char e[16][900];
     int n = cache_entries(dir, e);
-    REQUIRE(n == 8, "8 cache entries, found %d", n);
+    REQUIRE(n == 9, "9 cache entries, found %d", n);
     // image-feature index files: a huge index, a negative one, one out of order
     const int64_t bad[3][2] = {{0, 1000000000}, {-5, 1}, {3, 2}};
     for (int c = 0; c < 3; c++) {

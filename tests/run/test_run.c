@@ -412,14 +412,15 @@ TEST(run_image_centres_round_n_over_300) {
     CHECK(file_exists(p), "predictions written without labels");
 }
 
-/* The first "nouns-*.npy" in dir, or "" . */
+/* The first "nouns-*.npy" in dir (not its "*.npy.sum" checksum sidecar), or "" . */
 static void find_noun_cache(const char *dir, char *out, size_t n) {
     out[0] = 0;
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (!strncmp(e->d_name, "nouns-", 6) && strstr(e->d_name, ".npy")) {
+        if (!strncmp(e->d_name, "nouns-", 6) && strlen(e->d_name) > 4 &&
+            !strcmp(e->d_name + strlen(e->d_name) - 4, ".npy")) {
             snprintf(out, n, "%s/%s", dir, e->d_name);
             break;
         }

@@ -172,8 +172,7 @@ int method_tac_notrain(Run *r) {
     if (!rc) {
         size_t shape[1] = {Ne};
         run_cache_status(r, "tac", "miss");
-        if (run_cache_dir(r) || npy_write(path, NPY_I64, 1, shape, ye))
-            run_log(r, "warning: tac cache not written: %s", laic_last_error());
+        run_cache_store(r, "tac", path, key, NPY_I64, 1, shape, ye);
     }
     if (ff != fe) free(ff);
     free(fe);
