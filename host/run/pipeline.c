@@ -163,8 +163,8 @@ int run_execute(Run *r) {
     snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
     // run.dir is claimed (run_init), so a <dir>.partial here is from a run that was killed or
     // stopped (train.stop_after); a resume has already read its checkpoint (prepare, above)
-    struct stat st;
-    if (!lstat(r->partial, &st))
+    struct stat pst;
+    if (!lstat(r->partial, &pst))
         run_log(r, "replacing %s, left by an earlier run of this run.dir that did not finish", r->partial);
     run_rm_rf(r->partial);
     if (run_mkdir_p(r->partial)) return -1;
