@@ -96,15 +96,50 @@ def image():
                 put("image", n, f.read())
 
 
+_M64 = (1 << 64) - 1
+
+
+def hash64(b, seed):
+    """host/io/hash.c laic_hash64: four multiply/rotate lanes over 32-byte blocks, then the tail."""
+    P1, P2 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F
+    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & _M64
+    h = [seed ^ P1, seed ^ P2, (seed + P1) & _M64, (seed - P2) & _M64]
+    n, i = len(b), 0
+    while i + 32 <= n:
+        for l in range(4):
+            w = int.from_bytes(b[i + 8 * l:i + 8 * l + 8], "little")
+            h[l] ^= (w * P2) & _M64
+            h[l] = (rotl(h[l], 31) * P1) & _M64
+        i += 32
+    x = (n * P1) & _M64
+    for l in range(4):
+        x = (rotl(x ^ h[l], 27) * P1 + P2) & _M64
+    while i < n:
+        x = ((x ^ b[i]) * P1) & _M64
+        i += 1
+    x ^= x >> 33
+    x = (x * P2) & _M64
+    x ^= x >> 29
+    x = (x * P1) & _M64
+    return x ^ (x >> 32)
+
+
 def ckpt():
-    # host/train/train.h: int32 header[256] = {magic, version, K, M, D, epoch, step lo, step hi,
-    # seed lo, seed hi, have_mom, n_rng, 0...}, float32 vec (K*M*D), float32 mom, uint64 rng[n][4]
+    # host/train/train.h, version 2: uint32 header[256] = {magic, version, K, M, D, epoch, step lo,
+    # step hi, seed lo, seed hi, have_mom, n_rng, settings bytes, checksum lo, checksum hi, 0...},
+    # float32 vec (K*M*D), float32 mom, uint64 rng[n][4], the settings text; the checksum chains
+    # hash64 over the header (checksum words 0) and each part (train.c ckpt_sum), so the seeds load
+    hp = b"train.lr = 0.002\ntrain.batch = 32\n"
     for (K, M, D, n_rng, name) in [(2, 1, 3, 1, "k2m1d3"), (1, 2, 2, 0, "k1m2d2_norng")]:
-        h = [20250907, 1, K, M, D, 4, 40, 0, 1234, 0, 1, n_rng] + [0] * 244
+        h = [20250907, 2, K, M, D, 4, 40, 0, 1234, 0, 1, n_rng, len(hp), 0, 0] + [0] * 241
         n = K * M * D
-        body = struct.pack("<256i", *h) + np.arange(n, dtype=np.float32).tobytes() * 2
-        body += b"".join(struct.pack("<4Q", 1, 2, 3, 4) for _ in range(n_rng))
-        put("ckpt", name, body)
+        vec = np.arange(n, dtype=np.float32).tobytes()
+        rng = [struct.pack("<4Q", 1, 2, 3, 4) for _ in range(n_rng)]
+        x = hash64(struct.pack("<256I", *h), 0x636B70745F763200)
+        for part in [vec, vec] + rng + [hp]:
+            x = hash64(part, x)
+        h[13], h[14] = x & 0xFFFFFFFF, x >> 32
+        put("ckpt", name, struct.pack("<256I", *h) + vec + vec + b"".join(rng) + hp)
 
 
 def tokenizer():
