@@ -762,9 +762,37 @@ static void confusion_svg(FILE *f, const Rep *r, const int64_t *pred, int K, con
             }
     }
     cluster_order(maj, rs, K, ord);   // rows in the panels' order
+    if ((size_t)K * C > 40000) {   // too many cells for SVG: one pixel block per cell, as a PNG
+        const int S = K > C ? K : C, px = S < 800 ? 800 / S : 1;
+        const int W = C < 800 ? C * px : 800, H = K < 800 ? K * px : 800;
+        uint8_t *img = mallocCheck((size_t)W * H * 3);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {   // the cells under this pixel, averaged (max 1 per px when small)
+                const int i0 = (int)((long)y * K / H), i1 = (int)(((long)y + 1) * K / H) > i0 ? (int)(((long)y + 1) * K / H) : i0 + 1;
+                const int c0 = (int)((long)x * C / W), c1 = (int)(((long)x + 1) * C / W) > c0 ? (int)(((long)x + 1) * C / W) : c0 + 1;
+                double t = 0;
+                for (int i = i0; i < i1; i++)
+                    for (int c = c0; c < c1; c++)
+                        t += rs[ord[i]] ? (double)cnt[(size_t)ord[i] * C + c] / (double)rs[ord[i]] : 0;
+                blues(t / ((i1 - i0) * (c1 - c0)) * (c1 - c0), img + ((size_t)y * W + x) * 3);
+            }
+        char *uri = png_data_uri(img, W, H, 3);
+        free(img);
+        fprintf(f, "<figure id=\"confusion-%d\" style=\"margin:0\">", idx);
+        if (uri) fprintf(f, "<img class=\"heat\" width=\"%d\" height=\"%d\" alt=\"clusters by class\" src=\"%s\">", W, H, uri);
+        fprintf(f, "<figcaption class=\"small muted\">Rows: %d clusters ordered by majority class; columns: "
+                   "%d classes in label order; colour: share of the cluster's labelled images%s.</figcaption></figure>\n",
+                K, C, W < C || H < K ? " (cells averaged to fit 800 px)" : "");
+        free(uri);
+        free(cnt);
+        free(rs);
+        free(maj);
+        free(ord);
+        return;
+    }
     const int big = K > C ? K : C;
     const double cell = big <= 12 ? 34 : big <= 30 ? 22 : big <= 60 ? 12 : big <= 120 ? 7 : 4;
-    const int text = cell >= 22, titles = (size_t)K * C <= 40000;
+    const int text = cell >= 22;
     int lw = 0;   // longest class name, for the top margin
     char nb[64];
     for (int c = 0; c < C; c++) {
@@ -804,11 +832,9 @@ static void confusion_svg(FILE *f, const Rep *r, const int64_t *pred, int K, con
             blues(t, rgb);
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#%02x%02x%02x\">",
                     left + cell * c, y, cell, cell, rgb[0], rgb[1], rgb[2]);
-            if (titles) {
-                fprintf(f, "<title>cluster %d × ", k);
-                ESC(f, class_name(r, c, nb, sizeof nb));
-                fprintf(f, ": %zu of %zu</title>", v, rs[k]);
-            }
+            fprintf(f, "<title>cluster %d × ", k);
+            ESC(f, class_name(r, c, nb, sizeof nb));
+            fprintf(f, ": %zu of %zu</title>", v, rs[k]);
             fputs("</rect>", f);
             if (text && v)
                 fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"%s\">%zu</text>",
@@ -1229,13 +1255,22 @@ int report_html_write(const ReportOpts *o) {
     char a[64], b[64];
     count_str(a, sizeof a, jnum(sizes, "n_eval"));
     count_str(b, sizeof b, jnum(sizes, "K"));
-    fprintf(f, " · %s eval images · K = %s · ", a, b);
-    ESC(f, jstr(r.rep, "device"));
-    fputs("</div></header>\n<nav><a href=\"#metrics\">metrics</a><a href=\"#pseudo\">pseudo-labels</a>"
-          "<a href=\"#confusion\">clusters × classes</a><a href=\"#clusters\">clusters</a>"
-          "<a href=\"#cmap\">C</a><a href=\"#timings\">timings</a><a href=\"#run\">run</a>"
-          "<a href=\"#config\">config</a></nav>\n<main>\n",
-          f);
+    fprintf(f, " · %s eval images · K = %s", a, b);
+    if (jstr(r.rep, "device")) {
+        fputs(" · ", f);
+        ESC(f, jstr(r.rep, "device"));
+    }
+    // links to the sections this page has
+    char cpath[4200];
+    path_in(cpath, sizeof cpath, o->dir, "C.npy");
+    fputs("</div></header>\n<nav><a href=\"#metrics\">metrics</a>", f);
+    if (cJSON_GetObjectItemCaseSensitive(r.rep, "pseudo_labels")) fputs("<a href=\"#pseudo\">pseudo-labels</a>", f);
+    fputs("<a href=\"#confusion\">clusters × classes</a><a href=\"#clusters\">clusters</a>", f);
+    if (exists(cpath)) fputs("<a href=\"#cmap\">C</a>", f);
+    if (cJSON_GetObjectItemCaseSensitive(r.rep, "timings_s")) fputs("<a href=\"#timings\">timings</a>", f);
+    fputs("<a href=\"#run\">run</a>", f);
+    if (r.config_text) fputs("<a href=\"#config\">config</a>", f);
+    fputs("</nav>\n<main>\n", f);
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(r.rep, "weights");
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "random_init")))
         fputs("<div class=\"warn\" id=\"random-weights\">RANDOM WEIGHTS: no converted CLIP weights were "
@@ -1273,6 +1308,8 @@ int report_html_write(const ReportOpts *o) {
 }
 
 // --- sweep.html -------------------------------------------------------------------------------------
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 typedef struct {
     const char *name;   // series name
@@ -1671,30 +1708,43 @@ int report_sweep_html_write(const char *dir, const char *out_path, ReportStats *
         fputs("</td></tr>\n", f);
     }
     fputs("</table></div></section>\n", f);
-    // plots made by scripts/plot.py (laic sweep --plot), when present
+    // plots made by scripts/plot.py (laic sweep --plot), when present, in name order
+    char **pngs = NULL;
+    int npng = 0;
     DIR *dd = opendir(dir);
-    struct dirent *e;
-    int nplots = 0;
-    while (dd && (e = readdir(dd))) {
-        size_t L = strlen(e->d_name);
-        if (L < 5 || strcmp(e->d_name + L - 4, ".png")) continue;
-        char pp[4200];
-        snprintf(pp, sizeof pp, "%s/%s", dir, e->d_name);
-        uint8_t *rgb;
-        int w, h;
-        if (png_read_file_rgb8(pp, &rgb, &w, &h)) continue;
-        char *uri = png_data_uri(rgb, w, h, 3);
-        free(rgb);
-        if (!uri) continue;
-        if (!nplots++) fputs("<section id=\"plots\"><h2>Plots (scripts/plot.py)</h2>\n", f);
-        fputs("<figure><img class=\"heat\" style=\"image-rendering:auto\" alt=\"", f);
-        ESC(f, e->d_name);
-        fprintf(f, "\" width=\"%d\" height=\"%d\" src=\"%s\"><figcaption class=\"small muted\">", w, h, uri);
-        ESC(f, e->d_name);
-        fputs("</figcaption></figure>\n", f);
-        free(uri);
+    for (struct dirent *e; dd && (e = readdir(dd));) {
+        const size_t L = strlen(e->d_name);
+        if (L < 5 || strcmp(e->d_name + L - 4, ".png") || npng >= 64) continue;
+        char **q = realloc(pngs, (size_t)(npng + 1) * sizeof *q);
+        if (!q) break;
+        pngs = q;
+        pngs[npng++] = strdup(e->d_name);
     }
     if (dd) closedir(dd);
+    if (npng) qsort(pngs, (size_t)npng, sizeof *pngs, cmp_str);
+    int nplots = 0;
+    for (int i = 0; i < npng; i++) {
+        char pp[4200];
+        snprintf(pp, sizeof pp, "%s/%s", dir, pngs[i]);
+        uint8_t *rgb;
+        int w, h;
+        char *uri = NULL;
+        if (!png_read_file_rgb8(pp, &rgb, &w, &h)) {
+            uri = png_data_uri(rgb, w, h, 3);
+            free(rgb);
+        }
+        if (uri) {
+            if (!nplots++) fputs("<section id=\"plots\"><h2>Plots (scripts/plot.py)</h2>\n", f);
+            fputs("<figure><img class=\"heat\" style=\"image-rendering:auto\" alt=\"", f);
+            ESC(f, pngs[i]);
+            fprintf(f, "\" width=\"%d\" height=\"%d\" src=\"%s\"><figcaption class=\"small muted\">", w, h, uri);
+            ESC(f, pngs[i]);
+            fputs("</figcaption></figure>\n", f);
+            free(uri);
+        }
+        free(pngs[i]);
+    }
+    free(pngs);
     if (nplots) fputs("</section>\n", f);
     fputs("</main>\n", f);
     page_footer(f, "Sweep report");

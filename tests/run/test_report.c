@@ -297,13 +297,31 @@ TEST(report_sweep_html) {
     CHECK(n == FIX_SWEEP_POINTS && ok == n, "%d of %d point links resolve to a report.html", ok, n);
     free(html);
     // laic report on the sweep directory rebuilds sweep.html
-    char args[800], err[4096];
+    char args[3000], err[4096];
     snprintf(args, sizeof args, "report %s --out %s", dir, test_path("sweep-again.html"));
     CHECK(run_laic(args, NULL, err, sizeof err) == 0, "laic report SWEEP_DIR: %s", err);
     char *a = strip_footer(read_page(dir, "sweep.html")), *b = strip_footer(test_read_file(test_path("sweep-again.html"), NULL));
     CHECK(a && b && !strcmp(a, b), "the rebuilt sweep.html equals the sweep's");
     free(a);
     free(b);
+    // PNGs beside sweep.csv (what `laic sweep --plot` leaves) are embedded, in name order
+    char copy[700], cmd[3000];
+    snprintf(copy, sizeof copy, "%s/sweep-plotted", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", copy, dir, copy);
+    REQUIRE(system(cmd) == 0, "copy the sweep");
+    uint8_t px[6 * 4 * 3];
+    memset(px, 90, sizeof px);
+    char p1[1500], p2[1500];
+    snprintf(p1, sizeof p1, "%s/sweep_z.png", copy);
+    snprintf(p2, sizeof p2, "%s/pseudo_labels.png", copy);
+    REQUIRE(png_write_file(p1, px, 6, 4, 3) == 0 && png_write_file(p2, px, 6, 4, 3) == 0, "%s", laic_last_error());
+    snprintf(args, sizeof args, "report %s", copy);
+    CHECK(run_laic(args, NULL, err, sizeof err) == 0, "laic report: %s", err);
+    char *c = read_page(copy, "sweep.html");
+    const char *q1 = c ? strstr(c, ">pseudo_labels.png</figcaption>") : NULL, *q2 = c ? strstr(c, ">sweep_z.png</figcaption>") : NULL;
+    CHECK(c && strstr(c, "id=\"plots\"") && q1 && q2 && q1 < q2, "both plots embedded, in name order");
+    if (c) check_self_contained(c, "sweep.html with plots");
+    free(c);
 }
 
 TEST(report_trained_run_shows_the_learned_centres) {
@@ -338,6 +356,50 @@ TEST(report_trained_run_shows_the_learned_centres) {
     CHECK(strstr(html, "<summary>ours-notrain</summary>") != NULL, "ours-notrain's confusion map beside it");
     free(tsv);
     free(html);
+}
+
+/* A run directory written by hand: the report needs only report.json and the arrays. */
+TEST(report_from_a_hand_made_directory_k_300) {
+    const char *dir = test_path("hand-made");
+    char p[1400];
+    snprintf(p, sizeof p, "%s/predictions", dir);
+    mkdir(dir, 0755);
+    mkdir(p, 0755);
+    enum { N = 3000, K = 300 };
+    int64_t *pred = malloc(N * sizeof *pred), *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % K;
+        pred[i] = (i * 7 + (i % 13 == 0)) % K;   // a permutation of the classes, 1 in 13 rows off by one
+    }
+    size_t shape[1] = {N};
+    snprintf(p, sizeof p, "%s/predictions/x-means.npy", dir);
+    REQUIRE(npy_write(p, NPY_I64, 1, shape, pred) == 0, "%s", laic_last_error());
+    snprintf(p, sizeof p, "%s/eval_labels.npy", dir);
+    REQUIRE(npy_write(p, NPY_I64, 1, shape, y) == 0, "%s", laic_last_error());
+    const char *json = "{\"run_dir\": \"hand/made\", \"sizes\": {\"n_eval\": 3000, \"K\": 300},"
+                       " \"methods\": {\"x-means\": {\"nmi\": 0.9, \"acc\": 0.92, \"ari\": 0.8, \"n\": 3000}}}";
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    test_write_file(p, json, strlen(json));
+    char args[1600], err[4096];
+    snprintf(args, sizeof args, "report %s", dir);
+    int rc = run_laic(args, NULL, err, sizeof err);
+    REQUIRE(rc == 0, "laic report on a hand-made directory (%d): %s", rc, err);
+    char *html = read_page(dir, "report.html");
+    REQUIRE(html, "report.html");
+    CHECK(fix_count(html, "class=\"panel\"") == K && fix_count(html, "<details class=\"page\"") == 6,
+          "%d panels in %d pages", fix_count(html, "class=\"panel\""), fix_count(html, "<details class=\"page\""));
+    const char *fig = strstr(html, "id=\"confusion-0\"");
+    CHECK(fig && !strncmp(strstr(fig, "<") ? strstr(fig, "<") : "", "<img class=\"heat\"", 17),
+          "300 × 300 cells: the confusion map is a PNG, not 90,000 SVG rectangles");
+    CHECK(strstr(html, "panels of") == NULL && strstr(html, "clusters of x-means") != NULL,
+          "panels of the one method with predictions");
+    struct stat st;
+    snprintf(p, sizeof p, "%s/report.html", dir);
+    CHECK(!stat(p, &st) && st.st_size < 2 << 20, "K = 300 without images stays small: %lld bytes", (long long)st.st_size);
+    check_self_contained(html, "hand-made report.html");
+    free(html);
+    free(pred);
+    free(y);
 }
 
 TEST(report_montage_sizes) {
