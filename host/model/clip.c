@@ -23,6 +23,13 @@
  *   the gradient buffers. clip_text_backward then runs the tower backwards without recomputing
  *   anything. An inference model allocates none of it and runs the very same op sequence.
  *
+ * - Vision training (clip_model_create_vision_train, issue 16): trainable tensors in one arena
+ *   of fp32 master weights with a gradient twin (the model's pointers point there), a third
+ *   allocation (VisActs, fill_in_vis_sizes / malloc_and_point_vis) for the activations the image
+ *   backward reads, saved from the lowest block the backward reaches (all blocks with LoRA; k for
+ *   full_last_k), or only block inputs under recompute. The image forward is the inference op
+ *   sequence plus the LoRA terms; clip_image_backward accumulates every weight gradient.
+ *   clip_vision_train_plan is exactly what is allocated (tests/train/test_vit_train.c).
  * - One code path: the *_dev entry points only enqueue ops on backend pointers (no host copy,
  *   no synchronisation: a CUDA graph can capture them); the host-pointer functions are thin
  *   wrappers (copy in, _dev, copy out, synchronise). The EOT indices a forward gathered with are

@@ -229,4 +229,80 @@ TEST(gpu_vit_sumsq_clip) {
     free(x); G->free(gx); G->free(gs);
 }
 
+
+// The whole tiny-ViT backward on CUDA vs the CPU (fp32), for every spec kind, and the trainer's
+// steps; then the bf16 path (forward and backward GEMMs on bf16 operands) against the CPU's fp32.
+static void compare_grads(ClipModel *mc, ClipModel *mg, double tol, const char *what) {
+    const size_t n = clip_trainable_numel(mc);
+    float *gc = mallocCheck(n * 4), *gg = mallocCheck(n * 4);
+    REF->copy(gc, clip_trainable_grads(mc), n * 4);
+    gpu_download_into(gg, clip_trainable_grads(mg), n * 4);
+    const ClipTensorInfo *info;
+    int nt = clip_trainable_tensors(mc, &info);
+    for (int i = 0; i < nt; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s %s", what, info[i].name);
+        near_tol(gg + info[i].offset, gc + info[i].offset, info[i].numel, tol, name);
+    }
+    free(gc);
+    free(gg);
+}
+
+TEST(gpu_vit_tiny_model) {
+    need_gpu();
+    ClipWeights w;
+    memset(&w, 0, sizeof w);
+    REQUIRE(clip_weights_load(&w, "tests/fixtures/clip/tiny_f16.safetensors") == 0, "load: %s",
+            laic_last_error());
+    Rng r;
+    rng_init(&r, 19, 0);
+    const int B = 5, E = w.cfg.embed_dim, S = w.cfg.image_size;
+    const size_t npix = (size_t)B * 3 * S * S;
+    float *pix = rnd(&r, npix, 1), *g = rnd(&r, (size_t)B * E, 1);
+    float *fc = mallocCheck((size_t)B * E * 4), *fg = mallocCheck((size_t)B * E * 4);
+    float *dc = mallocCheck(npix * 4), *dg = mallocCheck(npix * 4);
+    ClipVisionTrainSpec specs[3] = {clip_spec_all(), clip_spec_lora(4, 8.0f),
+                                    clip_spec_full_last_k(1)};
+    specs[0].dpixels = 1;
+    specs[1].recompute = 1;
+    specs[1].train_proj = 1;
+    for (int s = 0; s < 3; s++) {
+        ClipModel *mc = clip_model_create_vision_train(&w, REF, B, &specs[s], NULL, 3);
+        ClipModel *mg = clip_model_create_vision_train(&w, G, B, &specs[s], "fp32", 3);
+        REQUIRE(mc && mg, "create: %s", laic_last_error());
+        if (s == 1) {   // a non-zero U, so the D gradients are not all 0
+            const size_t n = clip_trainable_numel(mc);
+            float *p = mallocCheck(n * 4);
+            clip_trainable_download(mc, p);
+            for (size_t i = 0; i < n; i++) p[i] += 0.02f * (float)rng_normal(&r);
+            clip_trainable_upload(mc, p);
+            clip_trainable_upload(mg, p);
+            free(p);
+        }
+        CHECK(clip_encode_images(mc, pix, B, fc) == 0 && clip_encode_images(mg, pix, B, fg) == 0,
+              "fwd: %s", laic_last_error());
+        near_tol(fg, fc, (size_t)B * E, 1e-4, "tiny ViT features (training model)");
+        CHECK(clip_image_backward(mc, g, s == 0 ? dc : NULL) == 0 &&
+                  clip_image_backward(mg, g, s == 0 ? dg : NULL) == 0,
+              "bwd: %s", laic_last_error());
+        compare_grads(mc, mg, 1e-4, s == 0 ? "all" : s == 1 ? "lora" : "full_last_k");
+        if (s == 0) near_tol(dg, dc, npix, 1e-4, "d pixels");
+        clip_model_free(mc);
+        clip_model_free(mg);
+    }
+    // bf16 LoRA (the SEIC configuration): bf16 operands, fp32 accumulation, both directions
+    ClipModel *mc = clip_model_create_vision_train(&w, REF, B, &specs[1], NULL, 3);
+    ClipModel *mb = clip_model_create_vision_train(&w, G, B, &specs[1], "bf16", 3);
+    REQUIRE(mc && mb, "create bf16: %s", laic_last_error());
+    CHECK(clip_encode_images(mc, pix, B, fc) == 0 && clip_encode_images(mb, pix, B, fg) == 0, "fwd");
+    near_tol(fg, fc, (size_t)B * E, 3e-2, "tiny ViT features bf16");
+    CHECK(clip_image_backward(mc, g, NULL) == 0 && clip_image_backward(mb, g, NULL) == 0, "bwd");
+    compare_grads(mc, mb, 1e-1, "lora bf16");
+    CHECK(ops_cuda_get_backward_bf16() == 1, "the bf16 model selected the bf16 backward");
+    clip_model_free(mc);
+    clip_model_free(mb);
+    free(pix); free(g); free(fc); free(fg); free(dc); free(dg);
+    clip_weights_free(&w);
+}
+
 #endif
