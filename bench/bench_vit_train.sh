@@ -34,7 +34,8 @@ else
     THREADS=${THREADS:-0}; SPECS=${SPECS:-"lora full_last_k"}; T_CASE=${T_CASE:-150}
 fi
 OUT=${OUT:-bench/results/$(date -u +%F)-vit-train-$DEVICE.md}
-RAW=${OUT%.md}.jsonl
+RAW=${OUT%.md}.jsonl                                  # raw JSON lines, kept beside the table
+LOG=${LOG:-${TMPDIR:-/tmp}/bench_vit_train.$$.log}     # the cases' stderr (memory plans, errors)
 [[ -x $BIN ]] || { echo "bench_vit_train: $BIN missing ---> HINT: make bench" >&2; exit 2; }
 : > "$RAW"
 if [[ $DEVICE == cpu ]]; then
@@ -50,14 +51,15 @@ fi
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 case_laic() {   # spec precision [--recompute]
+    local rc=0; [[ -n ${3:-} ]] && rc=1
     timeout "$T_CASE" "$BIN" --arch "$ARCH" --spec "$1" --batch "$BATCH" --steps "$STEPS" \
         --warmup "$WARMUP" --device "$DEVICE" --precision "$2" --threads "$THREADS" ${3:-} \
-        2>>"${RAW%.jsonl}.log" | tail -1 >> "$RAW" || echo "{\"impl\": \"laic\", \"spec\": \"$1\", \"precision\": \"$2\", \"failed\": true}" >> "$RAW"
+        2>>"$LOG" | tail -1 >> "$RAW" || echo "{\"impl\": \"laic\", \"spec\": \"$1\", \"precision\": \"$2\", \"recompute\": $rc, \"failed\": true}" >> "$RAW"
 }
 case_torch() {  # spec [--bf16] [--compile]
     timeout "$T_CASE" "$PY" bench/bench_vit_train_torch.py --arch "$ARCH" --spec "$1" \
         --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --device "$DEVICE" \
-        --threads "$THREADS" ${2:-} ${3:-} 2>>"${RAW%.jsonl}.log" | tail -1 >> "$RAW" ||
+        --threads "$THREADS" ${2:-} ${3:-} 2>>"$LOG" | tail -1 >> "$RAW" ||
         echo "{\"impl\": \"torch\", \"spec\": \"$1\", \"args\": \"${2:-} ${3:-}\", \"failed\": true}" >> "$RAW"
 }
 
@@ -65,7 +67,12 @@ write_md() {
     "$PY" - "$RAW" "$OUT" "$DEVICE" "$MACHINE" "$LOAD0" "$BATCH" "$THREADS" "$ARCH" <<'EOF'
 import json, sys, datetime, os
 raw, out, dev, machine, load0, batch, threads, arch = sys.argv[1:9]
-rows = [json.loads(l) for l in open(raw) if l.strip()]
+rows = []
+for l in open(raw):
+    try:
+        rows.append(json.loads(l))
+    except ValueError:   # a case cut off mid-line: keep the others
+        pass
 best = {}
 for r in rows:   # best of the repeats per (spec, impl, precision, recompute)
     k = (r.get("spec"), r.get("impl"), r.get("precision", r.get("args", "")), r.get("recompute", 0))
@@ -118,4 +125,4 @@ done
 if [[ $DEVICE != cpu ]]; then   # torch.compile last: its compilation may eat the time left
     for spec in $SPECS; do case_torch "$spec" --bf16 --compile; write_md; done
 fi
-echo "bench_vit_train: wrote $OUT"
+echo "bench_vit_train: wrote $OUT (stderr of the cases: $LOG)"
