@@ -83,7 +83,7 @@ static int check_unique_names(const char *path, const cJSON *root, int *nt) {
     int rc = 0;
     for (i = 1; i < n && !rc; i++)
         if (!strcmp(names[i - 1], names[i]))
-            rc = laic_error("%s: header names '%s' twice", path, names[i]);
+            rc = laic_error("%s: header names '%s' twice", path, laic_escs(names[i]));
     free(names);
     return rc;
 }
@@ -92,39 +92,44 @@ static int check_unique_names(const char *path, const cJSON *root, int *nt) {
 static int parse_tensor(const StFile *f, const cJSON *e, StTensor *t) {
     const char *path = f->path, *name = e->string;
     t->name = name;
-    if (!cJSON_IsObject(e)) return laic_error("%s: tensor '%s': header entry is not an object", path, name);
+    if (!cJSON_IsObject(e))
+        return laic_error("%s: tensor '%s': header entry is not an object", path, laic_escs(name));
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of))
         return laic_error("%s: tensor '%s': needs string dtype, array shape and array data_offsets",
-                          path, name);
+                          path, laic_escs(name));
     t->elem_size = st_dtype_size(dt->valuestring);
     if (!t->elem_size || strlen(dt->valuestring) >= sizeof t->dtype)
-        return laic_error("%s: tensor '%s': unknown dtype '%.16s'", path, name, dt->valuestring);
+        return laic_error("%s: tensor '%s': unknown dtype '%.16s'", path, laic_escs(name),
+                          laic_escs(dt->valuestring));
     strcpy(t->dtype, dt->valuestring);
     int nd = cJSON_GetArraySize(sh);
-    if (nd > ST_MAX_DIMS) return laic_error("%s: tensor '%s': %d dimensions (max %d)", path, name, nd, ST_MAX_DIMS);
+    if (nd > ST_MAX_DIMS)
+        return laic_error("%s: tensor '%s': %d dimensions (max %d)", path, laic_escs(name), nd, ST_MAX_DIMS);
     t->ndim = nd;
     t->numel = 1;
     for (int i = 0; i < nd; i++) {
         if (json_size(cJSON_GetArrayItem(sh, i), &t->shape[i]))
-            return laic_error("%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, i);
+            return laic_error("%s: tensor '%s': shape[%d] is not a non-negative integer", path,
+                              laic_escs(name), i);
         if (__builtin_mul_overflow(t->numel, t->shape[i], &t->numel))
-            return laic_error("%s: tensor '%s': shape overflows", path, name);
+            return laic_error("%s: tensor '%s': shape overflows", path, laic_escs(name));
     }
     size_t nbytes;
     if (__builtin_mul_overflow(t->numel, t->elem_size, &nbytes))
-        return laic_error("%s: tensor '%s': shape overflows", path, name);
+        return laic_error("%s: tensor '%s': shape overflows", path, laic_escs(name));
     if (cJSON_GetArraySize(of) != 2 || json_size(cJSON_GetArrayItem(of, 0), &t->begin) ||
         json_size(cJSON_GetArrayItem(of, 1), &t->end))
-        return laic_error("%s: tensor '%s': data_offsets must be two non-negative integers", path, name);
+        return laic_error("%s: tensor '%s': data_offsets must be two non-negative integers", path,
+                          laic_escs(name));
     if (t->end < t->begin || t->end > f->data_size)
         return laic_error("%s: tensor '%s': data_offsets [%zu, %zu] out of range (data section has "
-                          "%zu bytes; truncated file?)", path, name, t->begin, t->end, f->data_size);
+                          "%zu bytes; truncated file?)", path, laic_escs(name), t->begin, t->end, f->data_size);
     if (t->end - t->begin != nbytes)
         return laic_error("%s: tensor '%s': data_offsets span %zu bytes, shape and dtype %s need %zu",
-                          path, name, t->end - t->begin, t->dtype, nbytes);
+                          path, laic_escs(name), t->end - t->begin, t->dtype, nbytes);
     return 0;
 }
 
@@ -186,7 +191,7 @@ int st_open(StFile *f, const char *path) {
             }
             for (cJSON *m2 = e->child; m2; m2 = m2->next)
                 if (!cJSON_IsString(m2)) {
-                    laic_error("%s: __metadata__ value of '%s' is not a string", path, m2->string);
+                    laic_error("%s: __metadata__ value of '%s' is not a string", path, laic_escs(m2->string));
                     goto fail;
                 }
             f->meta = e;
@@ -218,7 +223,7 @@ int st_open(StFile *f, const char *path) {
         for (int i = 0; i < nt; i++) {
             if (s[i]->begin < pos) {
                 laic_error("%s: tensors '%s' and '%s' overlap (data_offsets [%zu, %zu] and [%zu, %zu])",
-                           path, s[i - 1]->name, s[i]->name, s[i - 1]->begin, s[i - 1]->end,
+                           path, laic_escs(s[i - 1]->name), laic_escs(s[i]->name), s[i - 1]->begin, s[i - 1]->end,
                            s[i]->begin, s[i]->end);
                 free(s);
                 goto fail;
@@ -277,7 +282,8 @@ int st_write(const char *path, const char *const *meta, int n_meta, const StWrit
         if (!es) {
             free(nbytes);
             cJSON_Delete(root);
-            return laic_error("%s: tensor '%s': unknown dtype '%s'", path, t[i].name, t[i].dtype);
+            return laic_error("%s: tensor '%s': unknown dtype '%s'", path, laic_escs(t[i].name),
+                              laic_escs(t[i].dtype));
         }
         cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
         cJSON_AddStringToObject(e, "dtype", t[i].dtype);

@@ -220,17 +220,17 @@ static int read_meta(const StFile *f, const char *path, ClipConfig *c) {
     const char *fmt = st_meta(f, "format"), *ver = st_meta(f, "format_version");
     if (!fmt || strcmp(fmt, FORMAT_NAME))
         return laic_error("%s: __metadata__ format is '%s', expected '%s' ---> HINT: convert it with "
-                          "scripts/convert_weights.py", path, fmt ? fmt : "(missing)", FORMAT_NAME);
+                          "scripts/convert_weights.py", path, fmt ? laic_escs(fmt) : "(missing)", FORMAT_NAME);
     if (!ver || strcmp(ver, FORMAT_VERSION))
         return laic_error("%s: unknown format_version '%s' (this laic reads version %s)", path,
-                          ver ? ver : "(missing)", FORMAT_VERSION);
+                          ver ? laic_escs(ver) : "(missing)", FORMAT_VERSION);
     memset(c, 0, sizeof *c);
     for (int i = 0; i < N_ARCH; i++) {
         const char *v = st_meta(f, ARCH_KEYS[i]);
         if (!v) return laic_error("%s: __metadata__ has no '%s'", path, ARCH_KEYS[i]);
         if (parse_dim(v, arch_field(c, i)))
             return laic_error("%s: __metadata__ '%s' = '%.32s' is not an integer in [1, %d]", path,
-                              ARCH_KEYS[i], v, MAX_DIM);
+                              ARCH_KEYS[i], laic_escs(v), MAX_DIM);
     }
     if (c->image_size % c->patch_size)
         return laic_error("%s: __metadata__ image_size %d is not a multiple of patch_size %d", path,
@@ -319,7 +319,7 @@ int clip_weights_load(ClipWeights *w, const char *path) {
             for (int i = 0; i < n && !known; i++) known = src[i] == &f.tensors[j];
             if (!known) {
                 laic_error("%s: unexpected tensor '%s' (not part of a laic-clip v%s file)", path,
-                           f.tensors[j].name, FORMAT_VERSION);
+                           laic_escs(f.tensors[j].name), FORMAT_VERSION);
                 goto fail;
             }
         }

@@ -3,7 +3,8 @@
  *  - a .npy whose shape × item size wraps 64 bits, or claims more data than the file holds, is
  *    refused before anything is allocated, naming the file ("truncated", never "out of memory");
  *    `laic metrics --pred` on such a 128-byte file fails in one line instead of crashing;
- *  - untrusted strings (a .npy descr with control bytes) never break a message's single line;
+ *  - untrusted strings (a .npy descr, a safetensors tensor name or dtype, with control bytes)
+ *    never break a message's single line;
  *  - atomic writes fsync the temp file before the rename publishes it, then its directory.
  */
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include "io/atomic.h"
 #include "io/err.h"
 #include "io/npy.h"
+#include "io/safetensors.h"
 #include "../fsync_log.h"
 #include "../test.h"
 
@@ -126,6 +128,22 @@ TEST(rel_messages_stay_one_line_with_hostile_strings) {
     snprintf(args, sizeof args, "metrics --pred '%s' --labels '%s'", p, y);
     int rc = run_laic(args, NULL, err, sizeof err);
     CHECK(rc == 1 && count_lines(err) == 1 && strstr(err, "unsupported dtype"), "CLI: one line: %s", err);
+    // a safetensors tensor name and dtype with a line break and an escape sequence (JSON escapes)
+    const char *sp = test_path("names.safetensors");
+    const char *js[2] = {"{\"a\\nb\\u001b[2J\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 8]}}",
+                         "{\"w\": {\"dtype\": \"F\\n32\", \"shape\": [1], \"data_offsets\": [0, 4]}}"};
+    for (int k = 0; k < 2; k++) {
+        size_t jl = strlen(js[k]);
+        unsigned char *st = calloc(1, 8 + jl + 8);
+        st[0] = (unsigned char)jl;
+        memcpy(st + 8, js[k], jl);
+        test_write_file(sp, st, 8 + jl + 8);
+        free(st);
+        StFile f;
+        CHECK(st_open(&f, sp) != 0 && !strchr(laic_last_error(), '\n') && !strchr(laic_last_error(), '\x1b') &&
+                  strstr(laic_last_error(), "\\x0a") && strstr(laic_last_error(), sp),
+              "safetensors %s with a line break: %s", k ? "dtype" : "tensor name", laic_last_error());
+    }
     // every message is one line, whatever its arguments hold
     laic_error("x: %s", "a\nb\rc\x7f");
     CHECK(!strpbrk(laic_last_error(), "\n\r\x7f") && strstr(laic_last_error(), "a\\x0ab"),

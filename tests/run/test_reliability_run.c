@@ -10,11 +10,14 @@
  *    checksum is refused by the range checks and recomputed, never used (was a segfault);
  *  - run.dir "X/" works and leaves no directory that blocks a re-run;
  *  - run.dir (and a sweep's --dir) is claimed at start: a second run fails at once naming the
- *    holder's pid and leaves the first one's <dir>.partial alone; a stale claim does not block;
+ *    holder's pid and leaves the first one's <dir>.partial alone; a stale claim does not block,
+ *    nor does the claim of a run killed with kill -9;
  *  - the finished run's rename is fsynced in the parent directory, and its files before it;
  *  - errors name the config file and line (kmeans.k, data.path) and the noun features (ridge).
  */
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -319,7 +322,7 @@ TEST(rel_run_dir_is_claimed_at_start) {
     // the claim is free: the next run replaces the leftover .partial and completes
     snprintf(args, sizeof args, "run /dev/null %s run.dir=%s", planted(dir, pa, sizeof pa, ""), rd);
     rc = run_laic(args, NULL, err, sizeof err);
-    char rep[1000];
+    char rep[1100];
     snprintf(rep, sizeof rep, "%s/report.json", rd);
     CHECK(rc == 0 && file_exists(rep) && strstr(err, "did not finish"),
           "after release: runs, replacing the stale .partial (%d): %s", rc, err);
@@ -330,6 +333,44 @@ TEST(rel_run_dir_is_claimed_at_start) {
     snprintf(args, sizeof args, "run /dev/null %s run.dir=%s/stale", planted(dir, pa, sizeof pa, ""), dir);
     rc = run_laic(args, NULL, err, sizeof err);
     CHECK(rc == 0 && !file_exists(lock), "a stale claim file does not block, and is cleaned up (%d): %s", rc, err);
+    // a real second process: `laic run` blocked reading a FIFO holds run.dir; another run is
+    // refused naming it as running; after kill -9 the claim is gone and the same run.dir runs
+    {
+        char fifo[900], kd[900], cmd[6000], klock[1000];
+        snprintf(fifo, sizeof fifo, "%s/fifo.npy", dir);
+        snprintf(kd, sizeof kd, "%s/killed", dir);
+        snprintf(klock, sizeof klock, "%s.lock", kd);
+        unlink(fifo);
+        REQUIRE(mkfifo(fifo, 0600) == 0, "mkfifo");
+        const char *bin = getenv("LAIC_BIN") ? getenv("LAIC_BIN") : "build/laic";
+        snprintf(cmd, sizeof cmd, "%s run /dev/null data.image_features=%s nouns.features=%s/T.npy "
+                 "run.dir=%s >/dev/null 2>&1 &", bin, fifo, dir, kd);
+        REQUIRE(system(cmd) == 0, "background run");
+        long pid = 0;
+        for (int i = 0; i < 200 && pid <= 0; i++) {   // up to 20 s on a loaded machine
+            usleep(100000);
+            char *t = test_read_file(klock, NULL);
+            if (t) pid = strtol(t, NULL, 10);
+            free(t);
+        }
+        if (CHECK(pid > 0, "the background run claimed %s", kd)) {
+            snprintf(args, sizeof args, "run /dev/null %s run.dir=%s", planted(dir, pa, sizeof pa, ""), kd);
+            rc = run_laic(args, NULL, err, sizeof err);
+            char who[64];
+            snprintf(who, sizeof who, "laic pid %ld (running)", pid);
+            CHECK(rc != 0 && strstr(err, who), "a run beside a live one is refused: %s", err);
+            kill((pid_t)pid, SIGKILL);
+            for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++) usleep(50000);
+            rc = run_laic(args, NULL, err, sizeof err);
+            snprintf(rep, sizeof rep, "%s/report.json", kd);
+            CHECK(rc == 0 && file_exists(rep), "after kill -9 the same run.dir runs (%d): %s", rc, err);
+        }
+        // whatever happened, no process stays blocked on the FIFO: a writer that closes at once
+        // gives a still-waiting reader end of file
+        int wfd = open(fifo, O_WRONLY | O_NONBLOCK);
+        if (wfd >= 0) close(wfd);
+        unlink(fifo);
+    }
     // two sweeps into one --dir: the claim is held by the test, so the CLI one fails at once
     char sd[1000];
     snprintf(sd, sizeof sd, "run.dir=%s/sw", dir);
