@@ -137,7 +137,10 @@ int run_execute(Run *r) {
     const char *methods = config_str(&r->cfg, "eval", "methods");
     unsigned char want[64];
     if (laic_n_methods > sizeof want) return laic_error("internal: too many methods");
-    if (select_methods(methods, want)) return -1;
+    if (select_methods(methods, want)) {
+        char w[2400];
+        return laic_error("%s: %s", run_key_where(r, "eval", "methods", w, sizeof w), laic_last_error());
+    }
     // a method that is listed but switched off (e.g. "ours" without train.enabled) is skipped
     // with a note; its prepare step (a resumed run reads its checkpoint before .partial is
     // cleared) runs before any work, so a bad input fails at once

@@ -159,8 +159,12 @@ int method_tac_notrain(Run *r) {
              (unsigned long long)ht, r->M, config_float(&r->cfg, "tac", "tau"), o.iters, o.restarts,
              (int)o.init, o.spherical, o.sample, (unsigned long long)o.seed);
     if (report_cached(r, "tac", key, path, sizeof path, &rc)) return rc;
-    if ((size_t)r->K > Nf)
-        return laic_error("tac: K = %d exceeds the %zu rows it is fitted on", r->K, Nf);
+    if ((size_t)r->K > Nf) {
+        char kw[2400];
+        return laic_error("%s: tac: K = %d exceeds the %zu rows it is fitted on (tac.fit_split = %s)",
+                          run_key_where(r, "kmeans", "k", kw, sizeof kw), r->K, Nf,
+                          config_str(&r->cfg, "tac", "fit_split"));
+    }
     float *fe = method_tac_features(r, r->eval.X, Ne);
     float *ff = on_eval || !fe ? fe : method_tac_features(r, r->fit.X, r->fit.N);
     int64_t *yf = mallocCheck((Nf ? Nf : 1) * sizeof *yf), *ye = mallocCheck((Ne ? Ne : 1) * sizeof *ye);
