@@ -20,6 +20,7 @@ for n in "$@"; do
     seeds="tests/fuzz/corpus/$n"
     [ -d "$seeds" ] || seeds=
     log="$B/logs/$n.log"
+    before=$(ls "$B/artifacts" | grep -c "^$n-")
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     "$bin" -max_total_time="$S" -timeout=25 -rss_limit_mb=2560 -malloc_limit_mb=2048 \
@@ -31,11 +32,14 @@ for n in "$@"; do
     [ -n "$runs" ] || runs=$(echo "$last" | grep -o '^#[0-9]*' | tr -d '#')   # -fork=N output
     bad=$(echo "$last" | grep -o 'oom/timeout/crash: [0-9/]*' | grep -o '[0-9/]*$')
     case "$bad" in ""|0/0/0) ;; *) [ "$rc" = 0 ] && rc=1 ;; esac   # -fork + -ignore_*: counted, exit 0
+    # fork mode does not count every kind of child death (UBSan aborts): the artifacts do
+    new=$(( $(ls "$B/artifacts" | grep -c "^$n-") - before ))
+    [ "$new" -gt 0 ] && [ "$rc" = 0 ] && rc=1
     cov=$(echo "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
     ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
     units=$(echo "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*')
     if [ $rc -ne 0 ]; then
-        echo "fuzz $n: FAILED (exit $rc${bad:+, oom/timeout/crash $bad}) after ${runs:-?} runs; log $log" >&2
+        echo "fuzz $n: FAILED (exit $rc${bad:+, oom/timeout/crash $bad}, $new new artifacts) after ${runs:-?} runs; log $log" >&2
         grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==|Test unit written' "$log" | head -20 >&2
         fail=1
     else
