@@ -142,6 +142,24 @@ def ckpt():
         put("ckpt", name, struct.pack("<256I", *h) + vec + vec + b"".join(rng) + hp)
 
 
+def cache():
+    # host/run/run.c cache_sum_text: "laic-cache-entry 1\nkey K\ndtype D\nshape S...\nhash H\n",
+    # the hash laic_hash64(data, seed "laiccach"); the harness asks for key "fuzz-key"
+    seed = 0x6c61696363616368
+    for name, a in [("f32_2d", np.arange(6, dtype=np.float32).reshape(2, 3)),
+                    ("i64_keep", np.array([0, 2, 5], dtype=np.int64)),
+                    ("f32_empty", np.zeros((0, 4), np.float32))]:
+        body = npy_bytes(a)
+        shape = "".join(" %d" % d for d in a.shape)
+        dt = {"float32": "float32", "int64": "int64"}[str(a.dtype)]
+        sum_text = "laic-cache-entry 1\nkey fuzz-key\ndtype %s\nshape%s\nhash %016x\n" % (
+            dt, shape, hash64(a.tobytes(), seed))
+        put("cache", name, sum_text.encode() + SEP + body)
+    put("cache", "other_key", b"laic-cache-entry 1\nkey another\\x0akey\ndtype float32\nshape 1\nhash 0\n" +
+        SEP + npy_bytes(np.ones(1, np.float32)))
+    put("cache", "no_npy", b"laic-cache-entry 1\nkey fuzz-key\n")
+
+
 def tokenizer():
     with open("tests/fixtures/tokenizer/inputs.txt", "rb") as f:
         lines = [l for l in f.read().split(b"\n") if l.strip()]
@@ -173,7 +191,7 @@ def dataset():
 
 
 if __name__ == "__main__":
-    for fn in [npy, safetensors, config, image, ckpt, tokenizer, dataset]:
+    for fn in [npy, safetensors, config, image, ckpt, cache, tokenizer, dataset]:
         fn()
     for h in sorted(os.listdir(OUT)):
         d = os.path.join(OUT, h)
