@@ -33,6 +33,17 @@ typedef struct {
     double scale_max;                     // cap on the learnable instance scale exp(log s) (100)
 } SeicLossCfg;
 
+/* The SEIC strong view's settings (SPEC §9.3; host/model/augment.h draws and applies them). */
+typedef struct {
+    double scale_lo, scale_hi;   // RandomResizedCrop area fraction, (0.5, 1)
+    double flip_p;               // RandomHorizontalFlip, 0.5
+    double jitter_p;             // RandomApply(ColorJitter), 0.8
+    double brightness, contrast, saturation;   // ColorJitter strengths, 0.32 each: factor in
+                                               // [max(0, 1 - x), 1 + x]
+    double hue;                  // 0.08: factor in [-hue, hue]
+    double gray_p;               // RandomGrayscale, 0.2
+} SeicViewCfg;
+
 typedef struct OpsBackend {
     const char *name;   // "cpu" or "cuda"
 
@@ -359,6 +370,15 @@ typedef struct OpsBackend {
     void (*seic_self_loss_forward_backward)(double *loss, float *dls, float *w, int32_t *yhat,
                                             double *st, const float *lw, const float *ls, int b,
                                             int K, double momentum);
+    // SEIC stage 2's views: pixels (2b,3,S,S) backend memory; row j < b is the weak view of
+    // sample index[j] = the eval transform (CLIP resize of the shorter side + centre crop,
+    // image_resize_crop_rgb8), row b + j its strong view (augment_seic_view with *view, keyed
+    // by (seed, epoch, index[j])), both CLIP-normalised as image_normalize. imgs (H[j],W[j],3)
+    // RGB8, H, W and index are host arrays of b entries. Synchronous. -1 with an error recorded
+    // (out of memory, image too large).
+    int (*seic_views_forward)(float *pixels, const uint8_t *const *imgs, const int *H,
+                              const int *W, const size_t *index, int b, int S, uint64_t seed,
+                              uint64_t epoch, const SeicViewCfg *view);
 } OpsBackend;
 
 extern const OpsBackend ops_cpu;

@@ -607,6 +607,41 @@ extern "C" int augment_batch_cuda(float *out, uint8_t *out_u8, const uint8_t *co
     return rc;
 }
 
+extern "C" int augment_seic_batch_cuda(float *out, uint8_t *out_u8, const uint8_t *const *imgs,
+                                       const int *H, const int *W, const size_t *index, int b,
+                                       int S, uint64_t seed, uint64_t epoch,
+                                       const SeicViewCfg *view) {
+    if (b <= 0) return 0;
+    if (b > 65535 / 2)
+        return laic_error("augment_seic_batch_cuda: batch of %d images (at most %d)", b, 65535 / 2);
+    const int n = 2 * b;
+    AugmentParams *p = (AugmentParams *)callocCheck((size_t)n, sizeof *p);
+    const uint8_t **im = (const uint8_t **)mallocCheck((size_t)n * sizeof *im);
+    int *h = (int *)mallocCheck((size_t)n * sizeof *h), *w = (int *)mallocCheck((size_t)n * sizeof *w);
+    uint8_t *weak = (uint8_t *)mallocCheck((size_t)b * S * S * 3);
+    // the eval views on the host (PIL's resize of the whole image, then the centre crop: not a
+    // resized crop box), passed through the pipeline as S×S copies
+    for (int j = 0; j < b; j++)
+        image_resize_crop_rgb8(weak + (size_t)j * S * S * 3, imgs[j], H[j], W[j], S);
+    for (int j = 0; j < n; j++) {
+        if (j < b) {
+            im[j] = weak + (size_t)j * S * S * 3, h[j] = S, w[j] = S;
+            p[j].crop = CropBox{0, 0, S, S};
+        } else {
+            const int s = j - b;
+            im[j] = imgs[s], h[j] = H[s], w[j] = W[s];
+            augment_seic_view_params(&p[j], H[s], W[s], S, view, seed, epoch, (uint64_t)index[s]);
+        }
+    }
+    int rc = augment_views_cuda(out, out_u8, im, h, w, p, n, S);
+    free(p);
+    free(im);
+    free(h);
+    free(w);
+    free(weak);
+    return rc;
+}
+
 extern "C" void augment_cuda_release(void) {
     Buf *all[] = {&g_ws.in, &g_ws.tmp, &g_ws.a, &g_ws.b, &g_ws.lut, &g_ws.desc, &g_ws.taps};
     for (Buf *b : all) {

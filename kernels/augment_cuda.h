@@ -47,6 +47,14 @@ int augment_batch_cuda(float *out, uint8_t *out_u8, const uint8_t *const *imgs, 
                        const int *W, const size_t *index, int b, int S, uint64_t seed,
                        uint64_t epoch);
 
+/* SEIC stage 2's batch (the op seic_views_forward): views j < b are the eval views of images
+ * imgs[j] (made on the host by image_resize_crop_rgb8 and passed through as copies), j >= b
+ * the SEIC strong views of imgs[j - b] keyed by (seed, epoch, index[j - b]), as
+ * augment_seic_view; out (2b,3,S,S) normalised. */
+int augment_seic_batch_cuda(float *out, uint8_t *out_u8, const uint8_t *const *imgs, const int *H,
+                            const int *W, const size_t *index, int b, int S, uint64_t seed,
+                            uint64_t epoch, const SeicViewCfg *view);
+
 /* Frees the cached device buffers. */
 void augment_cuda_release(void);
 

@@ -226,6 +226,9 @@ void seic_align_loss_forward_backward(double *terms, float *dzi, float *dzt, flo
 void seic_self_loss_forward_backward(double *loss, float *dls, float *w, int32_t *yhat, double *st,
                                      const float *lw, const float *ls, int b, int K,
                                      double momentum);
+int seic_views_forward(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
+                       const size_t *index, int b, int S, uint64_t seed, uint64_t epoch,
+                       const SeicViewCfg *view);   // train.cu (views: augment.cu)
 
 // heads.cu (clustering heads)
 void batchnorm_forward(float *out, float *mean, float *rstd, float *running_mean,

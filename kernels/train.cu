@@ -366,6 +366,16 @@ void strided_copy(float *dst, size_t dst_stride, const float *src, size_t src_st
 // augment_batch_cuda has the op's layout (rows j < b weak, b + j strong, of sample index[j],
 // from host images; CLIP-normalised (2b,3,S,S)) and keys; it is synchronous and uploads host
 // memory, so it cannot be part of a captured graph.
+int seic_views_forward(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
+                       const size_t *index, int b, int S, uint64_t seed, uint64_t epoch,
+                       const SeicViewCfg *view) {
+    if (stream_is_capturing())
+        return laic_error("seic_views_forward: cannot run inside a CUDA graph capture (it "
+                          "uploads host images) ---> HINT: make the views before capturing");
+    if (b < 0) return laic_error("seic_views_forward: negative batch %d", b);
+    return augment_seic_batch_cuda(pixels, NULL, imgs, H, W, index, b, S, seed, epoch, view);
+}
+
 int train_views_forward(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
                         const size_t *index, int b, int S, uint64_t seed, uint64_t epoch) {
     if (stream_is_capturing())

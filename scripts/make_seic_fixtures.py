@@ -20,7 +20,20 @@ Writes tests/fixtures/seic/, per stage-1 case c (s1_<c>_*.npy):
   p1 (n)                  parameters after one torch.optim.Adam(lr, wd 0) step
   cfg (12)                b, E, K, lr, tau_a, tau_c, w_ins, w_ass, w_ctr, w_bal, floor, max_w
                           (momentum 0.9 and the scale cap 100 are fixed)
-and the stage-2 loss cases (s2_<c>_*.npy):
+the stage-2 loss cases (s2_<c>_*.npy), see below, and one stage-2 step (s2step_*.npy) through
+the tiny CLIP of tests/fixtures/clip/tiny_f16.safetensors (rebuilt exactly by
+make_backward_fixtures.tiny_model) with PEFT-style LoRA on q and v of both vision blocks
+(make_vit_fixtures.LoRA, laic's arena order: per block q_down (r,C), q_up (C,r), v_down, v_up),
+the SEIC image heads, fixed weak and strong pixels, in float64:
+  cfg (7)                 B, K, r, alpha, lr, weight decay, confidence momentum
+  weak, strong (B,3,32,32)
+  lora0 (n_lora), heads0 (n_img)  trainable parameters before (heads: Wp, bp, Wc, bc)
+  w (B), y (B), loss (1)  confidence weights, pseudo-labels, L2 (first batch: the EMA starts
+                          from the batch's own mean and variance)
+  glora, gheads           dL2/dθ
+  lora1, heads1           after one torch.optim.AdamW step over both groups (float32)
+  st1 (3)                 the confidence EMA after the step
+The stage-2 loss cases (s2_<c>_*.npy):
   lw, ls (b,K)            weak and strong cluster logits (float32)
   st0 (3)                 confidence EMA before: mean, var, initialised (0/1)
   w (b), y (b)            confidence weights and pseudo-labels
@@ -31,6 +44,7 @@ Run from the repository root:  python3 scripts/make_seic_fixtures.py
 """
 import math
 import os
+import sys
 
 import numpy as np
 import torch
@@ -199,6 +213,85 @@ def stage2_case(c, b, K, seed, st0, momentum=0.999):
     print(f"stage2 case {c}: loss {loss.item():.6f} mean w {w.mean().item():.4f} EMA {mean:.5f} {var:.3e}")
 
 
+# --- one stage-2 step through the tiny ViT with LoRA ------------------------------------------
+
+def stage2_step(seed=6):
+    import copy
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import make_backward_fixtures as mb
+    import make_fixtures as mf
+    import make_vit_fixtures as mv
+    g = torch.Generator().manual_seed(seed)
+    md = mb.tiny_model()
+    C, E = md.config.vision_config.hidden_size, md.config.projection_dim
+    nl = md.config.vision_config.num_hidden_layers
+    B, K, r, alpha, lr, wd, mo = 6, 5, 4, 8.0, 1e-3, 1e-2, 0.999
+    weak = mf.f32(B, 3, 32, 32, gen=g)
+    strong = mf.f32(B, 3, 32, 32, gen=g)
+    bound = 1.0 / np.sqrt(C)
+    arena = []
+    for _ in range(nl):
+        for _ in "qv":
+            arena.append(((torch.rand(r, C, generator=g, dtype=torch.float64) * 2 - 1) * bound).float())
+            arena.append(mf.f32(C, r, scale=0.05, gen=g))   # U != 0 so dD is not 0
+    # heads scaled so the random-init encoder's features (all alike) spread over the clusters
+    heads = [mf.f32(E, E, scale=2.0, gen=g), mf.f32(E, scale=0.05, gen=g),
+             mf.f32(K, E, scale=4.0, gen=g), mf.f32(K, scale=0.05, gen=g)]
+    m64 = copy.deepcopy(md)
+    ad = []
+    for i in range(nl):
+        at = m64.vision_model.encoder.layers[i].self_attn
+        for j, name in enumerate(("q_proj", "v_proj")):
+            lo = mv.LoRA(getattr(at, name), arena[4 * i + 2 * j].double().clone(),
+                         arena[4 * i + 2 * j + 1].double().clone(), alpha / r)
+            setattr(at, name, lo)
+            ad += [lo.down, lo.up]
+    for p_ in m64.parameters():
+        p_.requires_grad_(False)
+    H = [torch.nn.Parameter(h.double().clone()) for h in heads]
+    for p_ in ad + H:
+        p_.requires_grad_(True)
+
+    def logits(pix):
+        f = F.normalize(mv.image_features(m64, pix.double()), dim=1)
+        z = F.normalize(f @ H[0].t() + H[1], dim=1)
+        return z @ H[2].t() + H[3]
+
+    with torch.no_grad():
+        pw = torch.softmax(logits(weak), 1)
+        conf, y = pw.max(1)
+    top2 = torch.topk(pw, 2, dim=1).values
+    assert float((top2[:, 0] - top2[:, 1]).min()) > 1e-4, "near-tie in a pseudo-label"
+    mean, var = conf.mean().item(), max(conf.var(unbiased=False).item(), 1e-6)   # first batch
+    w = torch.where(conf < mean, torch.exp(-(conf - mean) ** 2 / (2 * var)), torch.ones_like(conf))
+    loss = (F.cross_entropy(logits(strong), y, reduction="none") * w).mean()
+    loss.backward()
+    glora = torch.cat([p_.grad.reshape(-1) for p_ in ad])
+    gheads = torch.cat([p_.grad.reshape(-1) for p_ in H])
+    # one AdamW step in float32 from the float64 gradients (one parameter group, as V4C)
+    ps = [a.clone().requires_grad_(True) for a in arena] + [h.clone().requires_grad_(True) for h in heads]
+    for p_, q in zip(ps, ad + H):
+        p_.grad = q.grad.float()
+    torch.optim.AdamW(ps, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd, foreach=False).step()
+    na = len(arena)
+    save("s2step_cfg", np.array([B, K, r, alpha, lr, wd, mo], np.float64))
+    save("s2step_weak", weak.numpy())
+    save("s2step_strong", strong.numpy())
+    save("s2step_lora0", torch.cat([a.reshape(-1) for a in arena]).numpy())
+    save("s2step_heads0", torch.cat([h.reshape(-1) for h in heads]).numpy())
+    save("s2step_w", w.numpy())
+    save("s2step_y", y.numpy().astype(np.int32))
+    save("s2step_loss", np.array([loss.item()]))
+    save("s2step_glora", glora.numpy())
+    save("s2step_gheads", gheads.numpy())
+    save("s2step_lora1", torch.cat([p_.detach().reshape(-1) for p_ in ps[:na]]).numpy())
+    save("s2step_heads1", torch.cat([p_.detach().reshape(-1) for p_ in ps[na:]]).numpy())
+    save("s2step_st1", np.array([mean, var, 1.0]))
+    print(f"stage2 step: loss {loss.item():.6f}, w {np.round(w.numpy(), 4)}, y {y.numpy()}, "
+          f"|g_lora| {glora.norm().item():.3g}, |g_heads| {gheads.norm().item():.3g}")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -207,3 +300,4 @@ if __name__ == "__main__":
     stage1_case(2, 20, 12, 4, seed=3, collapse="image", logs0=math.log(200.0))
     stage2_case(0, 24, 5, seed=4, st0=(0.0, 0.0, 0.0))          # first batch initialises
     stage2_case(1, 24, 5, seed=5, st0=(0.62, 0.031, 1.0))       # EMA from an earlier state
+    stage2_step()

@@ -81,6 +81,9 @@ void seic_align_loss_forward_backward_cpu(double *terms, float *dzi, float *dzt,
                                           const float *zt, const float *li, const float *lt,
                                           const float *logs, int b, int K, int E,
                                           const SeicLossCfg *cfg);
+int seic_views_forward_cpu(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
+                           const size_t *index, int b, int S, uint64_t seed, uint64_t epoch,
+                           const SeicViewCfg *view);   // train_ops.c
 void seic_self_loss_forward_backward_cpu(double *loss, float *dls, float *w, int32_t *yhat,
                                          double *st, const float *lw, const float *ls, int b,
                                          int K, double momentum);

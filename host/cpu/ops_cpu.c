@@ -105,6 +105,7 @@ const OpsBackend ops_cpu = {
     // SEIC (seic.c)
     .seic_align_loss_forward_backward = seic_align_loss_forward_backward_cpu,
     .seic_self_loss_forward_backward = seic_self_loss_forward_backward_cpu,
+    .seic_views_forward = seic_views_forward_cpu,
     // no graphs on the CPU: graph_capture, graph_launch, graph_free stay NULL
     // communicator: MPI on host memory (host/comm.c)
     .comm_rank = comm_rank,

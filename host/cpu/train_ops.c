@@ -1,7 +1,8 @@
 /*
  * train_ops.c — the prompt-learning entries of ops_cpu (host/ops.h): thin wrappers that give
  * the references of host/train/train.c (loss, SGD) and host/model/augment.c (views) the op table's shape,
- * so the trainer runs one step code on every backend. Semantics in host/ops.h.
+ * so the trainer runs one step code on every backend; and SEIC stage 2's views (the eval view
+ * of host/model/image.c beside the SEIC strong view). Semantics in host/ops.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,29 @@ int train_views_forward_cpu(float *pixels, const uint8_t *const *imgs, const int
         free(crop);
     }
     if (bad) return laic_error("train: out of memory making the views of %d samples", b);
+    return 0;
+}
+
+int seic_views_forward_cpu(float *pixels, const uint8_t *const *imgs, const int *H, const int *W,
+                           const size_t *index, int b, int S, uint64_t seed, uint64_t epoch,
+                           const SeicViewCfg *view) {
+    const size_t plane = (size_t)3 * S * S;
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic)
+    for (int j = 0; j < 2 * b; j++) {
+        const int i = j % b;   // rows 0..b-1 the eval view, b..2b-1 the strong view
+        uint8_t *crop = malloc((size_t)S * S * 3);
+        if (!crop) {
+#pragma omp atomic write
+            bad = 1;
+            continue;
+        }
+        if (j < b) image_resize_crop_rgb8(crop, imgs[i], H[i], W[i], S);
+        else augment_seic_view(crop, imgs[i], H[i], W[i], S, view, seed, epoch, (uint64_t)index[i]);
+        image_normalize(pixels + (size_t)j * plane, crop, S);
+        free(crop);
+    }
+    if (bad) return laic_error("seic: out of memory making the views of %d samples", b);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops.h"   // SeicViewCfg
 #include "rng.h"
 
 typedef struct {
@@ -93,16 +94,8 @@ void augment_hsv_to_rgb(uint8_t rgb[3], const uint8_t hsv[3]);
 /* rgb_to_grayscale(num_output_channels=3) in place: every channel = PIL luma (L mode). */
 void augment_grayscale(uint8_t *img /*(h,w,3)*/, int h, int w);
 
-/* The SEIC strong view's settings (SPEC §9.3, V4C's defaults in seic_view_cfg_default). */
-typedef struct {
-    double scale_lo, scale_hi;   // RandomResizedCrop area fraction, (0.5, 1)
-    double flip_p;               // RandomHorizontalFlip, 0.5
-    double jitter_p;             // RandomApply(ColorJitter), 0.8
-    double brightness, contrast, saturation;   // ColorJitter strengths, 0.32 each: factor in
-                                               // [max(0, 1 - x), 1 + x]
-    double hue;                  // 0.08: factor in [-hue, hue]
-    double gray_p;               // RandomGrayscale, 0.2
-} SeicViewCfg;
+/* SeicViewCfg (the SEIC strong view's settings) is declared in ops.h, beside the op that makes
+ * the views; V4C's defaults: */
 void seic_view_cfg_default(SeicViewCfg *c);
 
 /* The generator for one view: view 0 = weak, 1 = strong, 2 = SEIC strong. */

@@ -19,7 +19,10 @@
 #include "io/atomic.h"
 #include "io/err.h"
 #include "io/progress.h"
+#include "model/augment.h"
+#include "model/image.h"
 #include "train/optim.h"
+#include "train/vit.h"
 
 #define SHUFFLE_STREAM 0x5E1C5EEDull
 #define INIT_STREAM 0x5E1C1417ull
@@ -491,4 +494,426 @@ int seic_predict_features(int64_t *pred, const OpsBackend *ops, const float *p,
     ops->free(du);
     ops->free(dl);
     return 0;
+}
+
+// --- stage 2 -------------------------------------------------------------------------------------
+
+#define S2_SHUFFLE_STREAM 0x5E1C5EED2ull
+
+void seic_s2_opts_default(SeicS2Opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 40;
+    o->batch = 128;
+    o->lr = 5e-5;
+    o->weight_decay = 0.0;
+    o->lora_rank = 128;
+    o->lora_alpha = 128.0;
+    o->conf_momentum = 0.999;
+    seic_view_cfg_default(&o->view);
+    o->precision = "fp32";
+    o->seed = 1234;
+}
+
+struct SeicS2Step {
+    const OpsBackend *ops;
+    VitTrainer *vt;
+    ClipModel *m;
+    SeicLayout L;
+    SeicS2Opts o;
+    int B, S, E, K;
+    size_t plane, n_lora;
+    void *arena;
+    float *pix;               // (2B,3,S,S) weak rows, then strong rows
+    float *feat[2], *f[2];    // (B,E) raw and normalised image features, weak / strong
+    float *u[2], *z[2];       // (B,E) the projection head's pre- and post-normalisation rows
+    float *l[2];              // (B,K) cluster logits
+    float *dls;               // (B,K)
+    float *dz, *du, *df, *dfeat;   // (B,E)
+    float *p, *g, *m1, *v1;   // (n_img) the image heads, their gradients, AdamW moments
+    float *w;                 // (B) confidence weights
+    int32_t *yhat;            // (B)
+    double *sched;            // (3)
+    double *st;               // (3) confidence EMA
+    double *loss;             // (1)
+};
+
+SeicS2Step *seic_s2_step_create(const ClipWeights *w, const OpsBackend *ops, int K, int B,
+                                const SeicS2Opts *o) {
+    const int E = w->cfg.embed_dim, S = w->cfg.image_size;
+    VitTrainOpts vo;
+    vit_train_opts_default(&vo);
+    vo.spec = clip_spec_lora(o->lora_rank, (float)o->lora_alpha);
+    vo.spec.train_proj = o->train_visual_proj;
+    vo.spec.recompute = o->recompute;
+    vo.lr = o->lr;
+    vo.weight_decay = o->weight_decay;
+    vo.precision = o->precision;
+    vo.seed = o->seed;
+    vo.log = o->log;
+    vo.log_ctx = o->log_ctx;
+    VitTrainer *vt = vit_trainer_create(w, ops, B, &vo);
+    if (!vt) return NULL;
+    SeicS2Step *s = callocCheck(1, sizeof *s);
+    s->ops = ops, s->vt = vt, s->m = vit_trainer_model(vt), s->o = *o;
+    s->B = B, s->S = S, s->E = E, s->K = K;
+    seic_layout(&s->L, K, E);
+    s->plane = (size_t)3 * S * S;
+    s->n_lora = clip_trainable_numel(s->m);
+    const size_t BE = (size_t)B * E * sizeof(float), BK = (size_t)B * K * sizeof(float);
+    const size_t NI = s->L.n_img * sizeof(float);
+    void **ptrs[] = {(void **)&s->pix, (void **)&s->feat[0], (void **)&s->feat[1], (void **)&s->f[0],
+                     (void **)&s->f[1], (void **)&s->u[0], (void **)&s->u[1], (void **)&s->z[0],
+                     (void **)&s->z[1], (void **)&s->l[0], (void **)&s->l[1], (void **)&s->dls,
+                     (void **)&s->dz, (void **)&s->du, (void **)&s->df, (void **)&s->dfeat,
+                     (void **)&s->p, (void **)&s->g, (void **)&s->m1, (void **)&s->v1, (void **)&s->w,
+                     (void **)&s->yhat, (void **)&s->sched, (void **)&s->st, (void **)&s->loss};
+    const size_t bytes[] = {2 * (size_t)B * s->plane * sizeof(float), BE, BE, BE, BE, BE, BE, BE, BE,
+                            BK, BK, BK, BE, BE, BE, BE, NI, NI, NI, NI, (size_t)B * sizeof(float),
+                            (size_t)B * sizeof(int32_t), 3 * sizeof(double), 3 * sizeof(double),
+                            sizeof(double)};
+    enum { NSLOT = sizeof bytes / sizeof bytes[0] };
+    _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
+    size_t off[NSLOT], total = 0;
+    for (int i = 0; i < NSLOT; i++) {
+        off[i] = total;
+        total += (bytes[i] + 255) / 256 * 256;
+    }
+    if (!(s->arena = ops->alloc(total))) {
+        vit_trainer_free(vt);
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < NSLOT; i++) *ptrs[i] = (char *)s->arena + off[i];
+    return s;
+}
+
+void seic_s2_step_free(SeicS2Step *s) {
+    if (!s) return;
+    if (s->arena) s->ops->free(s->arena);
+    vit_trainer_free(s->vt);
+    free(s);
+}
+
+size_t seic_s2_extra_floats(const SeicS2Step *s) { return 3 * s->n_lora; }
+
+int seic_s2_step_load(SeicS2Step *s, const SeicState *st) {
+    const OpsBackend *o = s->ops;
+    const size_t ni = s->L.n_img * sizeof(float);
+    o->to_device(s->p, st->p, ni);
+    o->to_device(s->m1, st->m, ni);
+    o->to_device(s->v1, st->v, ni);
+    o->to_device(s->st, st->conf, 3 * sizeof(double));
+    if (st->n_extra == 3 * s->n_lora) {
+        const float *x = st->extra;
+        if (vit_trainer_set_state(s->vt, x, x + s->n_lora, x + 2 * s->n_lora, (long)st->step))
+            return -1;
+    }
+    o->synchronize();
+    return 0;
+}
+
+int seic_s2_step_save(SeicS2Step *s, SeicState *st) {
+    const OpsBackend *o = s->ops;
+    const size_t ni = s->L.n_img * sizeof(float);
+    o->to_host(st->p, s->p, ni);
+    o->to_host(st->m, s->m1, ni);
+    o->to_host(st->v, s->v1, ni);
+    o->to_host(st->conf, s->st, 3 * sizeof(double));
+    o->synchronize();
+    if (st->n_extra != 3 * s->n_lora) {
+        free(st->extra);
+        st->n_extra = 3 * s->n_lora;
+        st->extra = callocCheck(st->n_extra ? st->n_extra : 1, sizeof *st->extra);
+    }
+    float *x = st->extra;
+    long step = 0;
+    if (vit_trainer_get_state(s->vt, x, x + s->n_lora, x + 2 * s->n_lora, &step)) return -1;
+    return 0;
+}
+
+// f = normalize(feat) → u = f Wpᵀ + bp, z = normalize(u), l = z Wcᵀ + bc (the image heads)
+static void s2_heads(SeicS2Step *s, int k, int b) {
+    const OpsBackend *o = s->ops;
+    const int E = s->E, K = s->K;
+    const size_t *off = s->L.off;
+    o->l2norm_forward(s->f[k], s->feat[k], b, E);
+    o->matmul_forward(s->u[k], s->f[k], s->p + off[SEIC_WP_I], s->p + off[SEIC_BP_I], b, E, E);
+    o->l2norm_forward(s->z[k], s->u[k], b, E);
+    o->matmul_forward(s->l[k], s->z[k], s->p + off[SEIC_WC_I], s->p + off[SEIC_BC_I], b, E, K);
+}
+
+int seic_s2_step_views(SeicS2Step *s, const uint8_t *const *imgs, const int *H, const int *W,
+                       const size_t *index, int b, uint64_t epoch) {
+    if (b < 1 || b > s->B) return laic_error("seic: batch of %d images (1..%d)", b, s->B);
+    // the op writes weak rows 0..b-1 and strong rows b..2b-1 contiguously
+    return s->ops->seic_views_forward(s->pix, imgs, H, W, index, b, s->S, s->o.seed, epoch, &s->o.view);
+}
+
+int seic_s2_step_run(SeicS2Step *s, const float *pixels, int b, double *loss, float *w,
+                     int32_t *yhat, float *g_heads, float *g_lora) {
+    if (b < 1 || b > s->B) return laic_error("seic: batch of %d images (1..%d)", b, s->B);
+    const OpsBackend *o = s->ops;
+    const int E = s->E, K = s->K;
+    const size_t *off = s->L.off;
+    if (pixels) o->to_device(s->pix, pixels, 2 * (size_t)b * s->plane * sizeof(float));
+    // weak view, then the strong one: the backward differentiates the most recent forward
+    for (int k = 0; k < 2; k++) {
+        if (clip_encode_images_dev(s->m, s->pix + (size_t)k * b * s->plane, b, s->feat[k])) return -1;
+        s2_heads(s, k, b);
+    }
+    o->seic_self_loss_forward_backward(s->loss, s->dls, s->w, s->yhat, s->st, s->l[0], s->l[1], b, K,
+                                       s->o.conf_momentum);
+    // back through the image heads (strong view); parameter gradients accumulate into g
+    o->memset0(s->g, s->L.n_img * sizeof(float));
+    o->matmul_backward_weight(s->g + off[SEIC_WC_I], s->g + off[SEIC_BC_I], s->dls, s->z[1], b, E, K);
+    o->matmul_backward(s->dz, s->dls, s->p + off[SEIC_WC_I], b, E, K);
+    o->l2norm_backward(s->du, s->dz, s->u[1], b, E);
+    o->matmul_backward_weight(s->g + off[SEIC_WP_I], s->g + off[SEIC_BP_I], s->du, s->f[1], b, E, E);
+    o->matmul_backward(s->df, s->du, s->p + off[SEIC_WP_I], b, E, E);
+    o->l2norm_backward(s->dfeat, s->df, s->feat[1], b, E);
+    if (clip_image_backward_dev(s->m, s->dfeat, NULL)) return -1;
+    if (g_lora) {
+        o->to_host(g_lora, clip_trainable_grads(s->m), s->n_lora * sizeof(float));
+        o->synchronize();
+    }
+    if (g_heads) {
+        o->to_host(g_heads, s->g, s->L.n_img * sizeof(float));
+        o->synchronize();
+    }
+    // AdamW over LoRA and the image heads: one torch parameter group, one step count
+    if (vit_trainer_step(s->vt)) return -1;
+    double sched[3];
+    adam_schedule(sched, s->o.lr, 0.9, 0.999, vit_trainer_steps(s->vt));
+    o->to_device(s->sched, sched, sizeof sched);
+    o->adam_forward(s->p, s->m1, s->v1, s->g, s->sched, s->L.n_img, 0.9, 0.999, 1e-8,
+                    s->o.weight_decay, 1);
+    o->to_host(loss, s->loss, sizeof *loss);
+    if (w) o->to_host(w, s->w, (size_t)b * sizeof *w);
+    if (yhat) o->to_host(yhat, s->yhat, (size_t)b * sizeof *yhat);
+    o->synchronize();
+    return 0;
+}
+
+int seic_s2_step_logits(SeicS2Step *s, const float *pixels, int b, float *logits) {
+    if (b < 1 || b > s->B) return laic_error("seic: batch of %d images (1..%d)", b, s->B);
+    const OpsBackend *o = s->ops;
+    o->to_device(s->pix, pixels, (size_t)b * s->plane * sizeof(float));
+    if (clip_encode_images_dev(s->m, s->pix, b, s->feat[0])) return -1;
+    s2_heads(s, 0, b);
+    o->to_host(logits, s->l[0], (size_t)b * s->K * sizeof(float));
+    o->synchronize();
+    return 0;
+}
+
+void seic_s2_result_free(SeicS2Result *r) {
+    seic_state_free(&r->st);
+    free(r->epoch_loss);
+    free(r->epoch_conf);
+    free(r->epoch_weight);
+    free(r->pred);
+    memset(r, 0, sizeof *r);
+}
+
+/* Hash of the stage-2 settings and of the stage-1 heads it starts from (resume check). */
+static uint64_t s2_cfg_hash(const SeicS2Opts *o, size_t N, int B, const SeicState *s1) {
+    SeicLayout L;
+    seic_layout(&L, s1->K, s1->E);
+    double v[] = {(double)o->epochs, (double)B, o->lr, o->weight_decay, (double)o->lora_rank,
+                  o->lora_alpha, (double)o->train_visual_proj, o->conf_momentum, o->view.scale_lo,
+                  o->view.scale_hi, o->view.flip_p, o->view.jitter_p, o->view.brightness,
+                  o->view.contrast, o->view.saturation, o->view.hue, o->view.gray_p, (double)N};
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
+    for (const char *c = o->precision ? o->precision : "fp32"; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    p = (const unsigned char *)s1->p;
+    for (size_t i = 0; i < L.n * sizeof(float); i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Fetches the b images idx[0..b) in parallel; -1 with the first error. */
+static int fetch_images(const SeicImages *src, const size_t *idx, int b, uint8_t **rgb, int *H, int *W) {
+    int bad = 0;
+    char *err = NULL;
+#pragma omp parallel for schedule(dynamic)
+    for (int j = 0; j < b; j++) {
+        rgb[j] = NULL;
+        if (src->get(src->ctx, idx[j], &rgb[j], &H[j], &W[j])) {
+#pragma omp critical(seic_fetch_err)
+            {
+                if (!bad) err = strdup(laic_last_error());
+                bad = 1;
+            }
+        }
+    }
+    if (!bad) return 0;
+    for (int j = 0; j < b; j++) free(rgb[j]), rgb[j] = NULL;
+    laic_error("%s", err ? err : "seic: image read failed");
+    free(err);
+    return -1;
+}
+
+static void s2log(const SeicS2Opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s2log(const SeicS2Opts *o, const char *fmt, ...) {
+    if (!o->log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->log(o->log_ctx, line);
+}
+
+int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
+                const SeicImages *fit, const SeicImages *eval, const SeicState *s1,
+                const SeicS2Opts *o) {
+    memset(res, 0, sizeof *res);
+    const size_t N = fit->n;
+    if (N < 2) return laic_error("seic: stage 2 needs at least 2 training images (got %zu)", N);
+    if (!s1 || s1->stage != 1) return laic_error("seic: stage 2 needs the stage-1 heads");
+    if (s1->E != w->cfg.embed_dim)
+        return laic_error("seic: the heads take %d-d features, the model gives %d", s1->E, w->cfg.embed_dim);
+    if (o->epochs < 1 || o->batch < 1) return laic_error("seic: s2 epochs %d, batch %d", o->epochs, o->batch);
+    if (!ops->seic_views_forward || !ops->seic_self_loss_forward_backward)
+        return laic_error("seic: the %s backend lacks the SEIC stage-2 ops ---> HINT: set "
+                          "model.device=cpu", ops->name);
+    const int K = s1->K, E = s1->E, B = (size_t)o->batch < N ? o->batch : (int)N;
+    const size_t steps_per_epoch = (N + (size_t)B - 1) / (size_t)B;   // drop_last=False
+    const uint64_t ch = s2_cfg_hash(o, N, B, s1);
+    SeicS2Step *S = seic_s2_step_create(w, ops, K, B, o);
+    if (!S) return -1;
+    SeicState *st = &res->st;
+    if (o->resume) {
+        const SeicState *r = o->resume;
+        const char *bad = r->stage != 2 ? "it is not a stage-2 checkpoint"
+                          : r->K != K || r->E != E ? "K or E differ"
+                          : r->seed != o->seed || r->cfg_hash != ch
+                              ? "other settings (seed, s2 epochs, batch, lr, LoRA, views, precision, N) or another stage 1"
+                          : r->n_extra != seic_s2_extra_floats(S) ? "its LoRA state has another size"
+                          : r->epoch > o->epochs ? "it is past seic.s2_epochs" : NULL;
+        if (bad) {
+            seic_s2_step_free(S);
+            return laic_error("seic: cannot resume stage 2 from that checkpoint: %s ---> HINT: "
+                              "resume with the settings of the stopped run", bad);
+        }
+        seic_state_copy(st, r);
+        s2log(o, "seic stage 2: resumed at epoch %d (step %lld)", st->epoch, (long long)st->step);
+    } else {
+        SeicLayout L;
+        seic_layout(&L, K, E);
+        seic_state_copy(st, s1);
+        st->stage = 2;
+        st->epoch = 0;
+        st->step = 0;
+        st->seed = o->seed;
+        memset(st->m, 0, L.n * sizeof *st->m);   // a fresh AdamW (V4C creates a new optimiser)
+        memset(st->v, 0, L.n * sizeof *st->v);
+        st->conf[0] = st->conf[1] = st->conf[2] = 0.0;
+        rng_init(&st->rng, o->seed, S2_SHUFFLE_STREAM);
+        free(st->extra);
+        st->n_extra = 0;
+        st->extra = NULL;
+    }
+    st->cfg_hash = ch;
+    int rc = seic_s2_step_load(S, st);
+    if (!rc && !o->resume) rc = seic_s2_step_save(S, st);   // the LoRA init into the state
+    res->first_epoch = st->epoch;
+    res->epoch_loss = mallocCheck((size_t)o->epochs * sizeof *res->epoch_loss);
+    res->epoch_conf = mallocCheck((size_t)o->epochs * sizeof *res->epoch_conf);
+    res->epoch_weight = mallocCheck((size_t)o->epochs * sizeof *res->epoch_weight);
+    for (int e = 0; e < o->epochs; e++) res->epoch_loss[e] = res->epoch_conf[e] = res->epoch_weight[e] = NAN;
+    size_t *perm = mallocCheck(N * sizeof *perm);
+    uint8_t **rgb = callocCheck((size_t)B, sizeof *rgb);
+    int *H = mallocCheck((size_t)B * sizeof *H), *W = mallocCheck((size_t)B * sizeof *W);
+    float *wv = mallocCheck((size_t)B * sizeof *wv);
+    s2log(o, "seic stage 2: LoRA r = %d, alpha = %g on q, v of %d blocks (%zu adapter floats)%s, %zu "
+             "images, batch %d (%zu steps/epoch), %d epochs, AdamW lr %g", o->lora_rank, o->lora_alpha,
+          w->cfg.vision_layers, S->n_lora, o->train_visual_proj ? " + visual.proj" : "", N, B,
+          steps_per_epoch, o->epochs, o->lr);
+    double t0 = now_seconds();
+    while (!rc && st->epoch < o->epochs) {
+        const int ep = st->epoch;
+        if (o->stop_after > 0 && ep >= o->stop_after) {
+            res->stopped = 1;
+            break;
+        }
+        for (size_t i = 0; i < N; i++) perm[i] = i;
+        for (size_t i = N - 1; i > 0; i--) {
+            size_t j = (size_t)rng_below(&st->rng, i + 1), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        double lsum = 0.0, wsum = 0.0, t_ep = now_seconds();
+        for (size_t s = 0; s < steps_per_epoch && !rc; s++) {
+            const size_t i0 = s * (size_t)B;
+            const int b = (int)(N - i0 < (size_t)B ? N - i0 : (size_t)B);
+            if ((rc = fetch_images(fit, perm + i0, b, rgb, H, W))) break;
+            rc = seic_s2_step_views(S, (const uint8_t *const *)rgb, H, W, perm + i0, b, (uint64_t)ep);
+            for (int j = 0; j < b; j++) free(rgb[j]), rgb[j] = NULL;
+            double loss = 0.0;
+            if (!rc) rc = seic_s2_step_run(S, NULL, b, &loss, wv, NULL, NULL, NULL);
+            if (rc) break;
+            if (!isfinite(loss)) {
+                rc = laic_error("seic: stage-2 loss is %g at epoch %d step %zu ---> HINT: lower "
+                                "seic.s2_lr", loss, ep + 1, s + 1);
+                break;
+            }
+            st->step++;
+            lsum += loss;
+            for (int j = 0; j < b; j++) wsum += wv[j];
+            res->images_seen += (size_t)b;
+        }
+        if (rc) break;
+        st->epoch++;
+        if ((rc = seic_s2_step_save(S, st))) break;
+        res->epoch_loss[ep] = lsum / (double)steps_per_epoch;
+        res->epoch_weight[ep] = wsum / (double)N;
+        res->epoch_conf[ep] = st->conf[0];
+        s2log(o, "seic stage 2: epoch %d/%d  loss %.5f  mean weight %.3f  confidence EMA %.4f "
+                 "(var %.2e)  (%.1fs)", ep + 1, o->epochs, res->epoch_loss[ep], res->epoch_weight[ep],
+              st->conf[0], st->conf[1], now_seconds() - t_ep);
+        if (o->ckpt_path && (rc = seic_ckpt_save(o->ckpt_path, st))) break;
+    }
+    res->seconds = now_seconds() - t0;
+    // the eval split through the adapted encoder: weak view (the eval transform), argmax p^I
+    if (!rc && !res->stopped && eval && eval->get && eval->n) {
+        const size_t Ne = eval->n;
+        res->pred = mallocCheck(Ne * sizeof *res->pred);
+        const size_t plane = S->plane;
+        float *pix = mallocCheck((size_t)B * plane * sizeof *pix), *lg = mallocCheck((size_t)B * K * sizeof *lg);
+        size_t *idx = mallocCheck((size_t)B * sizeof *idx);
+        const int Sz = S->S;
+        for (size_t i0 = 0; i0 < Ne && !rc; i0 += (size_t)B) {
+            const int b = (int)(Ne - i0 < (size_t)B ? Ne - i0 : (size_t)B);
+            for (int j = 0; j < b; j++) idx[j] = i0 + (size_t)j;
+            if ((rc = fetch_images(eval, idx, b, rgb, H, W))) break;
+#pragma omp parallel for schedule(dynamic)
+            for (int j = 0; j < b; j++) {
+                uint8_t *crop = mallocCheck((size_t)Sz * Sz * 3);
+                image_resize_crop_rgb8(crop, rgb[j], H[j], W[j], Sz);
+                image_normalize(pix + (size_t)j * plane, crop, Sz);
+                free(crop);
+            }
+            for (int j = 0; j < b; j++) free(rgb[j]), rgb[j] = NULL;
+            if ((rc = seic_s2_step_logits(S, pix, b, lg))) break;
+            for (int j = 0; j < b; j++) {
+                const float *r = lg + (size_t)j * K;
+                int best = 0;
+                for (int c = 1; c < K; c++)
+                    if (r[c] > r[best]) best = c;
+                res->pred[i0 + (size_t)j] = best;
+            }
+        }
+        free(pix);
+        free(lg);
+        free(idx);
+    }
+    seic_s2_step_free(S);
+    free(perm);
+    free(rgb);
+    free(H);
+    free(W);
+    free(wv);
+    if (rc) seic_s2_result_free(res);
+    return rc;
 }

@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/clip.h"
 #include "ops.h"
 #include "rng.h"
 
@@ -140,6 +141,98 @@ void seic_s1_step_save(SeicS1Step *s, SeicState *st);
  * not copied back). */
 int seic_s1_step_run(SeicS1Step *s, const float *x, const float *t, int b, const SeicLossCfg *cfg,
                      double lr, double weight_decay, long t_adam, double terms[5], float *grads);
+
+// --- stage 2: self-enhancement ------------------------------------------------------------------
+/*
+ * The image tower gets LoRA (r, α) on q and v of every visual block (host/train/vit.h; V4C's
+ * lora.py); with the image heads it trains on each sample's two views (op seic_views_forward:
+ * weak = the eval transform, strong = crop 0.5–1 + flip + ColorJitter + grayscale):
+ *   weak    f = normalize(encode_image(weak)), l_w = heads_I(f)              (no gradient)
+ *   strong  the same, recorded for the backward: l_s
+ *   loss    seic_self_loss_forward_backward: ŷ = argmax softmax(l_w), the confidence EMA,
+ *           w_i = 1 above its mean, Gaussian below; L2 = mean w_i CE(l_s, ŷ_i)
+ *   back    heads: dWc, dbc, dWp, dbp (+=); df → l2norm backward → clip_image_backward_dev
+ *           (LoRA gradients +=)
+ *   update  AdamW (decoupled) on the LoRA arena (vit_trainer_step) and on the image heads
+ *           (adam_forward), the same lr, betas, eps, weight decay and step count: together
+ *           torch.optim.AdamW over V4C's one parameter group.
+ * Frozen: the base ViT (visual.proj included, as V4C's LoRA injection freezes every visual
+ * parameter; train_visual_proj = 1 trains it too), the text heads, log s, the histogram.
+ * Pseudo-labels are online (the current model's weak view), so the first epoch starts from the
+ * stage-1 heads (LoRA U = 0 leaves the encoder unchanged at the start).
+ */
+typedef int (*SeicImageFn)(void *ctx, size_t i, uint8_t **rgb, int *h, int *w);
+
+typedef struct {
+    int epochs;              // 40
+    int batch;               // 128 (clipped to N; the last batch is kept, V4C's drop_last=False)
+    double lr;               // AdamW 5e-5
+    double weight_decay;     // 0 (decoupled)
+    int lora_rank;           // 128
+    double lora_alpha;       // 128
+    int train_visual_proj;   // 0 (V4C); 1: visual.proj trains too [ours]
+    double conf_momentum;    // 0.999
+    SeicViewCfg view;        // seic_view_cfg_default
+    const char *precision;   // the image tower's matmuls: "fp32" (default), "tf32", "bf16"
+    int recompute;           // recompute each block in the backward (memory; same numbers)
+    uint64_t seed;
+    const char *ckpt_path;   // written atomically after every epoch (NULL = none)
+    const SeicState *resume; // a stage-2 state to continue from (NULL = start from stage 1)
+    int stop_after;          // stop once this many stage-2 epochs are complete (0 = run all)
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+} SeicS2Opts;
+
+void seic_s2_opts_default(SeicS2Opts *o);
+
+typedef struct {
+    SeicState st;            // stage 2's state: heads (image block trained), AdamW moments of the
+                             // image block, confidence EMA, extra = LoRA [params | m | v]
+    int first_epoch, stopped;
+    double *epoch_loss;      // (epochs) mean L2 per epoch trained here, NaN otherwise
+    double *epoch_conf;      // (epochs) mean weak-view confidence
+    double *epoch_weight;    // (epochs) mean confidence weight w
+    double seconds;
+    size_t images_seen;
+    int64_t *pred;           // (Ne) eval predictions (when the eval images were given)
+} SeicS2Result;
+
+typedef struct {
+    SeicImageFn get;         // RGB8 image of sample i, malloc'd (freed by the trainer)
+    void *ctx;
+    size_t n;
+} SeicImages;
+
+/* Stage 2 from the stage-1 state s1 (stage 1, K and E of the run) on the fit images, then
+ * predictions for the eval images (eval.get may be NULL: no predictions). */
+int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
+                const SeicImages *fit, const SeicImages *eval, const SeicState *s1,
+                const SeicS2Opts *o);
+void seic_s2_result_free(SeicS2Result *r);
+
+/* The stage-2 step's working set, for the trainer and tests: the LoRA model (a VitTrainer) and
+ * the image heads on the backend. */
+typedef struct SeicS2Step SeicS2Step;
+SeicS2Step *seic_s2_step_create(const ClipWeights *w, const OpsBackend *ops, int K, int B,
+                                const SeicS2Opts *o);
+void seic_s2_step_free(SeicS2Step *s);
+/* Floats of LoRA state (params, m, v) in SeicState.extra: 3 × the trainable arena. */
+size_t seic_s2_extra_floats(const SeicS2Step *s);
+/* Uploads the image heads (p, m, v's leading n_img floats), the confidence EMA and, when
+ * st->n_extra matches, the LoRA state and step count (else the LoRA keeps its init, step 0). */
+int seic_s2_step_load(SeicS2Step *s, const SeicState *st);
+/* Downloads the same into st (st->extra sized by seic_s2_extra_floats). */
+int seic_s2_step_save(SeicS2Step *s, SeicState *st);
+/* One step on pixels (2b,3,S,S) host or NULL (already in the step's arena, e.g. by
+ * seic_s2_step_views): loss (host), and for tests w, yhat (b) host and the gradients before the
+ * update: g_heads (n_img) and g_lora (the LoRA arena) host, each NULL to skip. */
+int seic_s2_step_run(SeicS2Step *s, const float *pixels, int b, double *loss, float *w,
+                     int32_t *yhat, float *g_heads, float *g_lora);
+/* The views of b images into the step's arena (op seic_views_forward). */
+int seic_s2_step_views(SeicS2Step *s, const uint8_t *const *imgs, const int *H, const int *W,
+                       const size_t *index, int b, uint64_t epoch);
+/* Image-head logits (b,K) host of pixels (b,3,S,S) host through the LoRA model (no gradient). */
+int seic_s2_step_logits(SeicS2Step *s, const float *pixels, int b, float *logits);
 
 /* pred (Ne) = argmax of the image cluster logits Linear(normalize(Linear(x))) for X (Ne,E)
  * (ties to the lowest cluster), on the backend, in chunks. p: the parameter vector of L. */

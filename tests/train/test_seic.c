@@ -27,7 +27,9 @@
 #include "io/err.h"
 #include "io/npy.h"
 #include "ops.h"
+#include "model/clip.h"
 #include "train/seic.h"
+#include "../synth.h"
 #include "../test.h"
 
 #define FX "tests/fixtures/seic"
@@ -413,4 +415,194 @@ TEST(seic_stage1_last_batch_rule) {
     }
     free(X);
     free(T);
+}
+
+// --- stage 2 --------------------------------------------------------------------------------------
+
+#define TINY "tests/fixtures/clip/tiny_f16.safetensors"
+
+static double maxabs_f(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+TEST(seic_stage2_step_vs_pytorch) {
+    // One stage-2 step on the tiny CLIP with LoRA r = 4, α = 8 on q and v of both vision blocks
+    // (random U, so dD is not 0), the image heads, fixed weak and strong pixels, the first batch
+    // (the confidence EMA starts from it), then AdamW (lr 1e-3, wd 1e-2) over LoRA and heads.
+    // Tolerances: loss rel 1e-5; weights |a−r| ≤ 1e-5 + 1e-4·|r| (exp of float confidences);
+    // gradients per tensor |a−r| ≤ 1e-4·max|r| + 1e-3·|r| and max|a−r|/max|r| ≤ 1e-4 (fp32
+    // through 2 blocks vs float64, as test_vit_train); parameters after the step
+    // |p − ref| ≤ 1e-6 + 1e-3·lr + 1e-5·|ref| (AdamW's first step is ≈ lr·sign(g)).
+    ClipWeights w;
+    REQUIRE(clip_weights_load(&w, TINY) == 0, "%s", laic_last_error());
+    Npy ac, awk, ast, al0, ah0, aw, aloss, agl, agh, al1, ah1, ast1;
+#define F32(v, a, n) float *v = test_fixture_f32(FX, n, &a)
+#define F64(v, a, n) double *v = (npy_read(test_fixture_path(FX, n), &a) || a.dtype != NPY_F64) ? NULL : a.data
+    F64(c, ac, "s2step_cfg");
+    F32(weak, awk, "s2step_weak");
+    F32(strong, ast, "s2step_strong");
+    F32(lora0, al0, "s2step_lora0");
+    F32(heads0, ah0, "s2step_heads0");
+    F64(wref, aw, "s2step_w");
+    F64(loss_ref, aloss, "s2step_loss");
+    F64(glora, agl, "s2step_glora");
+    F64(gheads, agh, "s2step_gheads");
+    F32(lora1, al1, "s2step_lora1");
+    F32(heads1, ah1, "s2step_heads1");
+    F64(st1, ast1, "s2step_st1");
+    size_t ny = 0;
+    int32_t *yref = test_fixture_i32(FX, "s2step_y", &ny, NULL, NULL);
+    REQUIRE(c && weak && strong && lora0 && heads0 && wref && loss_ref && glora && gheads && lora1 &&
+                heads1 && st1 && yref,
+            "fixtures");
+    const int B = (int)c[0], K = (int)c[1], E = w.cfg.embed_dim;
+    SeicS2Opts o;
+    seic_s2_opts_default(&o);
+    o.lora_rank = (int)c[2];
+    o.lora_alpha = c[3];
+    o.lr = c[4];
+    o.weight_decay = c[5];
+    o.conf_momentum = c[6];
+    SeicS2Step *S = seic_s2_step_create(&w, &ops_cpu, K, B, &o);
+    REQUIRE(S, "%s", laic_last_error());
+    SeicLayout L;
+    seic_layout(&L, K, E);
+    const size_t nl = seic_s2_extra_floats(S) / 3;
+    REQUIRE(nl == al0.count && ah0.count == L.n_img, "LoRA %zu vs %zu floats, heads %zu vs %zu", nl,
+            al0.count, ah0.count, L.n_img);
+    SeicState st;
+    seic_state_alloc(&st, &L, 3 * nl);
+    memcpy(st.p, heads0, L.n_img * sizeof(float));
+    memcpy(st.extra, lora0, nl * sizeof(float));
+    REQUIRE(!seic_s2_step_load(S, &st), "%s", laic_last_error());
+    const size_t plane = (size_t)3 * w.cfg.image_size * w.cfg.image_size;
+    float *pix = mallocCheck(2 * (size_t)B * plane * sizeof *pix);
+    memcpy(pix, weak, (size_t)B * plane * sizeof *pix);
+    memcpy(pix + (size_t)B * plane, strong, (size_t)B * plane * sizeof *pix);
+    double loss;
+    float *wv = mallocCheck((size_t)B * sizeof *wv), *gl = mallocCheck(nl * sizeof *gl),
+          *gh = mallocCheck(L.n_img * sizeof *gh);
+    int32_t *y = mallocCheck((size_t)B * sizeof *y);
+    REQUIRE(!seic_s2_step_run(S, pix, B, &loss, wv, y, gh, gl), "%s", laic_last_error());
+    printf("    loss %.7f (torch %.7f)\n", loss, loss_ref[0]);
+    CHECK(fabs(loss - loss_ref[0]) <= 1e-5 * fabs(loss_ref[0]), "loss");
+    CHECK(!memcmp(y, yref, (size_t)B * sizeof *y), "pseudo-labels");
+    double ww = 0;
+    for (int i = 0; i < B; i++) ww = fmax(ww, fabs(wv[i] - wref[i]) - 1e-4 * fabs(wref[i]));
+    CHECK(ww <= 1e-5, "confidence weights off by %.3g", ww);
+    // LoRA gradients per tensor (block-major: q_down, q_up, v_down, v_up)
+    const int r = o.lora_rank, C = w.cfg.vision_width;
+    size_t off = 0;
+    for (int blk = 0; blk < w.cfg.vision_layers; blk++)
+        for (int t = 0; t < 4; t++) {
+            const size_t n = (size_t)r * C;
+            char what[64];
+            snprintf(what, sizeof what, "d block %d %s_%s", blk, t < 2 ? "q" : "v", t % 2 ? "up" : "down");
+            CHECK(close_scaled(gl + off, glora + off, n, 1e-4, 1e-3, what), "%s", what);
+            double mx = 0, wd = 0;
+            for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(glora[off + i])), wd = fmax(wd, fabs(gl[off + i] - glora[off + i]));
+            CHECK(wd <= 1e-4 * mx, "%s: max|a-r|/max|r| %.3g", what, mx > 0 ? wd / mx : wd);
+            off += n;
+        }
+    static const char *hn[4] = {"image proj W", "image proj b", "image cluster W", "image cluster b"};
+    for (int i = 0; i < 4; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "d %s", hn[i]);
+        CHECK(close_scaled(gh + L.off[i], gheads + L.off[i], L.off[i + 1] - L.off[i], 1e-4, 1e-3, what), "%s", what);
+    }
+    REQUIRE(!seic_s2_step_save(S, &st), "%s", laic_last_error());
+    const double lr = o.lr;
+    size_t bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < nl; i++) {
+        double d = fabs(st.extra[i] - lora1[i]);
+        worst = fmax(worst, d);
+        bad += d > 1e-6 + 1e-3 * lr + 1e-5 * fabs(lora1[i]);
+    }
+    for (size_t i = 0; i < L.n_img; i++) {
+        double d = fabs(st.p[i] - heads1[i]);
+        worst = fmax(worst, d);
+        bad += d > 1e-6 + 1e-3 * lr + 1e-5 * fabs(heads1[i]);
+    }
+    printf("    after one AdamW step: max |p - ref| %.3g (lr %g), %zu of %zu outside\n", worst, lr, bad,
+           nl + L.n_img);
+    CHECK(bad == 0, "parameters after the AdamW step");
+    printf("    confidence EMA %.9g %.9g (torch %.9g %.9g); weights off by %.3g\n", st.conf[0], st.conf[1],
+           st1[0], st1[1], ww);
+    CHECK(fabs(st.conf[0] - st1[0]) <= 1e-6 && fabs(st.conf[1] - st1[1]) <= 1e-5 * st1[1] && st.conf[2] == 1.0,
+          "confidence EMA %.9g %.9g vs %.9g %.9g", st.conf[0], st.conf[1], st1[0], st1[1]);
+    CHECK(maxabs_f(st.extra + nl, nl) > 0, "AdamW moments of LoRA saved into the state");
+    seic_s2_step_free(S);
+    seic_state_free(&st);
+    free(pix), free(wv), free(gl), free(gh), free(y), free(yref);
+    Npy *all[] = {&ac, &awk, &ast, &al0, &ah0, &aw, &aloss, &agl, &agh, &al1, &ah1, &ast1};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) npy_free(all[i]);
+    clip_weights_free(&w);
+#undef F32
+#undef F64
+}
+
+TEST(seic_stage2_resume_is_bit_identical) {
+    // seic_s2_run on 10 synthetic images (batch 4: a short last batch), 3 epochs: stopped after
+    // epoch 1 and resumed from the checkpoint = uninterrupted, bit for bit (heads, moments,
+    // LoRA state, confidence EMA, shuffle stream, eval predictions)
+    ClipWeights w;
+    REQUIRE(clip_weights_load(&w, TINY) == 0, "%s", laic_last_error());
+    const int K = 3, E = w.cfg.embed_dim;
+    SynthImages im = {10, 36, 40, NULL};
+    Rng g;
+    rng_init(&g, 5, 5);
+    im.pix = mallocCheck((size_t)im.n * im.h * im.w * 3);
+    for (size_t i = 0; i < (size_t)im.n * im.h * im.w * 3; i++) im.pix[i] = (uint8_t)rng_below(&g, 256);
+    SeicLayout L;
+    seic_layout(&L, K, E);
+    SeicState s1;
+    seic_state_alloc(&s1, &L, 0);
+    s1.stage = 1;
+    seic_heads_init(s1.p, &L, 0.07, 3);
+    for (size_t i = 0; i < L.n_img; i++) s1.p[i] *= 50.0f;   // heads that disagree across images
+    SeicS2Opts o;
+    seic_s2_opts_default(&o);
+    o.epochs = 3, o.batch = 4, o.lora_rank = 4, o.lora_alpha = 8, o.lr = 1e-3, o.seed = 17;
+    SeicImages fit = {synth_get_image, &im, (size_t)im.n};
+    SeicS2Result full, part, rest;
+    REQUIRE(!seic_s2_run(&full, &w, &ops_cpu, &fit, &fit, &s1, &o), "%s", laic_last_error());
+    CHECK(full.st.epoch == 3 && full.st.step == 9 && full.pred, "3 epochs of 3 steps, predictions");
+    const char *ck = test_path("seic_s2.ckpt");
+    o.ckpt_path = ck;
+    o.stop_after = 1;
+    REQUIRE(!seic_s2_run(&part, &w, &ops_cpu, &fit, &fit, &s1, &o), "%s", laic_last_error());
+    CHECK(part.stopped && part.st.epoch == 1 && !part.pred, "stopped after epoch 1");
+    SeicState back;
+    REQUIRE(!seic_ckpt_load(ck, &back), "%s", laic_last_error());
+    CHECK(back.stage == 2 && back.n_extra == full.st.n_extra, "a stage-2 checkpoint with the LoRA state");
+    o.stop_after = 0;
+    o.resume = &back;
+    REQUIRE(!seic_s2_run(&rest, &w, &ops_cpu, &fit, &fit, &s1, &o), "%s", laic_last_error());
+    CHECK(rest.first_epoch == 1 && rest.st.epoch == 3 && rest.st.step == 9, "resumed at 1, ended at 3");
+    CHECK(!memcmp(rest.st.p, full.st.p, L.n * sizeof(float)) && !memcmp(rest.st.m, full.st.m, L.n * sizeof(float)) &&
+              !memcmp(rest.st.v, full.st.v, L.n * sizeof(float)) &&
+              !memcmp(rest.st.extra, full.st.extra, full.st.n_extra * sizeof(float)) &&
+              !memcmp(rest.st.conf, full.st.conf, sizeof full.st.conf) &&
+              !memcmp(&rest.st.rng, &full.st.rng, sizeof(Rng)) &&
+              !memcmp(rest.pred, full.pred, (size_t)im.n * sizeof(int64_t)),
+          "stop + resume ends bit for bit where the uninterrupted run ends");
+    CHECK(memcmp(full.st.p, s1.p, L.n_img * sizeof(float)) != 0 &&
+              !memcmp(full.st.p + L.n_img, s1.p + L.n_img, (L.n - L.n_img) * sizeof(float)),
+          "stage 2 trains the image heads only (text heads and log s frozen)");
+    // a stage-1 checkpoint is not a stage-2 resume point
+    o.resume = &s1;
+    SeicS2Result bad;
+    laic_clear_error();
+    CHECK(seic_s2_run(&bad, &w, &ops_cpu, &fit, &fit, &s1, &o) == -1 && strstr(laic_last_error(), "not a stage-2"),
+          "%s", laic_last_error());
+    seic_state_free(&back);
+    seic_state_free(&s1);
+    seic_s2_result_free(&full);
+    seic_s2_result_free(&part);
+    seic_s2_result_free(&rest);
+    free(im.pix);
+    clip_weights_free(&w);
 }
