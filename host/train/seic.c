@@ -508,6 +508,7 @@ void seic_s2_opts_default(SeicS2Opts *o) {
     o->weight_decay = 0.0;
     o->lora_rank = 128;
     o->lora_alpha = 128.0;
+    o->encoder_lr = 1e-5;
     o->conf_momentum = 0.999;
     seic_view_cfg_default(&o->view);
     o->precision = "fp32";
@@ -542,10 +543,11 @@ SeicS2Step *seic_s2_step_create(const ClipWeights *w, const OpsBackend *ops, int
     const int E = w->cfg.embed_dim, S = w->cfg.image_size;
     VitTrainOpts vo;
     vit_train_opts_default(&vo);
-    vo.spec = clip_spec_lora(o->lora_rank, (float)o->lora_alpha);
-    vo.spec.train_proj = o->train_visual_proj;
+    vo.spec = o->full_last_k > 0 ? clip_spec_full_last_k(o->full_last_k)
+                                 : clip_spec_lora(o->lora_rank, (float)o->lora_alpha);
+    if (o->full_last_k <= 0) vo.spec.train_proj = o->train_visual_proj;
     vo.spec.recompute = o->recompute;
-    vo.lr = o->lr;
+    vo.lr = o->full_last_k > 0 ? o->encoder_lr : o->lr;
     vo.weight_decay = o->weight_decay;
     vo.precision = o->precision;
     vo.seed = o->seed;
@@ -719,7 +721,8 @@ static uint64_t s2_cfg_hash(const SeicS2Opts *o, size_t N, int B, const SeicStat
     SeicLayout L;
     seic_layout(&L, s1->K, s1->E);
     double v[] = {(double)o->epochs, (double)B, o->lr, o->weight_decay, (double)o->lora_rank,
-                  o->lora_alpha, (double)o->train_visual_proj, o->conf_momentum, o->view.scale_lo,
+                  o->lora_alpha, (double)o->full_last_k, o->full_last_k > 0 ? o->encoder_lr : 0.0,
+                  (double)o->train_visual_proj, o->conf_momentum, o->view.scale_lo,
                   o->view.scale_hi, o->view.flip_p, o->view.jitter_p, o->view.brightness,
                   o->view.contrast, o->view.saturation, o->view.hue, o->view.gray_p, (double)N};
     uint64_t h = 1469598103934665603ull;
@@ -826,10 +829,15 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
     uint8_t **rgb = callocCheck((size_t)B, sizeof *rgb);
     int *H = mallocCheck((size_t)B * sizeof *H), *W = mallocCheck((size_t)B * sizeof *W);
     float *wv = mallocCheck((size_t)B * sizeof *wv);
-    s2log(o, "seic stage 2: LoRA r = %d, alpha = %g on q, v of %d blocks (%zu adapter floats)%s, %zu "
-             "images, batch %d (%zu steps/epoch), %d epochs, AdamW lr %g", o->lora_rank, o->lora_alpha,
-          w->cfg.vision_layers, S->n_lora, o->train_visual_proj ? " + visual.proj" : "", N, B,
-          steps_per_epoch, o->epochs, o->lr);
+    if (o->full_last_k > 0)
+        s2log(o, "seic stage 2: blocks %d..%d + ln_post + proj train in full (%zu floats, AdamW lr %g; "
+                 "heads lr %g), %zu images, batch %d (%zu steps/epoch), %d epochs", o->full_last_k,
+              w->cfg.vision_layers - 1, S->n_lora, o->encoder_lr, o->lr, N, B, steps_per_epoch, o->epochs);
+    else
+        s2log(o, "seic stage 2: LoRA r = %d, alpha = %g on q, v of %d blocks (%zu adapter floats)%s, %zu "
+                 "images, batch %d (%zu steps/epoch), %d epochs, AdamW lr %g", o->lora_rank, o->lora_alpha,
+              w->cfg.vision_layers, S->n_lora, o->train_visual_proj ? " + visual.proj" : "", N, B,
+              steps_per_epoch, o->epochs, o->lr);
     double t0 = now_seconds();
     while (!rc && st->epoch < o->epochs) {
         const int ep = st->epoch;

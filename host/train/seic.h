@@ -170,6 +170,9 @@ typedef struct {
     double weight_decay;     // 0 (decoupled)
     int lora_rank;           // 128
     double lora_alpha;       // 128
+    int full_last_k;         // > 0: instead of LoRA, blocks >= full_last_k + ln_post + proj train
+                             // in full (SPEC §9.3's [ours] alternative), at encoder_lr
+    double encoder_lr;       // full_last_k's AdamW rate (1e-5); the heads keep lr
     int train_visual_proj;   // 0 (V4C); 1: visual.proj trains too [ours]
     double conf_momentum;    // 0.999
     SeicViewCfg view;        // seic_view_cfg_default

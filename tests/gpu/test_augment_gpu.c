@@ -362,4 +362,41 @@ TEST(gpu_augment_hue_all_colours_match_cpu) {
     G->free(d_u8);
 }
 
+// The op seic_views_forward (SEIC stage 2): eval views (host resize + centre crop passed through)
+// and SEIC strong views of a batch, normalised floats bitwise the CPU op's.
+TEST(gpu_seic_views_op_matches_cpu) {
+    need_gpu();
+    const int b = 12, S = 224;
+    Rng r;
+    rng_init(&r, 21, 4);
+    uint8_t *imgs[12];
+    int H[12], W[12];
+    size_t index[12];
+    for (int i = 0; i < b; i++) {
+        H[i] = 32 + (int)rng_below(&r, 300);
+        W[i] = 32 + (int)rng_below(&r, 300);
+        imgs[i] = rand_image(&r, H[i], W[i]);
+        index[i] = 7 + (size_t)i * 3;
+    }
+    SeicViewCfg cfg;
+    seic_view_cfg_default(&cfg);
+    const size_t n = 2 * (size_t)b * 3 * S * S;
+    float *d = gpu_alloc(n * sizeof(float)), *g = mallocCheck(n * sizeof *g), *c = mallocCheck(n * sizeof *c);
+    for (uint64_t epoch = 0; epoch < 2; epoch++) {
+        REQUIRE(ops_cuda.seic_views_forward(d, (const uint8_t *const *)imgs, H, W, index, b, S, 3, epoch, &cfg) == 0,
+                "%s", laic_last_error());
+        gpu_download_into(g, d, n * sizeof(float));
+        REQUIRE(ops_cpu.seic_views_forward(c, (const uint8_t *const *)imgs, H, W, index, b, S, 3, epoch, &cfg) == 0,
+                "%s", laic_last_error());
+        size_t bad = 0;
+        for (int j = 0; j < 2 * b; j++)
+            bad += memcmp(g + (size_t)j * 3 * S * S, c + (size_t)j * 3 * S * S, (size_t)3 * S * S * sizeof(float)) != 0;
+        CHECK(bad == 0, "epoch %d: %zu of %d views differ", (int)epoch, bad, 2 * b);
+    }
+    for (int i = 0; i < b; i++) free(imgs[i]);
+    free(g);
+    free(c);
+    G->free(d);
+}
+
 #endif

@@ -27,7 +27,9 @@
 #include "io/err.h"
 #include "io/npy.h"
 #include "ops.h"
+#include "model/augment.h"
 #include "model/clip.h"
+#include "model/image.h"
 #include "train/seic.h"
 #include "../synth.h"
 #include "../test.h"
@@ -605,4 +607,37 @@ TEST(seic_stage2_resume_is_bit_identical) {
     seic_s2_result_free(&rest);
     free(im.pix);
     clip_weights_free(&w);
+}
+
+TEST(seic_views_op_is_eval_view_then_strong_view) {
+    // ops_cpu.seic_views_forward == image_resize_crop_rgb8 / augment_seic_view + image_normalize,
+    // bitwise, rows 0..b-1 then b..2b-1
+    const int b = 3, S = 32;
+    const int H[3] = {40, 64, 32}, W[3] = {50, 33, 32};
+    const size_t index[3] = {4, 0, 9};
+    uint8_t *imgs[3];
+    Rng g;
+    rng_init(&g, 3, 3);
+    for (int i = 0; i < b; i++) {
+        imgs[i] = mallocCheck((size_t)H[i] * W[i] * 3);
+        for (size_t k = 0; k < (size_t)H[i] * W[i] * 3; k++) imgs[i][k] = (uint8_t)rng_below(&g, 256);
+    }
+    SeicViewCfg c;
+    seic_view_cfg_default(&c);
+    const size_t plane = (size_t)3 * S * S;
+    float *pix = mallocCheck(2 * b * plane * sizeof *pix), *ref = mallocCheck(plane * sizeof *ref);
+    uint8_t *crop = mallocCheck((size_t)S * S * 3);
+    REQUIRE(!ops_cpu.seic_views_forward(pix, (const uint8_t *const *)imgs, H, W, index, b, S, 11, 2, &c), "%s",
+            laic_last_error());
+    int bad = 0;
+    for (int j = 0; j < 2 * b; j++) {
+        const int i = j % b;
+        if (j < b) image_resize_crop_rgb8(crop, imgs[i], H[i], W[i], S);
+        else augment_seic_view(crop, imgs[i], H[i], W[i], S, &c, 11, 2, index[i]);
+        image_normalize(ref, crop, S);
+        bad += memcmp(ref, pix + (size_t)j * plane, plane * sizeof *ref) != 0;
+    }
+    CHECK(bad == 0, "%d of %d views differ from the direct calls", bad, 2 * b);
+    for (int i = 0; i < b; i++) free(imgs[i]);
+    free(pix), free(ref), free(crop);
 }

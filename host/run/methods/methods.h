@@ -38,5 +38,7 @@ int method_rsc_train(Run *r);            // "ours": prompt learning on r->pl_y /
 int train_resume_load(Run *r);           // run.resume → r->resume (no-op when unset)
 int method_seic_stage1(Run *r);         // "SEIC†": stage 0 pairs + stage-1 heads (seic.c)
 int seic_resume_load(Run *r);            // run.resume → SEIC checkpoints (no-op when unset)
+int method_seic(Run *r);                // SEIC: stage 2 self-enhancement (seic.c)
+int seic_enabled(Run *r);                // 0 with a note when the run has no images
 
 #endif

@@ -22,6 +22,7 @@ const Method laic_methods[] = {
     {"ours-notrain", NULL,           NULL,         NULL,              method_rsc_notrain},
     {"ours",         "ours-notrain", ours_enabled, train_resume_load, method_rsc_train},
     {"seic-stage1",  NULL,           NULL,         seic_resume_load,  method_seic_stage1},
+    {"seic",         "seic-stage1",  seic_enabled, seic_resume_load,  method_seic},
 };
 const size_t laic_n_methods = sizeof laic_methods / sizeof laic_methods[0];
 

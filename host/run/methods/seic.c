@@ -12,14 +12,18 @@
  *            precomputed, nouns.features). Cached in run.cache_dir under a key of every input.
  *   stage 1  the heads on (X, T) (host/train/seic.h), Adam; prediction = argmax p^I of the
  *            eval features.
- * seic (stage 2, self-enhancement through LoRA) builds on the heads seic-stage1 leaves in the
- * Run (r->seic).
+ * seic (stage 2): self-enhancement of the image encoder through LoRA (or seic.adapter =
+ * full_last_k) and the image heads, on weak / strong views of the fit images, starting from the
+ * heads seic-stage1 leaves in the Run (r->seic); prediction = argmax p^I of the eval images'
+ * eval view through the adapted encoder. Needs the images (not data.image_features).
  *
- * Files in the run directory: seic_stage1.ckpt (after every epoch; the final one stays),
+ * Files in the run directory: seic_stage1.ckpt, seic_stage2.ckpt (after every epoch; the final
+ * ones stay),
  * seic_candidates.tsv (the stage-0 candidate nouns), report.json "seic" (stage 0 sizes, loss
  * terms per epoch, the scale, timings) and the methods' metrics and predictions.
  * Resume: run.resume=DIR reads DIR/seic_stage1.ckpt (or DIR.partial/...) before the new run
- * clears its directory; a finished stage 1 is not trained again. seic.stop_after=N stops after
+ * clears its directory (and seic_stage2.ckpt when there is one); a finished stage is not trained
+ * again. seic.stop_after=N stops after
  * N epochs in all (stage-1 epochs first) with an error and keeps <dir>.partial/.
  */
 #include <cJSON.h>
@@ -476,5 +480,117 @@ int method_seic_stage1(Run *r) {
     }
     seic_s1_result_free(&res);
     run_time(r, "seic_stage1", now_seconds() - t);
+    return rc;
+}
+
+// --- stage 2 -------------------------------------------------------------------------------------
+
+typedef struct {
+    const Dataset *d;
+    const size_t *sel;
+} SplitImages;
+
+static int split_image(void *ctx, size_t i, uint8_t **rgb, int *h, int *w) {
+    const SplitImages *s = ctx;
+    return dataset_get_rgb8(s->d, s->sel ? s->sel[i] : i, rgb, h, w);
+}
+
+int seic_enabled(Run *r) {
+    if (r->have_dfit || !config_str(&r->cfg, "data", "image_features")[0]) return 1;
+    run_log(r, "note: method 'seic' (stage 2) fine-tunes the image encoder on the images, and this "
+               "run has precomputed features only (data.image_features); reporting seic-stage1");
+    return 0;
+}
+
+int method_seic(Run *r) {
+    double t = now_seconds();
+    SeicRun *s = seic_run(r);
+    if (!s->have_s1) return laic_error("seic: no stage-1 heads (the seic-stage1 method did not run)");
+    if (!r->have_dfit) return laic_error("seic: stage 2 needs the images (data.path)");
+    if (!r->have_weights)
+        return laic_error("seic: stage 2 needs the CLIP image encoder ---> HINT: set model.weights");
+    if (r->E != r->w.cfg.embed_dim)
+        return laic_error("seic: features have width %d, the model's embed dim is %d", r->E, r->w.cfg.embed_dim);
+    if (r->n_bad_images)
+        return laic_error("seic: %zu unreadable images were skipped, so feature rows no longer map to "
+                          "images ---> HINT: remove the bad images", r->n_bad_images);
+    SeicS2Opts o;
+    seic_s2_opts_default(&o);
+    o.epochs = (int)config_int(&r->cfg, "seic", "s2_epochs");
+    o.batch = (int)config_int(&r->cfg, "seic", "s2_batch");
+    o.lr = config_float(&r->cfg, "seic", "s2_lr");
+    o.weight_decay = config_float(&r->cfg, "seic", "s2_weight_decay");
+    const char *adapter = config_str(&r->cfg, "seic", "adapter");
+    o.lora_rank = (int)config_int(&r->cfg, "seic", "lora_rank");
+    o.lora_alpha = config_float(&r->cfg, "seic", "lora_alpha");
+    if (!strcmp(adapter, "full_last_k")) {
+        o.full_last_k = (int)config_int(&r->cfg, "seic", "full_last_k");
+        o.encoder_lr = config_float(&r->cfg, "seic", "encoder_lr");
+        if (o.full_last_k >= r->w.cfg.vision_layers)
+            return laic_error("seic.full_last_k = %d: the model has %d visual blocks", o.full_last_k,
+                              r->w.cfg.vision_layers);
+    }
+    o.train_visual_proj = config_bool(&r->cfg, "seic", "train_visual_proj");
+    o.conf_momentum = config_float(&r->cfg, "seic", "conf_momentum");
+    o.view.scale_lo = config_float(&r->cfg, "seic", "strong_scale_min");
+    o.view.scale_hi = 1.0;
+    o.view.flip_p = config_float(&r->cfg, "seic", "flip_p");
+    o.view.jitter_p = config_float(&r->cfg, "seic", "jitter_p");
+    const double js = config_float(&r->cfg, "seic", "jitter_strength");
+    o.view.brightness = o.view.contrast = o.view.saturation = 0.8 * js;   // V4C's SimCLR-style
+    o.view.hue = 0.2 * js;
+    o.view.gray_p = config_float(&r->cfg, "seic", "gray_p");
+    o.precision = config_str(&r->cfg, "seic", "s2_precision");
+    o.recompute = config_bool(&r->cfg, "train", "recompute");
+    o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
+    // seic.stop_after counts the epochs of both stages, stage 1's first
+    const long stop = config_int(&r->cfg, "seic", "stop_after"), e1 = config_int(&r->cfg, "seic", "s1_epochs");
+    if (stop > 0 && stop <= e1) {   // stage 1 is complete (resumed): stop before stage 2
+        r->keep_partial = 1;
+        return laic_error("seic: stopped before stage 2 (seic.stop_after = %ld <= seic.s1_epochs); "
+                          "the checkpoint is in %s.partial ---> HINT: continue with run.resume=%s",
+                          stop, r->dir, r->dir);
+    }
+    o.stop_after = stop > 0 ? (int)(stop - e1) : 0;
+    o.log = log_cb;
+    o.log_ctx = r;
+    char ckpt[2300];
+    snprintf(ckpt, sizeof ckpt, "%s/seic_stage2.ckpt", r->partial);
+    o.ckpt_path = ckpt;
+    o.resume = s->resume2;
+    SplitImages fi = {&r->dfit, r->sel_fit};
+    SplitImages ei = r->eval_is_fit ? fi : (SplitImages){&r->deval, r->sel_eval};
+    SeicImages fit = {split_image, &fi, r->fit.N}, ev = {split_image, &ei, r->eval.N};
+    SeicS2Result res;
+    if (seic_s2_run(&res, &r->w, r->ops, &fit, &ev, &s->s1, &o)) return -1;
+    if (res.stopped) {
+        int ep = res.st.epoch;
+        seic_s2_result_free(&res);
+        r->keep_partial = 1;
+        return laic_error("seic: stopped after stage-2 epoch %d of %d (seic.stop_after); the "
+                          "checkpoints are in %s.partial ---> HINT: continue with run.resume=%s", ep,
+                          o.epochs, r->dir, r->dir);
+    }
+    int rc = run_report_method(r, "seic", res.pred);
+    if (!rc) rc = seic_ckpt_save(ckpt, &res.st);
+    if (!rc) run_add_file(r, "seic_stage2_checkpoint", "seic_stage2.ckpt");
+    cJSON *j2 = cJSON_AddObjectToObject(report_obj(r), "stage2");
+    cJSON_AddStringToObject(j2, "adapter", o.full_last_k ? "full_last_k" : "lora");
+    cJSON_AddNumberToObject(j2, "epochs", o.epochs);
+    cJSON_AddNumberToObject(j2, "steps", (double)res.st.step);
+    cJSON_AddNumberToObject(j2, "batch", (double)((size_t)o.batch < r->fit.N ? (size_t)o.batch : r->fit.N));
+    cJSON_AddNumberToObject(j2, "resumed_from_epoch", res.first_epoch);
+    cJSON_AddNumberToObject(j2, "adapter_floats", (double)(res.st.n_extra / 3));
+    cJSON *ls = cJSON_AddArrayToObject(j2, "loss_per_epoch"), *ws = cJSON_AddArrayToObject(j2, "mean_weight_per_epoch");
+    cJSON *cs = cJSON_AddArrayToObject(j2, "confidence_ema_per_epoch");
+    for (int e = 0; e < o.epochs; e++) {
+        cJSON_AddItemToArray(ls, isnan(res.epoch_loss[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_loss[e]));
+        cJSON_AddItemToArray(ws, isnan(res.epoch_weight[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_weight[e]));
+        cJSON_AddItemToArray(cs, isnan(res.epoch_conf[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_conf[e]));
+    }
+    cJSON_AddNumberToObject(j2, "seconds", res.seconds);
+    if (res.seconds > 0) cJSON_AddNumberToObject(j2, "images_per_s", (double)res.images_seen / res.seconds);
+    seic_s2_result_free(&res);
+    run_time(r, "seic_stage2", now_seconds() - t);
     return rc;
 }
