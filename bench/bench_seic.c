@@ -1,8 +1,9 @@
 /*
- * bench_seic.c — SEIC stage 1 (SPEC §9.3): the loss op seic_align_loss_forward_backward, one
- * whole stage-1 step (heads forward, loss, backward, Adam: seic_s1_step_run) and the stage-2
- * loss op seic_self_loss_forward_backward, on the CPU backend and, when built with CUDA and a
- * device is present, on ops_cuda.
+ * bench_seic.c — SEIC (SPEC §9.3): the loss op seic_align_loss_forward_backward, one whole
+ * stage-1 step (heads forward, loss, backward, Adam: seic_s1_step_run), the stage-2 loss op
+ * seic_self_loss_forward_backward and the stage-2 views op seic_views_forward (32 images of
+ * 320×240 → 64 views at 224), on the CPU backend and, when built with CUDA and a device is
+ * present, on ops_cuda.
  *
  *   build:  make bench                 (→ build/bench/bench_seic)
  *   run:    ./build/bench/bench_seic [b] [K]      (default b = 1024, V4C's stage-1 batch, and
@@ -21,6 +22,7 @@
 #include "io/progress.h"
 #include "ops.h"
 #include "rng.h"
+#include "model/augment.h"
 #include "train/seic.h"
 #ifdef LAIC_CUDA
 #include "../kernels/ops_cuda.h"
@@ -68,6 +70,21 @@ static void run_step(void *c_) {
     Ctx *c = c_;
     double terms[5];
     seic_s1_step_run(c->step, c->xh, c->th, c->b, &c->cfg, 5e-3, 0.0, ++c->t, terms, NULL);
+}
+
+typedef struct {
+    const OpsBackend *o;
+    float *pix;
+    uint8_t *imgs[32];
+    int H[32], W[32];
+    size_t index[32];
+    SeicViewCfg cfg;
+} Views;
+
+static void run_views(void *c_) {
+    Views *v = c_;
+    v->o->seic_views_forward(v->pix, (const uint8_t *const *)v->imgs, v->H, v->W, v->index, 32, 224, 1,
+                             0, &v->cfg);
 }
 
 static void run_self(void *c_) {
@@ -148,6 +165,27 @@ static void bench(const OpsBackend *o, int b, int K, int E) {
     printf("stage-1 step      | %-4s | b %5d K %4d E %d | %8.3f ms  (host→device batch upload and terms read back included)\n",
            o->name, b, K, E, ms[1]);
     printf("seic_self_loss    | %-4s | b %5d K %4d      | %8.3f ms\n", o->name, b, K, ms[2]);
+    Views v;
+    memset(&v, 0, sizeof v);
+    v.o = o;
+    seic_view_cfg_default(&v.cfg);
+    Rng g;
+    rng_init(&g, 5, 0);
+    for (int i = 0; i < 32; i++) {
+        v.H[i] = 240, v.W[i] = 320, v.index[i] = (size_t)i;
+        v.imgs[i] = mallocCheck((size_t)240 * 320 * 3);
+        for (size_t k = 0; k < (size_t)240 * 320 * 3; k++) v.imgs[i][k] = (uint8_t)rng_below(&g, 256);
+    }
+    v.pix = up(o, NULL, (size_t)64 * 3 * 224 * 224 * sizeof(float));
+    double vm;
+#ifdef LAIC_CUDA
+    if (cuda) vm = ops_cuda_time_ms(run_views, &v, 5);
+    else
+#endif
+        vm = time_cpu(run_views, &v);
+    printf("seic_views        | %-4s | 32 images 320x240 -> 64 views 224 | %8.3f ms\n", o->name, vm);
+    o->free(v.pix);
+    for (int i = 0; i < 32; i++) free(v.imgs[i]);
     seic_s1_step_free(c.step);
     seic_state_free(&s);
     for (int m = 0; m < 2; m++) o->free(c.z[m]), o->free(c.l[m]), o->free(c.dz[m]), o->free(c.dl[m]);

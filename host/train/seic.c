@@ -18,6 +18,7 @@
 
 #include "io/atomic.h"
 #include "io/err.h"
+#include "io/hash.h"
 #include "io/progress.h"
 #include "model/augment.h"
 #include "model/image.h"
@@ -69,6 +70,8 @@ void seic_state_alloc(SeicState *s, const SeicLayout *L, size_t n_extra) {
 }
 
 void seic_state_free(SeicState *s) {
+    free(s->hparams);
+    free(s->path);
     free(s->p);
     free(s->m);
     free(s->v);
@@ -84,6 +87,8 @@ void seic_state_copy(SeicState *dst, const SeicState *src) {
     float *p = dst->p, *m = dst->m, *v = dst->v, *h = dst->hist, *x = dst->extra;
     *dst = *src;
     dst->p = p, dst->m = m, dst->v = v, dst->hist = h, dst->extra = x;
+    dst->hparams = src->hparams ? strdup(src->hparams) : NULL;
+    dst->path = src->path ? strdup(src->path) : NULL;
     memcpy(p, src->p, L.n * sizeof *p);
     memcpy(m, src->m, L.n * sizeof *m);
     memcpy(v, src->v, L.n * sizeof *v);
@@ -97,20 +102,43 @@ static void put64(int32_t *h, uint64_t v) {
 }
 static uint64_t get64(const int32_t *h) { return (uint64_t)(uint32_t)h[0] | ((uint64_t)(uint32_t)h[1] << 32); }
 
+enum { H_STAGE = 2, H_K, H_E, H_EPOCH, H_STEP, H_SEED = 8, H_NEXTRA = 10, H_HPLEN = 12, H_SUM = 13 };
+#define SEIC_HASH_SEED 0x5E1CC4B7ull
+
+// The checksum: the header with its checksum words zeroed, then every part in file order.
+static uint64_t ckpt_sum(const int32_t *h, const SeicState *s, size_t n, const char *hp, size_t hp_len) {
+    int32_t hz[256];
+    memcpy(hz, h, sizeof hz);
+    hz[H_SUM] = hz[H_SUM + 1] = 0;
+    uint64_t x = laic_hash64(hz, sizeof hz, SEIC_HASH_SEED);
+    x = laic_hash64(s->p, n * sizeof(float), x);
+    x = laic_hash64(s->m, n * sizeof(float), x);
+    x = laic_hash64(s->v, n * sizeof(float), x);
+    x = laic_hash64(s->hist, (size_t)s->K * sizeof(float), x);
+    x = laic_hash64(s->rng.s, sizeof s->rng.s, x);
+    x = laic_hash64(s->conf, sizeof s->conf, x);
+    x = laic_hash64(s->extra, s->n_extra * sizeof(float), x);
+    return laic_hash64(hp, hp_len, x);
+}
+
 int seic_ckpt_save(const char *path, const SeicState *s) {
     SeicLayout L;
     seic_layout(&L, s->K, s->E);
+    const char *hp = s->hparams ? s->hparams : "";
+    const size_t hp_len = strlen(hp);
+    if (hp_len > SEIC_CKPT_MAX_HPARAMS) return laic_error("%s: %zu bytes of settings text", path, hp_len);
     int32_t h[256] = {0};
     h[0] = SEIC_CKPT_MAGIC;
     h[1] = SEIC_CKPT_VERSION;
-    h[2] = s->stage;
-    h[3] = s->K;
-    h[4] = s->E;
-    h[5] = s->epoch;
-    put64(h + 6, (uint64_t)s->step);
-    put64(h + 8, s->seed);
-    put64(h + 10, s->cfg_hash);
-    put64(h + 12, (uint64_t)s->n_extra);
+    h[H_STAGE] = s->stage;
+    h[H_K] = s->K;
+    h[H_E] = s->E;
+    h[H_EPOCH] = s->epoch;
+    put64(h + H_STEP, (uint64_t)s->step);
+    put64(h + H_SEED, s->seed);
+    put64(h + H_NEXTRA, (uint64_t)s->n_extra);
+    h[H_HPLEN] = (int32_t)hp_len;
+    put64(h + H_SUM, ckpt_sum(h, s, L.n, hp, hp_len));
     AtomicFile af;
     if (atomic_open(&af, path)) return -1;
     int ok = fwrite(h, sizeof h, 1, af.fp) == 1 && fwrite(s->p, sizeof(float), L.n, af.fp) == L.n &&
@@ -119,7 +147,8 @@ int seic_ckpt_save(const char *path, const SeicState *s) {
              fwrite(s->hist, sizeof(float), (size_t)s->K, af.fp) == (size_t)s->K &&
              fwrite(s->rng.s, sizeof(uint64_t), 4, af.fp) == 4 &&
              fwrite(s->conf, sizeof(double), 3, af.fp) == 3 &&
-             (!s->n_extra || fwrite(s->extra, sizeof(float), s->n_extra, af.fp) == s->n_extra);
+             (!s->n_extra || fwrite(s->extra, sizeof(float), s->n_extra, af.fp) == s->n_extra) &&
+             (!hp_len || fwrite(hp, 1, hp_len, af.fp) == hp_len);
     if (!ok) {
         atomic_abort(&af);
         return laic_error("%s: write failed", path);
@@ -137,12 +166,13 @@ int seic_ckpt_load(const char *path, SeicState *s) {
         fclose(fp);
         return laic_error("%s: not a SEIC checkpoint (shorter than its 1024-byte header)", path);
     }
-    const uint64_t n_extra = get64(h + 12);
+    const uint64_t n_extra = get64(h + H_NEXTRA);
     const char *bad = NULL;
     if (h[0] != SEIC_CKPT_MAGIC) bad = "bad magic number (not a SEIC checkpoint)";
     else if (h[1] != SEIC_CKPT_VERSION) bad = "unsupported SEIC checkpoint version";
-    else if ((h[2] != 1 && h[2] != 2) || h[3] < 1 || h[3] > (1 << 24) || h[4] < 1 ||
-             h[4] > (1 << 16) || h[5] < 0 || (int64_t)get64(h + 6) < 0 || n_extra > ((uint64_t)1 << 40))
+    else if ((h[H_STAGE] != 1 && h[H_STAGE] != 2) || h[H_K] < 1 || h[H_K] > (1 << 24) || h[H_E] < 1 ||
+             h[H_E] > (1 << 16) || h[H_EPOCH] < 0 || (int64_t)get64(h + H_STEP) < 0 ||
+             n_extra > ((uint64_t)1 << 40) || h[H_HPLEN] < 0 || h[H_HPLEN] > SEIC_CKPT_MAX_HPARAMS)
         bad = "corrupt header";
     if (bad) {
         fclose(fp);
@@ -152,36 +182,98 @@ int seic_ckpt_load(const char *path, SeicState *s) {
         return laic_error("%s: %s", path, bad);
     }
     SeicLayout L;
-    seic_layout(&L, h[3], h[4]);
-    const size_t want = sizeof h + (3 * L.n + (size_t)h[3] + (size_t)n_extra) * sizeof(float) +
-                        4 * sizeof(uint64_t) + 3 * sizeof(double);
+    seic_layout(&L, h[H_K], h[H_E]);   // K < 2^24, E < 2^16: no overflow in 64-bit sizes
+    const size_t hp_len = (size_t)h[H_HPLEN];
+    const uint64_t want = sizeof h + (3 * (uint64_t)L.n + (uint64_t)h[H_K] + n_extra) * sizeof(float) +
+                          4 * sizeof(uint64_t) + 3 * sizeof(double) + hp_len;
     if ((uint64_t)st.st_size != want) {
         fclose(fp);
-        return laic_error("%s: size %lld bytes, header (K=%d E=%d, %llu adapter floats) needs %zu",
-                          path, (long long)st.st_size, (int)h[3], (int)h[4],
-                          (unsigned long long)n_extra, want);
+        return laic_error("%s: size %lld bytes, header (K=%d E=%d, %llu adapter floats) needs %llu",
+                          path, (long long)st.st_size, (int)h[H_K], (int)h[H_E],
+                          (unsigned long long)n_extra, (unsigned long long)want);
     }
     seic_state_alloc(s, &L, (size_t)n_extra);
-    s->stage = h[2];
-    s->epoch = h[5];
-    s->step = (int64_t)get64(h + 6);
-    s->seed = get64(h + 8);
-    s->cfg_hash = get64(h + 10);
+    s->stage = h[H_STAGE];
+    s->epoch = h[H_EPOCH];
+    s->step = (int64_t)get64(h + H_STEP);
+    s->seed = get64(h + H_SEED);
+    s->hparams = mallocCheck(hp_len + 1);
     int ok = fread(s->p, sizeof(float), L.n, fp) == L.n && fread(s->m, sizeof(float), L.n, fp) == L.n &&
              fread(s->v, sizeof(float), L.n, fp) == L.n &&
              fread(s->hist, sizeof(float), (size_t)s->K, fp) == (size_t)s->K &&
              fread(s->rng.s, sizeof(uint64_t), 4, fp) == 4 && fread(s->conf, sizeof(double), 3, fp) == 3 &&
-             (!s->n_extra || fread(s->extra, sizeof(float), s->n_extra, fp) == s->n_extra);
+             (!s->n_extra || fread(s->extra, sizeof(float), s->n_extra, fp) == s->n_extra) &&
+             (!hp_len || fread(s->hparams, 1, hp_len, fp) == hp_len);
     fclose(fp);
-    if (!ok) {
+    s->hparams[hp_len] = 0;
+    const char *why = !ok ? "read failed"
+                      : ckpt_sum(h, s, L.n, s->hparams, hp_len) != get64(h + H_SUM)
+                          ? "checksum mismatch (the file is damaged)"
+                      : memchr(s->hparams, 0, hp_len) ? "settings text holds a NUL byte" : NULL;
+    for (size_t i = 0; !why && i < L.n; i++)
+        if (!isfinite(s->p[i])) why = "a parameter is not finite";
+    if (why) {
         seic_state_free(s);
-        return laic_error("%s: read failed", path);
+        return laic_error("%s: %s", path, why);
     }
-    for (size_t i = 0; i < L.n; i++)
-        if (!isfinite(s->p[i])) {
-            seic_state_free(s);
-            return laic_error("%s: parameter %zu is not finite", path, i);
+    s->path = strdup(path);
+    return 0;
+}
+
+// --- settings text ("key = value" lines) --------------------------------------------------------
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Text;
+
+static void text_add(Text *t, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void text_add(Text *t, const char *key, const char *fmt, ...) {
+    char val[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof val, fmt, ap);
+    va_end(ap);
+    size_t need = strlen(key) + strlen(val) + 5;
+    if (t->len + need + 1 > t->cap) {
+        t->cap = 2 * (t->len + need + 1);
+        char *nb = realloc(t->buf, t->cap);
+        if (!nb) {
+            fprintf(stderr, "laic: fatal: out of memory building the settings text\n");
+            exit(1);
         }
+        t->buf = nb;
+    }
+    t->len += (size_t)snprintf(t->buf + t->len, t->cap - t->len, "%s = %s\n", key, val);
+}
+
+static const char *hp_find(const char *hp, const char *key, size_t *n) {
+    const size_t kl = strlen(key);
+    for (const char *p = hp; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, kl) && !strncmp(p + kl, " = ", 3)) {
+            *n = strcspn(p + kl + 3, "\n");
+            return p + kl + 3;
+        }
+    return NULL;
+}
+
+int seic_check_hparams(const SeicState *s, const char *now) {
+    const char *file = s->path ? s->path : "checkpoint";
+    if (!s->hparams || !s->hparams[0])
+        return laic_error("%s: the checkpoint records no settings to check a resume against", file);
+    for (const char *p = now; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char key[128];
+        size_t kl = strcspn(p, " ");
+        snprintf(key, sizeof key, "%.*s", (int)(kl < sizeof key ? kl : sizeof key - 1), p);
+        const char *v = p + kl + 3;
+        size_t vn = strcspn(v, "\n"), cn = 0;
+        const char *c = hp_find(s->hparams, key, &cn);
+        if (!c) return laic_error("%s: resume refused: the checkpoint has no setting %s", file, key);
+        if (cn != vn || memcmp(c, v, vn))
+            return laic_error("%s: resume refused: %s = %.*s in the checkpoint, %.*s in this run "
+                              "---> HINT: resume with the stopped run's settings", file, key,
+                              (int)(cn < 200 ? cn : 200), c, (int)(vn < 200 ? vn : 200), v);
+    }
     return 0;
 }
 
@@ -328,16 +420,34 @@ static void s1log(const SeicS1Opts *o, const char *fmt, ...) {
     o->log(o->log_ctx, line);
 }
 
-/* Hash of the settings a resumed run must share with the stopped one (trajectory-shaping). */
-static uint64_t s1_cfg_hash(const SeicS1Opts *o, size_t N, int B) {
-    double v[] = {(double)o->epochs, (double)B, o->lr, o->weight_decay, o->tau_ins,
-                  o->loss.tau_a, o->loss.tau_c, o->loss.w_ins, o->loss.w_ass, o->loss.w_ctr,
-                  o->loss.w_bal, o->loss.bal_floor, o->loss.bal_max_w, o->loss.bal_momentum,
-                  o->loss.scale_max, (double)N};
-    uint64_t h = 1469598103934665603ull;   // FNV-1a over the bytes
-    const unsigned char *p = (const unsigned char *)v;
-    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+/* The settings a resumed stage 1 must share with the stopped one: everything that shapes the
+ * trajectory, and the pairs by content. */
+static char *s1_hparams(const OpsBackend *ops, const SeicS1Opts *o, const float *X, const float *T,
+                        size_t N, int K, int E, int B) {
+    Text t = {0};
+    text_add(&t, "seic.s1_epochs", "%d", o->epochs);
+    text_add(&t, "seic.s1_batch", "%d", B);
+    text_add(&t, "seic.s1_lr", "%.17g", o->lr);
+    text_add(&t, "seic.s1_weight_decay", "%.17g", o->weight_decay);
+    text_add(&t, "seic.tau_ins", "%.17g", o->tau_ins);
+    text_add(&t, "seic.tau_a", "%.17g", o->loss.tau_a);
+    text_add(&t, "seic.tau_c", "%.17g", o->loss.tau_c);
+    text_add(&t, "seic.w_ins", "%.17g", o->loss.w_ins);
+    text_add(&t, "seic.w_ass", "%.17g", o->loss.w_ass);
+    text_add(&t, "seic.w_ctr", "%.17g", o->loss.w_ctr);
+    text_add(&t, "seic.w_bal", "%.17g", o->loss.w_bal);
+    text_add(&t, "seic.bal_floor", "%.17g", o->loss.bal_floor);
+    text_add(&t, "seic.bal_max_w", "%.17g", o->loss.bal_max_w);
+    text_add(&t, "seic.bal_momentum", "%.17g", o->loss.bal_momentum);
+    text_add(&t, "seic.scale_max", "%.17g", o->loss.scale_max);
+    text_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
+    text_add(&t, "model.device", "%s", ops->name);
+    text_add(&t, "data.pairs", "%zu x %d, K = %d", N, E, K);
+    text_add(&t, "data.image_features_hash", "%016llx",
+             (unsigned long long)laic_hash64(X, N * (size_t)E * sizeof(float), 1));
+    text_add(&t, "data.text_pairs_hash", "%016llx",
+             (unsigned long long)laic_hash64(T, N * (size_t)E * sizeof(float), 2));
+    return t.buf;
 }
 
 void seic_s1_result_free(SeicS1Result *r) {
@@ -360,17 +470,19 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
     const size_t steps_per_epoch = N / (size_t)B + (N % (size_t)B && !drop_last);
     SeicLayout L;
     seic_layout(&L, K, E);
-    const uint64_t ch = s1_cfg_hash(o, N, B);
+    char *hp = s1_hparams(ops, o, X, T, N, K, E, B);
     SeicState *st = &res->st;
     if (o->resume) {
         const SeicState *r = o->resume;
-        if (r->stage != 1 || r->K != K || r->E != E)
+        if (r->stage != 1 || r->K != K || r->E != E) {
+            free(hp);
             return laic_error("seic: the stage-1 checkpoint holds stage %d, K=%d, E=%d; this run "
                               "needs stage 1, K=%d, E=%d", r->stage, r->K, r->E, K, E);
-        if (r->seed != o->seed || r->cfg_hash != ch)
-            return laic_error("seic: the stage-1 checkpoint was made with other settings (seed, "
-                              "epochs, batch, lr or loss constants, or another N) ---> HINT: "
-                              "resume with the settings of the stopped run");
+        }
+        if (seic_check_hparams(r, hp)) {
+            free(hp);
+            return -1;
+        }
         if (r->epoch > o->epochs)
             return laic_error("seic: the checkpoint is at epoch %d, past seic.s1_epochs = %d",
                               r->epoch, o->epochs);
@@ -388,7 +500,8 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
         }
         rng_init(&st->rng, o->seed, SHUFFLE_STREAM);
     }
-    st->cfg_hash = ch;
+    free(st->hparams);
+    st->hparams = hp;   // saved in every checkpoint
     res->first_epoch = st->epoch;
     res->epoch_terms = mallocCheck((size_t)o->epochs * 5 * sizeof *res->epoch_terms);
     for (size_t i = 0; i < (size_t)o->epochs * 5; i++) res->epoch_terms[i] = NAN;
@@ -716,22 +829,39 @@ void seic_s2_result_free(SeicS2Result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Hash of the stage-2 settings and of the stage-1 heads it starts from (resume check). */
-static uint64_t s2_cfg_hash(const SeicS2Opts *o, size_t N, int B, const SeicState *s1) {
+/* The settings a resumed stage 2 must share with the stopped one, and the stage-1 heads it
+ * started from (by content). */
+static char *s2_hparams(const ClipWeights *w, const OpsBackend *ops, const SeicS2Opts *o, size_t N,
+                        int B, const SeicState *s1) {
     SeicLayout L;
     seic_layout(&L, s1->K, s1->E);
-    double v[] = {(double)o->epochs, (double)B, o->lr, o->weight_decay, (double)o->lora_rank,
-                  o->lora_alpha, (double)o->full_last_k, o->full_last_k > 0 ? o->encoder_lr : 0.0,
-                  (double)o->train_visual_proj, o->conf_momentum, o->view.scale_lo,
-                  o->view.scale_hi, o->view.flip_p, o->view.jitter_p, o->view.brightness,
-                  o->view.contrast, o->view.saturation, o->view.hue, o->view.gray_p, (double)N};
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *p = (const unsigned char *)v;
-    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
-    for (const char *c = o->precision ? o->precision : "fp32"; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    p = (const unsigned char *)s1->p;
-    for (size_t i = 0; i < L.n * sizeof(float); i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+    Text t = {0};
+    text_add(&t, "seic.s2_epochs", "%d", o->epochs);
+    text_add(&t, "seic.s2_batch", "%d", B);
+    text_add(&t, "seic.s2_lr", "%.17g", o->lr);
+    text_add(&t, "seic.s2_weight_decay", "%.17g", o->weight_decay);
+    if (o->full_last_k > 0) {
+        text_add(&t, "seic.adapter", "full_last_k");
+        text_add(&t, "seic.full_last_k", "%d", o->full_last_k);
+        text_add(&t, "seic.encoder_lr", "%.17g", o->encoder_lr);
+    } else {
+        text_add(&t, "seic.adapter", "lora");
+        text_add(&t, "seic.lora_rank", "%d", o->lora_rank);
+        text_add(&t, "seic.lora_alpha", "%.17g", o->lora_alpha);
+        text_add(&t, "seic.train_visual_proj", "%d", o->train_visual_proj);
+    }
+    text_add(&t, "seic.conf_momentum", "%.17g", o->conf_momentum);
+    text_add(&t, "seic.view", "scale %.17g-%.17g flip %.17g jitter %.17g (%.17g %.17g %.17g %.17g) gray %.17g",
+             o->view.scale_lo, o->view.scale_hi, o->view.flip_p, o->view.jitter_p, o->view.brightness,
+             o->view.contrast, o->view.saturation, o->view.hue, o->view.gray_p);
+    text_add(&t, "seic.s2_precision", "%s", o->precision ? o->precision : "fp32");
+    text_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
+    text_add(&t, "model.device", "%s", ops->name);
+    text_add(&t, "model.weights_sha256", "%s", w->sha256);
+    text_add(&t, "data.images", "%zu", N);
+    text_add(&t, "seic.stage1_heads_hash", "%016llx",
+             (unsigned long long)laic_hash64(s1->p, L.n * sizeof(float), 3));
+    return t.buf;
 }
 
 /* Fetches the b images idx[0..b) in parallel; -1 with the first error. */
@@ -782,20 +912,23 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
                           "model.device=cpu", ops->name);
     const int K = s1->K, E = s1->E, B = (size_t)o->batch < N ? o->batch : (int)N;
     const size_t steps_per_epoch = (N + (size_t)B - 1) / (size_t)B;   // drop_last=False
-    const uint64_t ch = s2_cfg_hash(o, N, B, s1);
+    char *hp = s2_hparams(w, ops, o, N, B, s1);
     SeicS2Step *S = seic_s2_step_create(w, ops, K, B, o);
-    if (!S) return -1;
+    if (!S) {
+        free(hp);
+        return -1;
+    }
     SeicState *st = &res->st;
     if (o->resume) {
         const SeicState *r = o->resume;
         const char *bad = r->stage != 2 ? "it is not a stage-2 checkpoint"
                           : r->K != K || r->E != E ? "K or E differ"
-                          : r->seed != o->seed || r->cfg_hash != ch
-                              ? "other settings (seed, s2 epochs, batch, lr, LoRA, views, precision, N) or another stage 1"
-                          : r->n_extra != seic_s2_extra_floats(S) ? "its LoRA state has another size"
+                          : r->n_extra != seic_s2_extra_floats(S) ? "its adapter state has another size"
                           : r->epoch > o->epochs ? "it is past seic.s2_epochs" : NULL;
-        if (bad) {
+        if (bad || seic_check_hparams(r, hp)) {
             seic_s2_step_free(S);
+            free(hp);
+            if (!bad) return -1;
             return laic_error("seic: cannot resume stage 2 from that checkpoint: %s ---> HINT: "
                               "resume with the settings of the stopped run", bad);
         }
@@ -817,7 +950,8 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
         st->n_extra = 0;
         st->extra = NULL;
     }
-    st->cfg_hash = ch;
+    free(st->hparams);
+    st->hparams = hp;
     int rc = seic_s2_step_load(S, st);
     if (!rc && !o->resume) rc = seic_s2_step_save(S, st);   // the LoRA init into the state
     res->first_epoch = st->epoch;

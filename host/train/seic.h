@@ -61,7 +61,8 @@ void seic_heads_init(float *p, const SeicLayout *L, double tau_ins, uint64_t see
 // --- state and checkpoint ----------------------------------------------------------------------
 
 #define SEIC_CKPT_MAGIC 20251203
-#define SEIC_CKPT_VERSION 1
+#define SEIC_CKPT_VERSION 2          // 2: the settings text and a checksum (as train.h's v2)
+#define SEIC_CKPT_MAX_HPARAMS (1 << 20)
 
 /* Everything a stage needs to continue. Stage 1 uses p, m, v, hist, rng; stage 2 also the
  * confidence EMA and the adapter tensors (n_extra floats: adapter parameters and both AdamW
@@ -72,7 +73,9 @@ typedef struct {
     int epoch;               // epochs of this stage completed
     int64_t step;            // optimiser steps of this stage
     uint64_t seed;
-    uint64_t cfg_hash;       // hash of the settings that shape the trajectory (resume check)
+    char *hparams;           // malloc'd "key = value\n" lines: every setting that changes the
+                             // result (the stage's trainer builds them; a resume must match)
+    char *path;              // the file it was loaded from (seic_ckpt_load; messages), or NULL
     float *p, *m, *v;        // (n) parameters, optimiser moments
     float *hist;             // (K) balance histogram
     Rng rng;                 // the shuffle stream
@@ -86,12 +89,19 @@ void seic_state_alloc(SeicState *s, const SeicLayout *L, size_t n_extra);
 void seic_state_free(SeicState *s);
 /* Deep copy (dst allocated here). */
 void seic_state_copy(SeicState *dst, const SeicState *src);
-/* int32 header[256] = {magic, version, stage, K, E, epoch, step lo, hi, seed lo, hi, cfg_hash
- * lo, hi, n_extra lo, hi, 0...}; then float p, m, v (n each), hist (K), uint64 rng[4], double
- * conf[3], float extra (n_extra); little-endian, written atomically. */
+/* int32 header[256] = {magic, version, stage, K, E, epoch, step lo, hi, seed lo, hi, n_extra lo,
+ * hi, hparams bytes, checksum lo, hi, 0...}; then float p, m, v (n each), hist (K), uint64
+ * rng[4], double conf[3], float extra (n_extra), the settings text; little-endian, written
+ * atomically. The checksum is io/hash.h's 64-bit hash chained over the header (checksum words
+ * zero) and every part after it. */
 int seic_ckpt_save(const char *path, const SeicState *s);
-/* Reads a checkpoint (s allocated here). Rejects a bad magic, version, header or size. */
+/* Reads a checkpoint (s allocated here). Rejects, naming the file: a bad magic, an unknown
+ * version, a header value out of range, a size that does not match the header (computed without
+ * overflow, before anything is allocated), a checksum mismatch, a non-finite parameter. */
 int seic_ckpt_load(const char *path, SeicState *s);
+/* 0 when every "key = value" line of now is in s->hparams with the same value; else -1 with
+ * "<file>: resume refused: <key> = <old> in the checkpoint, <new> in this run". */
+int seic_check_hparams(const SeicState *s, const char *now);
 
 // --- stage 1 -------------------------------------------------------------------------------------
 

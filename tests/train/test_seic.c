@@ -370,8 +370,9 @@ TEST(seic_stage1_resume_is_bit_identical) {
     o.seed = 98;
     SeicS1Result bad;
     laic_clear_error();
-    CHECK(seic_s1_run(&bad, &ops_cpu, X, T, N, K, E, &o) == -1 && strstr(laic_last_error(), "other settings"),
-          "a checkpoint of other settings is refused: %s", laic_last_error());
+    CHECK(seic_s1_run(&bad, &ops_cpu, X, T, N, K, E, &o) == -1 &&
+              strstr(laic_last_error(), "resume refused: run.seed = 99 in the checkpoint, 98 in this run"),
+          "a checkpoint of other settings is refused, naming the key: %s", laic_last_error());
     seic_state_free(&back);
     seic_s1_result_free(&full);
     seic_s1_result_free(&part);
@@ -389,10 +390,19 @@ TEST(seic_stage1_resume_is_bit_identical) {
     buf[4] = 9;   // version
     test_write_file(cp, buf, n);
     CHECK(seic_ckpt_load(cp, &s) == -1 && strstr(laic_last_error(), "version"), "version: %s", laic_last_error());
-    buf[4] = 1;
+    buf[4] = SEIC_CKPT_VERSION;
     buf[0] ^= 1;
     test_write_file(cp, buf, n);
     CHECK(seic_ckpt_load(cp, &s) == -1 && strstr(laic_last_error(), "magic"), "magic: %s", laic_last_error());
+    buf[0] ^= 1;
+    buf[1024 + 5] ^= 0x10;   // one bit of the first parameter
+    test_write_file(cp, buf, n);
+    CHECK(seic_ckpt_load(cp, &s) == -1 && strstr(laic_last_error(), "checksum mismatch"), "damage: %s",
+          laic_last_error());
+    buf[1024 + 5] ^= 0x10;
+    test_write_file(cp, buf, n);
+    CHECK(seic_ckpt_load(cp, &s) == 0 && strstr(s.hparams, "seic.s1_lr = 0.005"), "intact again, settings recorded");
+    seic_state_free(&s);
     free(buf);
     free(X);
     free(T);

@@ -166,14 +166,17 @@ static int noun_bank(Run *r, const float **bank, float **own, const char **kind)
              r->w.sha256, (unsigned long long)hn, r->Mn, NOUNS_N_TEMPLATES, r->ops->name,
              config_str(&r->cfg, "model", "precision"));
     run_cache_path(r, "seic-nouns", key, "", path, sizeof path);
-    long shape[2] = {(long)r->Mn, E};
     Npy x;
-    struct stat st;
     *kind = "mean of normalised prompt features (V4C)";
-    if (!stat(path, &st) && !npy_read_f32(path, &x, 2, shape)) {
-        *bank = *own = x.data;
-        run_cache_status(r, "seic_noun_features", "hit");
-        return 0;
+    if (run_cache_load(r, "SEIC noun feature", path, key, &x)) {
+        int ok = x.dtype == NPY_F32 && x.ndim == 2 && x.shape[0] == r->Mn && x.shape[1] == (size_t)E;
+        for (size_t i = 0; ok && i < x.count; i++) ok = isfinite(((float *)x.data)[i]);
+        if (ok) {
+            *bank = *own = x.data;
+            run_cache_status(r, "seic_noun_features", "hit");
+            return 0;
+        }
+        run_cache_reject(r, "SEIC noun feature", path, "not (Mn,E) finite float32", &x);
     }
     const size_t np = r->Mn * NOUNS_N_TEMPLATES;
     char **prompts = mallocCheck(np * sizeof *prompts);
@@ -205,8 +208,8 @@ static int noun_bank(Run *r, const float **bank, float **own, const char **kind)
     }
     free(pf);
     run_cache_status(r, "seic_noun_features", "miss");
-    if (run_cache_dir(r) || npy_write_f32_2d(path, b, r->Mn, (size_t)E))
-        run_log(r, "warning: SEIC noun cache not written: %s", laic_last_error());
+    const size_t shb[2] = {r->Mn, (size_t)E};
+    run_cache_store(r, "SEIC noun feature", path, key, NPY_F32, 2, shb, b);
     *bank = *own = b;
     return 0;
 }
@@ -236,14 +239,21 @@ static int stage0_pairs(Run *r, float **T_out, int64_t **cand_out, size_t *Mc_ou
              config_int(&r->cfg, "seic", "kmeans_sample_per_center"), config_int(&r->cfg, "run", "seed"));
     run_cache_path(r, "seic-pairs", key, "", pT, sizeof pT);
     run_cache_path(r, "seic-pairs", key, "-cand", pC, sizeof pC);
-    struct stat st;
+    char keyC[1100];
+    snprintf(keyC, sizeof keyC, "%s|cand", key);
     Npy a, c;
-    long shT[2] = {(long)N, E};
-    if (!stat(pT, &st) && !stat(pC, &st) && !npy_read_f32(pT, &a, 2, shT)) {
-        if (!npy_read_i64(pC, &c, 1, NULL)) {
-            int ok = c.shape[0] > 0;
-            for (size_t i = 0; ok && i < c.shape[0]; i++)
-                ok = ((int64_t *)c.data)[i] >= 0 && (size_t)((int64_t *)c.data)[i] < Mn;
+    if (run_cache_load(r, "SEIC pair", pT, key, &a)) {
+        int ok = a.dtype == NPY_F32 && a.ndim == 2 && a.shape[0] == N && a.shape[1] == (size_t)E;
+        for (size_t i = 0; ok && i < a.count; i++) ok = isfinite(((float *)a.data)[i]);
+        if (!ok) {
+            run_cache_reject(r, "SEIC pair", pT, "not (N,E) finite float32", &a);
+        } else if (!run_cache_load(r, "SEIC candidate", pC, keyC, &c)) {
+            run_cache_reject(r, "SEIC pair", pT, "its candidate file failed its check", &a);
+        } else {
+            ok = c.dtype == NPY_I64 && c.ndim == 1 && c.shape[0] > 0;
+            for (size_t i = 0; ok && i < c.shape[0]; i++)   // sorted bank rows in range
+                ok = ((int64_t *)c.data)[i] >= 0 && (size_t)((int64_t *)c.data)[i] < Mn &&
+                     (i == 0 || ((int64_t *)c.data)[i] > ((int64_t *)c.data)[i - 1]);
             if (ok) {
                 *T_out = a.data;
                 *cand_out = c.data;
@@ -253,9 +263,9 @@ static int stage0_pairs(Run *r, float **T_out, int64_t **cand_out, size_t *Mc_ou
                 run_log(r, "seic stage 0: image-text pairs from cache %s", pT);
                 return 0;
             }
-            npy_free(&c);
+            run_cache_reject(r, "SEIC candidate", pC, "not sorted noun indices in range", &c);
+            run_cache_reject(r, "SEIC pair", pT, "its candidate file failed its check", &a);
         }
-        npy_free(&a);
     }
     run_cache_status(r, "seic_pairs", "miss");
     // initial centres: spherical k-means with K clusters (V4C: faiss, niter 300, nredo 10)
@@ -350,9 +360,9 @@ static int stage0_pairs(Run *r, float **T_out, int64_t **cand_out, size_t *Mc_ou
     free(sims);
     free(Tc);
     free(own);
-    size_t sh1[1] = {Mc};
-    if (run_cache_dir(r) || npy_write_f32_2d(pT, T, N, (size_t)E) || npy_write(pC, NPY_I64, 1, sh1, cand))
-        run_log(r, "warning: SEIC pair cache not written: %s", laic_last_error());
+    const size_t sh1[1] = {Mc}, sh2[2] = {N, (size_t)E};
+    run_cache_store(r, "SEIC candidate", pC, keyC, NPY_I64, 1, sh1, cand);
+    run_cache_store(r, "SEIC pair", pT, key, NPY_F32, 2, sh2, T);
     run_log(r, "seic stage 0: %zu candidate nouns (k1 = %d per centre, %s), each image's k2 = %d "
                "nearest weighted by softmax(cos/%g) (%.1fs)", Mc, k1, kind, k2, tau, now_seconds() - t0);
     *T_out = T;
