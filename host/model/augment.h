@@ -6,7 +6,8 @@
  *   strong = an independent weak view + RandAugment(N = 2, M = 10, 31 magnitude bins)
  *   SEIC strong (SPEC §9.3) = RandomResizedCrop(S, scale (0.5, 1), bicubic) + horizontal flip
  *            (p = 0.5) + ColorJitter(0.32, 0.32, 0.32, 0.08) with p = 0.8 + RandomGrayscale
- *            (p = 0.2); every number from a SeicViewCfg
+ *            (p = 0.2); every number from a SeicViewCfg. [ours] bicubic, as SPEC §3's views:
+ *            V4C's transforms.RandomResizedCrop uses torchvision's default, bilinear
  *
  * Promises:
  *   - Each op reproduces torchvision 0.29 on PIL images (Pillow 13): the bicubic resize of a

@@ -180,7 +180,8 @@ const CfgKey laic_config_keys[] = {
     {"seic", "conf_momentum", CFG_FLOAT, "0.999", NULL, 0, 1, "V4C",
      "stage 2: EMA momentum of the confidence mean and variance (the first batch initialises)"},
     {"seic", "strong_scale_min", CFG_FLOAT, "0.5", NULL, 1e-6, 1, "V4C",
-     "stage 2 strong view: RandomResizedCrop area scale (min, 1)"},
+     "stage 2 strong view: RandomResizedCrop area scale (min, 1); bicubic as SPEC §3 (V4C's "
+     "torchvision default is bilinear)"},
     {"seic", "flip_p", CFG_FLOAT, "0.5", NULL, 0, 1, "V4C", "stage 2 strong view: horizontal flip probability"},
     {"seic", "jitter_p", CFG_FLOAT, "0.8", NULL, 0, 1, "V4C", "stage 2 strong view: ColorJitter probability"},
     {"seic", "jitter_strength", CFG_FLOAT, "0.4", NULL, 0, 1.25, "V4C",
