@@ -179,6 +179,12 @@ typedef struct OpsBackend {
     // already normalised, self excluded, decreasing similarity, ties to the lowest index, tiled
     // (never N×N). 1 <= k <= N-1; the CUDA twin also needs k <= 256.
     void (*knn_topk_forward)(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+    // The rows r0..r1-1 of knn_topk_forward's result (data parallel: a rank's share of the
+    // queries against all N rows): idx (r1-r0,k), sims (r1-r0,k) or NULL. CPU: r0 at a multiple
+    // of knn_block_rows(N) (host/cpu/cluster_ops.h) gives bitwise the full call's rows. CUDA: no
+    // row-range kernel yet: it computes every row and keeps the range (correct, not faster).
+    void (*knn_topk_rows_forward)(int64_t *idx, float *sims, const float *F, int N, int d, int k,
+                                  int r0, int r1);
     // scores (N) = fraction of the k neighbours idx (N,k) with row i's label; mask (N) = 1 where
     // scores == 1 (mask may be NULL)
     void (*knn_filter_forward)(float *scores, uint8_t *mask, const int64_t *idx,

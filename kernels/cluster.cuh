@@ -81,6 +81,8 @@ void kmeans_centres_forward(float *C, const int64_t *sums, const int64_t *counts
                             int shift);
 // knn.cu
 void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+void knn_topk_rows_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k, int r0,
+                           int r1);
 void knn_filter_forward(float *scores, uint8_t *mask, const int64_t *idx, const int64_t *labels,
                         int N, int k);
 

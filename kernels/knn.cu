@@ -524,6 +524,26 @@ void knn_topk_forward(int64_t *idx, float *sims, const float *F, int N, int d, i
     knn_candidates(idx, sims, F, NULL, N, d, k, 0);   // fp32: the parity path, unchanged
 }
 
+// Rows r0..r1-1 of knn_topk_forward: every row is computed (the tiled and fused kernels have
+// no row-range parameter yet) into scratch and the range copied out. Correct, not faster: the
+// kNN driver shards its rows only on the CPU backend.
+void knn_topk_rows_forward(int64_t *idx, float *sims, const float *F, int N, int d, int k, int r0,
+                           int r1) {
+    if (r0 == 0 && r1 == N) {
+        knn_topk_forward(idx, sims, F, N, d, k);
+        return;
+    }
+    static ScratchBuf ib, sb;
+    int64_t *ai = (int64_t *)scratch_get(&ib, sizeof(int64_t) * (size_t)N * k, "knn_rows");
+    float *as = sims ? (float *)scratch_get(&sb, sizeof(float) * (size_t)N * k, "knn_rows") : NULL;
+    knn_topk_forward(ai, as, F, N, d, k);
+    cudaCheck(cudaMemcpyAsync(idx, ai + (size_t)r0 * k, sizeof(int64_t) * (size_t)(r1 - r0) * k,
+                              cudaMemcpyDeviceToDevice, cudaStreamPerThread));
+    if (sims)
+        cudaCheck(cudaMemcpyAsync(sims, as + (size_t)r0 * k, sizeof(float) * (size_t)(r1 - r0) * k,
+                                  cudaMemcpyDeviceToDevice, cudaStreamPerThread));
+}
+
 __global__ static void knn_filter_kernel1(float *scores, uint8_t *mask, const int64_t *idx,
                                           const int64_t *labels, int N, int k) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;

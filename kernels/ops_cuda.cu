@@ -207,6 +207,7 @@ extern "C" const OpsBackend ops_cuda = {
     kmeans_assign_sums_forward,
     kmeans_centres_forward,
     knn_topk_forward,
+    knn_topk_rows_forward,
     knn_filter_forward,
     // prompt learning (kernels/train.cu; the views wrap kernels/augment.cu)
     strided_copy,

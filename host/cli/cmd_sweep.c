@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "comm.h"
 #include "io/err.h"
 #include "run/report_html.h"
 #include "run/sweep.h"
@@ -118,7 +119,7 @@ int cmd_sweep(int argc, char **argv) {
     free(over);
     sweep_spec_free(&s);
     if (rc < 0) return cli_fail(1);
-    if (plot) {
+    if (plot && comm_world_rank() == 0) {   // rank 0 wrote the tables; the others are done
         char cmd[4800];
         snprintf(cmd, sizeof cmd, "python3 '%s' '%s'", script, dir);
         fprintf(stderr, "laic: %s\n", cmd);

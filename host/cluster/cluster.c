@@ -22,6 +22,7 @@
 #include <omp.h>
 #endif
 
+#include "comm.h"
 #include "io/err.h"
 #include "ops.h"
 #include "rng.h"
@@ -112,16 +113,102 @@ static void h_drop(const OpsBackend *o, void *h) {
 
 // --- ridge -------------------------------------------------------------------------------
 
+// Data parallel: buf (n rows of row_bytes, backend memory) holds this rank's shard (comm_shard
+// with align); on return every rank's. Nothing with one rank.
+static void gather_shards(const OpsBackend *o, void *buf, size_t n, size_t align, size_t row_bytes,
+                          int rank, int P) {
+    (void)rank;
+    if (P <= 1) return;
+    size_t *counts = mallocCheck(sizeof(size_t) * (size_t)P);
+    for (int q = 0; q < P; q++) {
+        size_t lo, hi;
+        comm_shard(n, align, q, P, &lo, &hi);
+        counts[q] = (hi - lo) * row_bytes;
+    }
+    o->allgather(buf, counts);
+    free(counts);
+}
+
+// Data parallel (host/comm.h): the ranks of the active group split the rows of the two
+// N-sized products and of the d×d Gram matrices in fixed blocks; each block is computed exactly
+// as one process computes it and partial Gram matrices are summed in block order, so every rank
+// ends with the one-process bits (for the same thread count per process).
+#define RIDGE_GRAM_ROWS 4096   // rows of T (or of T H⁻¹) per partial Gram matrix
+#define RIDGE_ROWS 8192        // rows of X per block of the N-sized product
+
+static int ridge_P(const OpsBackend *o) { return o->comm_size ? o->comm_size() : 1; }
+static int ridge_rank(const OpsBackend *o) { return ridge_P(o) > 1 ? o->comm_rank() : 0; }
+
+// G (n,n) backend, lower triangle = Σ over the RIDGE_GRAM_ROWS-row blocks b of A_bᵀ A_b + λI for
+// A (k,n) double backend, blocks summed in order (the strict upper triangle is zeroed). This
+// rank computes the partials of its blocks; they are gathered. -1 when memory runs out.
+static int gram_blocked(const OpsBackend *o, double *G, const double *A, double lambda, int n,
+                        int k) {
+    const int P = ridge_P(o), rank = ridge_rank(o);
+    const size_t nn = (size_t)n * n, nb = ((size_t)k + RIDGE_GRAM_ROWS - 1) / RIDGE_GRAM_ROWS;
+    if (nb <= 1) {   // one block: the Gram matrix itself (every rank computes it; no traffic)
+        o->memset0(G, sizeof(double) * nn);
+        o->gram_f64_forward(G, A, lambda, n, k, 1);
+        return 0;
+    }
+    int fail = 0;
+    double *parts = b_alloc(o, sizeof(double) * nn * nb, &fail);   // (nb,n,n)
+    if (fail) return -1;
+    size_t lo, hi;
+    comm_shard((size_t)k, RIDGE_GRAM_ROWS, rank, P, &lo, &hi);
+    for (size_t r0 = lo; r0 < hi; r0 += RIDGE_GRAM_ROWS) {
+        const int R = (int)(hi - r0 < RIDGE_GRAM_ROWS ? hi - r0 : RIDGE_GRAM_ROWS);
+        o->gram_f64_forward(parts + (r0 / RIDGE_GRAM_ROWS) * nn, A + r0 * n, 0.0, n, R, 1);
+    }
+    if (P > 1) {   // rank q's segment: the partials of its blocks
+        size_t *counts = mallocCheck(sizeof(size_t) * (size_t)P);
+        for (int q = 0; q < P; q++) {
+            size_t ql, qh;
+            comm_shard((size_t)k, RIDGE_GRAM_ROWS, q, P, &ql, &qh);
+            counts[q] = (qh - ql + RIDGE_GRAM_ROWS - 1) / RIDGE_GRAM_ROWS * nn * sizeof(double);
+        }
+        o->allgather(parts, counts);
+        free(counts);
+    }
+    double *ph = h_view(o, parts, sizeof(double) * nn * nb);
+    double *g = mallocCheck(sizeof(double) * nn);
+    memset(g, 0, sizeof(double) * nn);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double sum = ph[(size_t)i * n + j];
+            for (size_t bl = 1; bl < nb; bl++) sum += ph[bl * nn + (size_t)i * n + j];
+            g[(size_t)i * n + j] = i == j ? sum + lambda : sum;
+        }
+    h_drop(o, ph);
+    if (on_host(o)) memcpy(G, g, sizeof(double) * nn);
+    else o->to_device(G, g, sizeof(double) * nn);
+    free(g);
+    o->free(parts);
+    return 0;
+}
+
+// C (N,m) = X (N,K) @ B (K,m) in float, in RIDGE_ROWS-row blocks of which this rank computes its
+// share; then every rank's rows are gathered.
+static void rows_product(const OpsBackend *o, float *C, const float *X, const float *B, int N,
+                         int K, int m) {
+    const int P = ridge_P(o), rank = ridge_rank(o);
+    size_t lo, hi;
+    comm_shard((size_t)N, RIDGE_ROWS, rank, P, &lo, &hi);
+    for (size_t r0 = lo; r0 < hi; r0 += RIDGE_ROWS) {
+        const int R = (int)(hi - r0 < RIDGE_ROWS ? hi - r0 : RIDGE_ROWS);
+        o->sgemm_nn_forward(C + r0 * m, X + r0 * K, B, R, K, m);
+    }
+    gather_shards(o, C, (size_t)N, RIDGE_ROWS, sizeof(float) * (size_t)m, rank, P);
+}
+
 // A (d,M) double = (TᵀT + λI_d)⁻¹ Tᵀ for Td (M,d) double, in backend memory; NULL on a failed
 // allocation or factorisation (error recorded).
 static double *ridge_dual_A(const OpsBackend *o, const double *Td, double lambda, int M, int d) {
     int fail = 0;
     double *H = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);   // (d,d)
     double *A = b_alloc(o, sizeof(double) * (size_t)d * M, &fail);   // (d,M) = Tᵀ, then solved
-    if (!fail) {
-        o->gram_f64_forward(H, Td, lambda, d, M, 1);
-        if (o->cholesky_forward(H, d, "ridge: T^T T + lambda I")) fail = 1;
-    }
+    if (!fail && gram_blocked(o, H, Td, lambda, d, M)) fail = 1;
+    if (!fail && o->cholesky_forward(H, d, "ridge: T^T T + lambda I")) fail = 1;
     if (!fail) {
         o->transpose_f64(A, Td, M, d);
         o->cholesky_solve_left(A, H, d, M);
@@ -173,7 +260,6 @@ int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, 
         o->cholesky_solve_left(B, G, M, d);
         o->transpose_f64(A, B, M, d);
         o->f64_to_f32(Af, A, (size_t)d * M);
-        o->sgemm_nn_forward(dC, dX, Af, N, d, M);
     } else {
         // A = (TᵀT + λI_d)⁻¹ Tᵀ in double; the one N-sized product C = X A runs in float
         // (sgemm): A is well scaled (no solve follows), so its error is the float32 rounding
@@ -185,8 +271,8 @@ int ridge_solve(float *C, const float *X, const float *T, double lambda, int N, 
             goto done;
         }
         o->f64_to_f32(Af, A, (size_t)d * M);
-        o->sgemm_nn_forward(dC, dX, Af, N, d, M);
     }
+    rows_product(o, dC, dX, Af, N, d, M);
     b_get(o, C, dC, sizeof(float) * (size_t)N * M);
 done:
     if (G) o->free(G);
@@ -205,25 +291,34 @@ int ridge_reduce(float *Z, const float *X, const float *T, double lambda, int N,
     const OpsBackend *o = g_ops;
     int fail = 0;
     const float *dT = b_in(o, T, sizeof(float) * (size_t)M * d, &fail);   // (M,d)
-    double *Td = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);
-    double *A = NULL, *P = NULL;
+    double *Td = b_alloc(o, sizeof(double) * (size_t)M * d, &fail);       // (M,d): T, then Aᵀ
+    double *H = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);        // (d,d)
+    double *Pm = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);       // (d,d) = A Aᵀ
     float *Lf = NULL, *dZ = NULL;
     const float *dX = NULL;
     if (fail) goto done;
     o->f32_to_f64(Td, dT, (size_t)M * d);
-    A = ridge_dual_A(o, Td, lambda, M, d);   // (d,M)
-    o->free(Td);
-    Td = NULL;
-    if (!A) {
+    // H = TᵀT + λI = L Lᵀ; Aᵀ = T H⁻¹ (M,d) row block by row block (rows are independent right-
+    // hand sides, so a rank solves only the blocks of its Gram partials); A Aᵀ = Σ (Aᵀ)_bᵀ (Aᵀ)_b
+    if (gram_blocked(o, H, Td, lambda, d, M) ||
+        o->cholesky_forward(H, d, "ridge: T^T T + lambda I")) {
         fail = 1;
         goto done;
     }
-    P = b_alloc(o, sizeof(double) * (size_t)d * d, &fail);   // (d,d) = A Aᵀ
-    if (fail) goto done;
-    o->gram_f64_forward(P, A, 0.0, d, M, 0);
-    o->free(A);
-    A = NULL;
-    if (o->cholesky_forward(P, d, "ridge reduction: A A^T (needs M >= d texts of rank d)")) {
+    {
+        size_t lo, hi;
+        comm_shard((size_t)M, RIDGE_GRAM_ROWS, ridge_rank(o), ridge_P(o), &lo, &hi);
+        if ((size_t)M <= RIDGE_GRAM_ROWS) lo = 0, hi = (size_t)M;   // one block: every rank
+        for (size_t r0 = lo; r0 < hi; r0 += RIDGE_GRAM_ROWS) {
+            const int R = (int)(hi - r0 < RIDGE_GRAM_ROWS ? hi - r0 : RIDGE_GRAM_ROWS);
+            o->cholesky_solve_right(Td + r0 * d, H, R, d);
+        }
+    }
+    if (gram_blocked(o, Pm, Td, 0.0, d, M)) {
+        fail = 1;
+        goto done;
+    }
+    if (o->cholesky_forward(Pm, d, "ridge reduction: A A^T (needs M >= d texts of rank d)")) {
         fail = 1;
         goto done;
     }
@@ -231,13 +326,13 @@ int ridge_reduce(float *Z, const float *X, const float *T, double lambda, int N,
     dX = b_in(o, X, sizeof(float) * (size_t)N * d, &fail);
     dZ = b_out(o, Z, sizeof(float) * (size_t)N * d, &fail);
     if (fail) goto done;
-    o->f64_to_f32(Lf, P, (size_t)d * d);
-    o->sgemm_nn_forward(dZ, dX, Lf, N, d, d);
+    o->f64_to_f32(Lf, Pm, (size_t)d * d);
+    rows_product(o, dZ, dX, Lf, N, d, d);
     b_get(o, Z, dZ, sizeof(float) * (size_t)N * d);
 done:
     if (Td) o->free(Td);
-    if (A) o->free(A);
-    if (P) o->free(P);
+    if (H) o->free(H);
+    if (Pm) o->free(Pm);
     if (Lf) o->free(Lf);
     b_drop(o, dT, T);
     b_drop(o, dX, X);
@@ -265,6 +360,7 @@ typedef struct {
     float *candn;       // (trials) their squared norms
     float *dist;        // (Nt,trials) their distances
     int shift;          // fixed-point scale of the sums (kmeans_fixed_shift)
+    int P, rank;        // ranks of the active group (host/comm.h) and this one's index
     // host
     float *Ch, *Cold;     // (K,d) centres read back for the shift test, and the previous ones
     int64_t *lab_h, *prev, *counts_h;   // (Nt), (Nt), (K)
@@ -295,78 +391,127 @@ static double sum_blocked(const double *v, int n) {
 static double kmeans_objective(KmWork *w, const float *X, const float *C, const int64_t *labels,
                                int N, int d) {
     const OpsBackend *o = w->o;
-    o->kmeans_rowdist_forward(w->rowd, X, C, labels, N, d);
+    size_t lo, hi;   // data parallel: this rank's rows (the assignment's shard), then gathered
+    comm_shard((size_t)N, KMEANS_GEMM_ROWS, w->rank, w->P, &lo, &hi);
+    o->kmeans_rowdist_forward(w->rowd + lo, X + lo * d, C, labels + lo, (int)(hi - lo), d);
+    gather_shards(o, w->rowd, (size_t)N, KMEANS_GEMM_ROWS, sizeof(double), w->rank, w->P);
     b_get(o, w->rowd_h, w->rowd, sizeof(double) * (size_t)N);
     return sum_blocked(w->rowd_h, N);
 }
 
-// First row i with cum[i] >= v, where cum[i] = off[b] + (closest summed in row order from the
-// start of i's block b) — the prefix sums that sum_blocked's order defines; off (nb+1) holds the
-// block offsets (off[nb] is the total). Clipped to n-1 (numpy searchsorted 'left' and clip).
-static int pp_search(const double *closest, const double *off, int n, double v) {
-    const int nb = (n + CLUSTER_SUM_ROWS - 1) / CLUSTER_SUM_ROWS;
-    int lo = 0, hi = nb;   // first block b with off[b+1] >= v (hi = nb: none)
+// The Lloyd step on this rank's rows (shards of KMEANS_GEMM_ROWS blocks: every block is the
+// one-process block), then the integer sums and counts summed over the ranks (exact: the same
+// bits as one process). sums NULL: assignment only (counts still summed). Labels and mind of the
+// other ranks' rows are left as they were (gather_shards brings them when needed).
+static void kmeans_step(KmWork *w, int64_t *labels, int64_t *sums, const float *X,
+                        const float *xx, const float *C, int N, int d, int K) {
+    const OpsBackend *b = w->o;
+    size_t lo, hi;
+    comm_shard((size_t)N, KMEANS_GEMM_ROWS, w->rank, w->P, &lo, &hi);
+    b->kmeans_assign_sums_forward(labels + lo, w->mind + lo, sums, w->counts, X + lo * d, xx + lo,
+                                  C, w->cc, (int)(hi - lo), d, K, w->shift);
+    if (w->P > 1) {
+        b->allreduce_sum(w->counts, (size_t)K, COMM_I64);
+        if (sums) b->allreduce_sum(sums, (size_t)K * d, COMM_I64);
+    }
+}
+
+// The block of the first row i with cum[i] >= v, where cum[i] = off[b] + (closest summed in row
+// order from the start of i's block b) — the prefix sums that sum_blocked's order defines; off
+// (nb+1) holds the block offsets (off[nb] is the total). nb when no block reaches v.
+static int pp_block(const double *off, int nb, double v) {
+    int lo = 0, hi = nb;   // first block b with off[b+1] >= v
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
         if (off[mid + 1] >= v) hi = mid;
         else lo = mid + 1;
     }
-    if (lo == nb) return n - 1;
-    const int i0 = lo * CLUSTER_SUM_ROWS, i1 = i0 + CLUSTER_SUM_ROWS < n ? i0 + CLUSTER_SUM_ROWS : n;
+    return lo;
+}
+
+// That row inside block b (rows i0..i1-1).
+static int pp_row(const double *closest, double off_b, int i0, int i1, double v) {
     double s = 0;
     for (int i = i0; i < i1; i++)
-        if (off[lo] + (s += closest[i]) >= v) return i;
-    return i1 - 1;   // unreachable: the block's total reaches off[lo+1] >= v
+        if (off_b + (s += closest[i]) >= v) return i;
+    return i1 - 1;   // unreachable: the block's total reaches off[b+1] >= v
 }
 
 // Greedy k-means++ (as scikit-learn): each new centre is the best of `trials` candidates drawn
 // with probability ∝ D², "best" = lowest resulting potential (ties: first candidate). The
 // potentials are sum_blocked's sums (one parallel pass per step, no per-trial arrays).
+//
+// Data parallel: each rank computes the distances of its rows (whole CLUSTER_SUM_ROWS blocks)
+// and their block sums; the block sums (nb × trials doubles per step) are gathered, so every
+// rank has the same potentials, picks the same candidate, and the sampled rows are found by the
+// rank that owns their block (an integer sum tells the others). Same bits as one process.
 static void kmeans_pp_init(KmWork *w, float *C, const float *X, const float *xx, int N, int d,
                            int K, Rng *rng) {
     const OpsBackend *o = w->o;
     const int trials = 2 + (int)floor(log((double)K));
-    const int nb = (N + CLUSTER_SUM_ROWS - 1) / CLUSTER_SUM_ROWS;
-    double *closest = mallocCheck(sizeof(double) * (size_t)N);   // (N) D² to chosen centres
+    const int BS = CLUSTER_SUM_ROWS, nb = (N + BS - 1) / BS;
+    size_t lo_, hi_;
+    comm_shard((size_t)N, (size_t)BS, w->rank, w->P, &lo_, &hi_);
+    const int lo = (int)lo_, hi = (int)hi_, b0 = lo / BS, b1 = (hi + BS - 1) / BS;   // my blocks
+    size_t *bcount = mallocCheck(sizeof(size_t) * (size_t)w->P);   // gather sizes, in bytes
+    for (int q = 0; q < w->P; q++) {
+        size_t ql, qh;
+        comm_shard((size_t)N, (size_t)BS, q, w->P, &ql, &qh);
+        bcount[q] = (qh - ql + BS - 1) / BS * trials * sizeof(double);
+    }
+    double *closest = mallocCheck(sizeof(double) * (size_t)N);   // (N) D², rows lo..hi-1 valid
     double *off = mallocCheck(sizeof(double) * (size_t)(nb + 1));           // (nb+1)
     double *bsum = mallocCheck(sizeof(double) * (size_t)nb);                // (nb)
     double *part = mallocCheck(sizeof(double) * (size_t)nb * trials);       // (nb,trials)
+    int64_t *pick = mallocCheck(sizeof(int64_t) * (size_t)trials);
     float *cand = w->cand, *candn = w->candn, *dist = w->dist;   // backend
     int64_t first = (int64_t)rng_below(rng, (uint64_t)N);
     o->copy(C, X + (size_t)first * d, sizeof(float) * d);
     o->rownorm2_forward(candn, C, 1, d);
-    o->sqdist_forward(dist, X, xx, C, candn, N, d, 1);
-    float *dh = h_view(o, dist, sizeof(float) * (size_t)N);
+    o->sqdist_forward(dist, X + (size_t)lo * d, xx + lo, C, candn, hi - lo, d, 1);
+    float *dh = h_view(o, dist, sizeof(float) * (size_t)(hi - lo));   // rows lo..hi-1
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < nb; b++) {
-        const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
+    for (int b = b0; b < b1; b++) {
+        const int i1 = (b + 1) * BS < N ? (b + 1) * BS : N;
         double s = 0;
-        for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++) s += (closest[i] = dh[i]);
-        bsum[b] = s;
+        for (int i = b * BS; i < i1; i++) s += (closest[i] = dh[i - lo]);
+        part[(size_t)b * trials] = s;   // column 0 of part carries the sums to the gather
     }
     h_drop(o, dh);
+    if (w->P > 1) comm_allgather_host(part, bcount);   // (only column 0 is read)
+    for (int b = 0; b < nb; b++) bsum[b] = part[(size_t)b * trials];
     for (int c = 1; c < K; c++) {
         off[0] = 0;
         for (int b = 0; b < nb; b++) off[b + 1] = off[b] + bsum[b];
         const double pot = off[nb];
         for (int t = 0; t < trials; t++) {
-            int i = pp_search(closest, off, N, rng_uniform(rng) * pot);
-            o->copy(cand + (size_t)t * d, X + (size_t)i * d, sizeof(float) * d);
+            const double v = rng_uniform(rng) * pot;
+            const int b = pp_block(off, nb, v);   // nb: beyond the total → the last row (clip)
+            const int bb = b < nb ? b : nb - 1;
+            pick[t] = 0;   // the row + 1 from the rank that owns its block, 0 from the others
+            if (bb >= b0 && bb < b1) {
+                const int i1 = (bb + 1) * BS < N ? (bb + 1) * BS : N;
+                pick[t] = (b < nb ? pp_row(closest, off[b], b * BS, i1, v) : N - 1) + 1;
+            }
         }
+        if (w->P > 1) comm_allreduce_sum_host(pick, (size_t)trials, COMM_I64);
+        for (int t = 0; t < trials; t++)
+            o->copy(cand + (size_t)t * d, X + (size_t)(pick[t] - 1) * d, sizeof(float) * d);
         o->rownorm2_forward(candn, cand, trials, d);
-        o->sqdist_forward(dist, X, xx, cand, candn, N, d, trials);
-        dh = h_view(o, dist, sizeof(float) * (size_t)N * trials);   // (N,trials)
+        o->sqdist_forward(dist, X + (size_t)lo * d, xx + lo, cand, candn, hi - lo, d, trials);
+        dh = h_view(o, dist, sizeof(float) * (size_t)(hi - lo) * trials);   // (rows,trials)
 #pragma omp parallel for schedule(static)
-        for (int b = 0; b < nb; b++) {
-            const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
+        for (int b = b0; b < b1; b++) {
+            const int i1 = (b + 1) * BS < N ? (b + 1) * BS : N;
             double s[64] = {0};   // trials = 2 + ⌊ln K⌋ <= 23 for K < 2^31
-            for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++)
+            for (int i = b * BS; i < i1; i++)
                 for (int t = 0; t < trials; t++) {
-                    double dd = dh[(size_t)i * trials + t];
+                    double dd = dh[(size_t)(i - lo) * trials + t];
                     s[t] += dd < closest[i] ? dd : closest[i];
                 }
             for (int t = 0; t < trials; t++) part[(size_t)b * trials + t] = s[t];
         }
+        if (w->P > 1) comm_allgather_host(part, bcount);
         int best = 0;
         double best_pot = INFINITY;
         for (int t = 0; t < trials; t++) {
@@ -378,14 +523,14 @@ static void kmeans_pp_init(KmWork *w, float *C, const float *X, const float *xx,
             }
         }
 #pragma omp parallel for schedule(static)
-        for (int b = 0; b < nb; b++) {
-            const int i1 = (b + 1) * CLUSTER_SUM_ROWS < N ? (b + 1) * CLUSTER_SUM_ROWS : N;
-            for (int i = b * CLUSTER_SUM_ROWS; i < i1; i++) {
-                double dd = dh[(size_t)i * trials + best];
+        for (int b = b0; b < b1; b++) {
+            const int i1 = (b + 1) * BS < N ? (b + 1) * BS : N;
+            for (int i = b * BS; i < i1; i++) {
+                double dd = dh[(size_t)(i - lo) * trials + best];
                 if (dd < closest[i]) closest[i] = dd;
             }
-            bsum[b] = part[(size_t)b * trials + best];   // the same sum, in the same order
         }
+        for (int b = 0; b < nb; b++) bsum[b] = part[(size_t)b * trials + best];   // same sums
         h_drop(o, dh);
         o->copy(C + (size_t)c * d, cand + (size_t)best * d, sizeof(float) * d);
     }
@@ -393,6 +538,8 @@ static void kmeans_pp_init(KmWork *w, float *C, const float *X, const float *xx,
     free(off);
     free(bsum);
     free(part);
+    free(pick);
+    free(bcount);
 }
 
 // K distinct rows drawn uniformly (partial Fisher–Yates).
@@ -425,11 +572,12 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
     int64_t *labels = w->labels;
     const size_t csz = sizeof(float) * (size_t)K * d;
 
+    size_t lo, hi;   // this rank's rows (kmeans_step's shard)
+    comm_shard((size_t)N, KMEANS_GEMM_ROWS, w->rank, w->P, &lo, &hi);
     if (o->spherical) b->l2normalize_rows(C, C, K, d);
     b->rownorm2_forward(w->cc, C, K, d);
-    b->kmeans_assign_sums_forward(labels, w->mind, w->sums, w->counts, X, xx, C, w->cc, N, d, K,
-                                  w->shift);
-    b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
+    kmeans_step(w, labels, w->sums, X, xx, C, N, d, K);
+    b_get(b, w->lab_h + lo, labels + lo, sizeof(int64_t) * (hi - lo));
     int nt = 0;
     if (want_trace) trace[nt++] = kmeans_objective(w, X, C, labels, N, d);
     int it = 0;
@@ -444,6 +592,7 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
         int any_empty = 0;
         for (int c = 0; c < K; c++) any_empty |= w->counts_h[c] == 0;
         if (any_empty) {
+            gather_shards(b, w->mind, (size_t)N, KMEANS_GEMM_ROWS, sizeof(float), w->rank, w->P);
             b_get(b, w->mind_h, w->mind, sizeof(float) * (size_t)N);
             const float *mind = w->mind_h;
             memset(w->used, 0, (size_t)N);
@@ -463,13 +612,13 @@ static double kmeans_lloyd(KmWork *w, float *C, int *n_iter, double *trace, int 
             double t = (double)w->Ch[i] - w->Cold[i];
             shift += t * t;
         }
-        memcpy(w->prev, w->lab_h, sizeof(int64_t) * (size_t)N);
+        memcpy(w->prev + lo, w->lab_h + lo, sizeof(int64_t) * (hi - lo));
         b->rownorm2_forward(w->cc, C, K, d);
-        b->kmeans_assign_sums_forward(labels, w->mind, w->sums, w->counts, X, xx, C, w->cc, N, d,
-                                      K, w->shift);
-        b_get(b, w->lab_h, labels, sizeof(int64_t) * (size_t)N);
-        size_t changed = 0;
-        for (int i = 0; i < N; i++) changed += w->lab_h[i] != w->prev[i];
+        kmeans_step(w, labels, w->sums, X, xx, C, N, d, K);
+        b_get(b, w->lab_h + lo, labels + lo, sizeof(int64_t) * (hi - lo));
+        int64_t changed = 0;
+        for (size_t i = lo; i < hi; i++) changed += w->lab_h[i] != w->prev[i];
+        if (w->P > 1) comm_allreduce_sum_host(&changed, 1, COMM_I64);
         if (want_trace) trace[nt++] = kmeans_objective(w, X, C, labels, N, d);
         if (changed == 0 || shift <= o->tol) break;
     }
@@ -546,6 +695,8 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     const size_t csz = sizeof(float) * (size_t)K * d;
     int fail = 0;
     KmWork w = {.o = b};
+    w.P = b->comm_size ? b->comm_size() : 1;   // data parallel over the active group's ranks
+    w.rank = w.P > 1 ? b->comm_rank() : 0;
 
     // Working copy of the data: normalised rows for spherical k-means.
     const float *dX = b_in(b, X, sizeof(float) * (size_t)N * d, &fail);   // (N,d)
@@ -633,7 +784,7 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     int restarts = o->init == KMEANS_INIT_GIVEN ? 1 : o->restarts;
     double best_obj = INFINITY;
 #ifdef LAIC_CUDA
-    if (b == &ops_cuda) {
+    if (b == &ops_cuda && w.P == 1) {
         // All restarts at once on the device (kernels/kmeans.cu): the inits are drawn here,
         // restart by restart, exactly as below; then one batched Lloyd run; then the same
         // best-restart choice as the loop below.
@@ -698,7 +849,8 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     // not sampling, since each Lloyd run ends with an assignment).
     if (Nt < N) b->rownorm2_forward(xx, Xw, N, d);
     b->rownorm2_forward(w.cc, best, K, d);
-    b->kmeans_assign_sums_forward(dlab, w.mind, NULL, w.counts, Xw, xx, best, w.cc, N, d, K, 0);
+    kmeans_step(&w, dlab, NULL, Xw, xx, best, N, d, K);
+    gather_shards(b, dlab, (size_t)N, KMEANS_GEMM_ROWS, sizeof(int64_t), w.rank, w.P);
     *objective = kmeans_objective(&w, Xw, best, dlab, N, d);
     b_get(b, labels, dlab, sizeof(int64_t) * (size_t)N);
     if (centers) b->to_host(centers, best, csz);
@@ -769,7 +921,21 @@ int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
     float *ds = sims ? b_out(o, sims, sizeof(float) * (size_t)N * k, &fail) : NULL;
     if (!fail) {
         o->l2normalize_rows(Fn, dF, N, d);
-        o->knn_topk_forward(di, ds, Fn, N, d, k);
+        // Data parallel on the CPU: each rank its query rows (whole blocks of the one-process
+        // call) against all rows, then gathered. The CUDA op has no row-range kernel yet, so
+        // there every rank computes every row (knn_topk_rows_forward in host/ops.h).
+        const int P = o->comm_size ? o->comm_size() : 1;
+        if (P > 1 && on_host(o)) {
+            const int rank = o->comm_rank(), BR = knn_block_rows(N);
+            size_t lo, hi;
+            comm_shard((size_t)N, (size_t)BR, rank, P, &lo, &hi);
+            o->knn_topk_rows_forward(di + lo * k, ds ? ds + lo * k : NULL, Fn, N, d, k, (int)lo,
+                                     (int)hi);
+            gather_shards(o, di, (size_t)N, (size_t)BR, sizeof(int64_t) * (size_t)k, rank, P);
+            if (ds) gather_shards(o, ds, (size_t)N, (size_t)BR, sizeof(float) * (size_t)k, rank, P);
+        } else {
+            o->knn_topk_forward(di, ds, Fn, N, d, k);
+        }
         b_get(o, idx, di, sizeof(int64_t) * (size_t)N * k);
         if (sims) b_get(o, sims, ds, sizeof(float) * (size_t)N * k);
     }

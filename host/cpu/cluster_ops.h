@@ -81,6 +81,13 @@ void l2normalize_rows_cpu(float *out, const float *X, int N, int d);
  * down to 16 rows), so memory is O(N·k + threads·block·N), never N×N. Requires 1 <= k <= N-1. GEMM rounding differs by an ulp between columns, so rows
  * that are exact duplicates need not tie exactly. */
 void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k);
+/* Rows q0..q1-1 of knn_topk_forward_cpu's result into idx (q1-q0,k), sims (q1-q0,k) or NULL
+ * (the same blocks from q0: bitwise the full call's rows when q0 is a multiple of
+ * knn_block_rows(N)). */
+void knn_topk_rows_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k,
+                               int q0, int q1);
+/* Query rows per GEMM block of the kNN ops (a function of N only). */
+int knn_block_rows(int N);
 /* scores (N) = fraction of the k neighbours idx (N,k) sharing row i's label (labels (N));
  * mask (N) = 1 where scores == 1 (mask may be NULL). */
 void knn_filter_forward_cpu(float *scores, uint8_t *mask, const int64_t *idx,

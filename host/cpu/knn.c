@@ -32,12 +32,22 @@ static inline void topk_push(float *bs, int64_t *bi, int *cnt, int k, float s, i
     if (*cnt < k) (*cnt)++;
 }
 
+int knn_block_rows(int N) {
+    // CLUSTER_GEMM_ROWS, fewer for large N so a thread's buffer stays <= 64 MiB (and >= 16 rows
+    // for GEMM efficiency); depends on N only, never on the thread count.
+    size_t br = ((size_t)1 << 24) / (size_t)(N > 0 ? N : 1);
+    return br > CLUSTER_GEMM_ROWS ? CLUSTER_GEMM_ROWS : br < 16 ? 16 : (int)br;
+}
+
 void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
-    // Block rows: CLUSTER_GEMM_ROWS, fewer for large N so a thread's buffer stays <= 64 MiB
-    // (and >= 16 rows for GEMM efficiency); depends on N only, never on the thread count.
-    size_t br = ((size_t)1 << 24) / (size_t)N;
-    const int BR = br > CLUSTER_GEMM_ROWS ? CLUSTER_GEMM_ROWS : br < 16 ? 16 : (int)br;
-    int nb = (N + BR - 1) / BR, saved = blas_serial_begin();
+    knn_topk_rows_forward_cpu(idx, sims, F, N, d, k, 0, N);
+}
+
+void knn_topk_rows_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int d, int k,
+                               int q0, int q1) {
+    // Blocks of knn_block_rows(N) rows from q0 (a multiple of it for the full call's blocks).
+    const int BR = knn_block_rows(N);
+    int nb = (q1 - q0 + BR - 1) / BR, saved = blas_serial_begin();
 #pragma omp parallel
     {
         float *S = mallocCheck(sizeof(float) * (size_t)BR * N);   // (block,N) per thread
@@ -45,7 +55,7 @@ void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int 
         int64_t *bi = mallocCheck(sizeof(int64_t) * (size_t)k);
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nb; b++) {
-            int r0 = b * BR, R = N - r0 < BR ? N - r0 : BR;
+            int r0 = q0 + b * BR, R = q1 - r0 < BR ? q1 - r0 : BR;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, N, d, 1.0f,
                         F + (size_t)r0 * d, d, F, d, 0.0f, S, N);
             for (int r = 0; r < R; r++) {
@@ -54,9 +64,9 @@ void knn_topk_forward_cpu(int64_t *idx, float *sims, const float *F, int N, int 
                 int cnt = 0;
                 for (int64_t j = 0; j < N; j++)
                     if (j != self) topk_push(bs, bi, &cnt, k, s[j], j);
-                for (int p = 0; p < k; p++) {
-                    idx[(size_t)self * k + p] = bi[p];
-                    if (sims) sims[(size_t)self * k + p] = bs[p];
+                for (int p = 0; p < k; p++) {   // output row self - q0
+                    idx[(size_t)(self - q0) * k + p] = bi[p];
+                    if (sims) sims[(size_t)(self - q0) * k + p] = bs[p];
                 }
             }
         }

@@ -87,6 +87,7 @@ const OpsBackend ops_cpu = {
     .kmeans_assign_sums_forward = kmeans_assign_sums_forward_cpu,
     .kmeans_centres_forward = kmeans_centres_forward_cpu,
     .knn_topk_forward = knn_topk_forward_cpu,
+    .knn_topk_rows_forward = knn_topk_rows_forward_cpu,
     .knn_filter_forward = knn_filter_forward_cpu,
     .strided_copy = strided_copy_cpu,
     .train_views_forward = train_views_forward_cpu,

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cluster/cluster.h"
+#include "comm.h"
 #include "io/atomic.h"
 #include "io/err.h"
 #include "io/npy.h"
@@ -157,25 +158,42 @@ int run_execute(Run *r) {
     if (!(r->ops = ops_get(config_str(&r->cfg, "model", "device")))) return -1;
     cluster_set_backend(r->ops);
     if (r->dry_run) {
+        if (!run_writer(r)) return 0;   // one plan on stdout, not one per rank
         config_write(&r->cfg, stdout, 0);
         printf("\n; plan: %zu fit images, %zu eval images, K = %d; stages: weights, encode images,"
                " noun features, image centres, candidate nouns, ridge, k-means, kNN filter, "
                "metrics (%s)\n; run directory: %s\n", r->fit.N, r->eval.N, r->K, methods, r->dir);
         return 0;
     }
-    snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
-    // run.dir is claimed (run_init), so a <dir>.partial here is from a run that was killed or
-    // stopped (train.stop_after); a resume has already read its checkpoint (prepare, above)
-    struct stat pst;
-    if (!lstat(r->partial, &pst))
-        run_log(r, "replacing %s, left by an earlier run of this run.dir that did not finish", r->partial);
-    run_rm_rf(r->partial);
-    if (run_mkdir_p(r->partial)) return -1;
+    if (run_writer(r)) {
+        snprintf(r->partial, sizeof r->partial, "%s.partial", r->dir);
+        // run.dir is claimed (run_init), so a <dir>.partial here is from a run that was killed or
+        // stopped (train.stop_after); a resume has already read its checkpoint (prepare, above)
+        struct stat pst;
+        if (!lstat(r->partial, &pst))
+            run_log(r, "replacing %s, left by an earlier run of this run.dir that did not finish", r->partial);
+        run_rm_rf(r->partial);
+        if (run_mkdir_p(r->partial)) return -1;
+    } else {   // ranks > 0 compute everything but write only here (removed by run_free)
+        const char *tmp = getenv("TMPDIR");
+        snprintf(r->partial, sizeof r->partial, "%s/laic-rank%d-XXXXXX", tmp && tmp[0] ? tmp : "/tmp",
+                 r->rank);
+        if (!mkdtemp(r->partial)) {
+            int e = errno;
+            r->partial[0] = 0;
+            return laic_error("rank %d: cannot create a scratch directory under %s: %s", r->rank,
+                              tmp && tmp[0] ? tmp : "/tmp", strerror(e));
+        }
+    }
     run_log(r, "run directory %s", r->dir);
+    if (r->nranks > 1)
+        run_log(r, "data parallel: %d ranks (%s); rank 0 writes the run directory and caches",
+                r->nranks, comm_library());
 
     if (stage_weights(r) || stage_images(r) || stage_nouns(r) || stage_candidates(r)) return -1;
     for (size_t i = 0; i < laic_n_methods; i++)
         if (want[i] && laic_methods[i].run(r)) return -1;
+    if (!run_writer(r)) return 0;   // rank 0 writes the report; the others are done
 
     // --- report ---------------------------------------------------------------------------
     const double t_report = now_seconds();   // report.html's cost: its inputs and the page
@@ -212,6 +230,9 @@ int run_execute(Run *r) {
     } else {
         cJSON_AddStringToObject(data, "image_features", config_str(&r->cfg, "data", "image_features"));
     }
+    cJSON *par = cJSON_AddObjectToObject(rep, "parallel");
+    cJSON_AddNumberToObject(par, "ranks", r->nranks);
+    cJSON_AddStringToObject(par, "mpi", comm_library());
     cJSON *seeds = cJSON_AddObjectToObject(rep, "seeds");
     cJSON_AddNumberToObject(seeds, "run", (double)config_int(&r->cfg, "run", "seed"));
     cJSON_AddItemReferenceToObject(rep, "methods", r->methods);

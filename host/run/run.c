@@ -16,6 +16,7 @@
 
 #include "cluster/metrics.h"
 #include "io/atomic.h"
+#include "comm.h"
 #include "io/err.h"
 #include "io/hash.h"
 #include "io/npy.h"
@@ -28,7 +29,8 @@ void run_log(Run *r, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[%7.1fs] %s\n", now_seconds() - r->t0, line);
+    // one voice: the job's rank 0 (a sweep's ranks log their own points into log.txt only)
+    if (comm_world_rank() == 0) fprintf(stderr, "[%7.1fs] %s\n", now_seconds() - r->t0, line);
     size_t n = strlen(line) + 16;
     if (r->log_len + n >= r->log_cap) {
         r->log_cap = 2 * (r->log_cap + n);
@@ -222,6 +224,66 @@ int run_claim(RunClaim *c, const char *dir, const char *what) {
     return laic_error("%s: could not claim %s (it keeps being replaced)", dir, c->lock);
 }
 
+// --- data parallel ------------------------------------------------------------------------------
+
+int run_agree(Run *r, int v) {
+    if (r->nranks > 1) comm_broadcast_host(&v, sizeof v, 0);
+    return v;
+}
+
+void run_bcast(Run *r, void *p, size_t bytes) {
+    if (r->nranks > 1) comm_broadcast_host(p, bytes, 0);
+}
+
+void run_shard(const Run *r, size_t n, size_t align, size_t *lo, size_t *hi) {
+    comm_shard(n, align, r->rank, r->nranks, lo, hi);
+}
+
+void run_gather_rows(Run *r, void *buf, size_t n, size_t align, size_t row_bytes) {
+    if (r->nranks <= 1) return;
+    size_t *counts = mallocCheck(sizeof(size_t) * (size_t)r->nranks);
+    for (int q = 0; q < r->nranks; q++) {
+        size_t lo, hi;
+        comm_shard(n, align, q, r->nranks, &lo, &hi);
+        counts[q] = (hi - lo) * row_bytes;
+    }
+    comm_allgather_host(buf, counts);
+    free(counts);
+}
+
+int run_writer(const Run *r) { return r->rank == 0; }
+
+/* Every rank of a job must run the same resolved config (a rank with another file or other
+ * overrides would compute something else and the collectives would not match): the hash of the
+ * resolved values (config.ini's text) is compared across ranks at start. */
+static int run_check_same_config(Run *r) {
+    if (r->nranks <= 1) return 0;
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    if (!f) return laic_error("config: out of memory");
+    config_write(&r->cfg, f, 0);
+    fclose(f);
+    uint64_t *h = mallocCheck(sizeof(uint64_t) * (size_t)r->nranks);
+    h[r->rank] = run_hash64(txt, len, 0x17);
+    free(txt);
+    size_t *counts = mallocCheck(sizeof(size_t) * (size_t)r->nranks);
+    for (int q = 0; q < r->nranks; q++) counts[q] = sizeof(uint64_t);
+    comm_allgather_host(h, counts);
+    free(counts);
+    int bad = -1;
+    for (int q = 1; q < r->nranks && bad < 0; q++)
+        if (h[q] != h[0]) bad = q;
+    int rc = 0;
+    if (bad >= 0)
+        rc = laic_error("config: rank %d resolved a different configuration than rank 0 "
+                        "(hash %016llx vs %016llx) ---> HINT: every rank must get the same CONFIG and "
+                        "section.key=value arguments; compare laic run --dry-run on each node",
+                        bad, (unsigned long long)h[bad], (unsigned long long)h[0]);
+    free(h);
+    return rc;
+}
+
 int run_init(Run *r, const char *config_path, int n_over, char **overrides, int dry_run) {
     memset(r, 0, sizeof *r);
     r->claim.fd = -1;
@@ -232,6 +294,9 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
     if (config_path && config_load_ini(&r->cfg, config_path)) return -1;
     for (int i = 0; i < n_over; i++)
         if (config_override(&r->cfg, overrides[i])) return -1;
+    r->rank = comm_rank();
+    r->nranks = comm_size();
+    if (run_check_same_config(r)) return -1;
     const char *dir = config_str(&r->cfg, "run", "dir");
     if (dir[0]) {
         // "out/" would put the work in "out/.partial" and could never be renamed to "out/"
@@ -242,9 +307,12 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
         strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", gmtime(&now));
         snprintf(r->dir, sizeof r->dir, "runs/%s-%s", config_str(&r->cfg, "run", "name"), ts);
     }
+    run_bcast(r, r->dir, sizeof r->dir);   // rank 0's clock names the directory
     // claimed before anything is computed: a second run with this run.dir fails here, at once,
-    // and never touches this one's <dir>.partial
-    if (!dry_run && run_claim(&r->claim, r->dir, "run")) return -1;
+    // and never touches this one's <dir>.partial. Rank 0 holds the claim for the job.
+    if (run_agree(r, !dry_run && run_writer(r) && run_claim(&r->claim, r->dir, "run") ? -1 : 0))
+        return r->rank == 0 ? -1
+                            : laic_error("%s: rank 0 could not claim the run directory", r->dir);
     r->report = cJSON_CreateObject();
     r->timings = cJSON_CreateObject();
     r->methods = cJSON_CreateObject();
@@ -254,7 +322,8 @@ int run_init(Run *r, const char *config_path, int n_over, char **overrides, int 
 }
 
 void run_free(Run *r) {
-    if (r->partial[0] && !r->keep_partial) run_rm_rf(r->partial);
+    // a rank > 0's directory is private scratch: always removed
+    if (r->partial[0] && (!r->keep_partial || r->rank > 0)) run_rm_rf(r->partial);
     run_claim_release(&r->claim);   // after the .partial is gone
     free(r->pl_y);
     free(r->pl_hq);
@@ -351,14 +420,38 @@ static void sum_path(const char *path, char *out, size_t n) { snprintf(out, n, "
 
 void run_cache_reject(Run *r, const char *what, const char *path, const char *why, Npy *a) {
     if (a) npy_free(a);
-    char sp[2300];
-    sum_path(path, sp, sizeof sp);
-    unlink(sp);   // the sidecar first: an entry without one is never used
-    unlink(path);
+    if (run_writer(r)) {   // the cache is rank 0's to change
+        char sp[2300];
+        sum_path(path, sp, sizeof sp);
+        unlink(sp);   // the sidecar first: an entry without one is never used
+        unlink(path);
+    }
     run_log(r, "warning: %s cache %s failed its check (%s); recomputing", what, path, why);
 }
 
+static int cache_load_here(Run *r, const char *what, const char *path, const char *key, Npy *out);
+
+/* Data parallel: rank 0 decides hit or miss (it verifies the entry and rejects a bad one); on a
+ * hit every other rank loads and verifies the same file (run.cache_dir is shared). A rank that
+ * cannot is a broken setup, not a miss: the ranks would no longer compute the same thing, so it
+ * ends the job with its message. */
 int run_cache_load(Run *r, const char *what, const char *path, const char *key, Npy *out) {
+    if (r->nranks <= 1) return cache_load_here(r, what, path, key, out);
+    const int hit0 = run_writer(r) ? cache_load_here(r, what, path, key, out) : 0;
+    if (!run_agree(r, hit0)) {
+        if (!run_writer(r)) memset(out, 0, sizeof *out);
+        return 0;
+    }
+    if (!run_writer(r) && !cache_load_here(r, what, path, key, out)) {
+        fprintf(stderr, "laic: rank %d/%d: %s: cannot read this %s cache entry, which rank 0 found "
+                        "and verified ---> HINT: run.cache_dir must be a directory every rank sees "
+                        "(a shared filesystem)\n", r->rank, r->nranks, path, what);
+        comm_abort(1);
+    }
+    return 1;
+}
+
+static int cache_load_here(Run *r, const char *what, const char *path, const char *key, Npy *out) {
     memset(out, 0, sizeof *out);
     char sp[2300];
     sum_path(path, sp, sizeof sp);
@@ -414,6 +507,7 @@ int run_cache_load(Run *r, const char *what, const char *path, const char *key, 
 
 void run_cache_store(Run *r, const char *what, const char *path, const char *key, NpyDtype dtype,
                      int ndim, const size_t *shape, const void *data) {
+    if (!run_writer(r)) return;   // rank 0 writes the caches
     char sp[2300];
     sum_path(path, sp, sizeof sp);
     unlink(sp);   // the old entry is invalid from here on, whatever happens below

@@ -137,6 +137,11 @@ typedef struct Run {
     // checkpoints; the method owns it and sets seic_free, which run_free calls
     void *seic;
     void (*seic_free)(void *seic);
+    // data parallel (host/comm.h): this process's rank of the job's nranks (1 without mpirun).
+    // Every rank runs every stage; stages split their rows over the ranks and gather them, so
+    // each rank holds the one-process result. Rank 0 alone writes the run directory and the
+    // caches (ranks > 0 write into a private temporary directory, removed at the end).
+    int rank, nranks;
 } Run;
 
 /* Lifecycle (host/run/run.c): run_init resolves the config (defaults < INI < overrides) and
@@ -185,6 +190,21 @@ void run_time(Run *r, const char *stage, double seconds);
  * and report.methods.<name>.predictions). Every method reports through here, so every method
  * that ran leaves its predictions. */
 int run_report_method(Run *r, const char *name, const int64_t *pred);
+/* Data parallel helpers (host/comm.h collectives on host memory; with one rank they do nothing):
+ *   run_agree       rank 0's v on every rank (cache hit/miss decisions are rank 0's)
+ *   run_bcast       rank 0's bytes on every rank
+ *   run_shard       this rank's rows [lo, hi) of n, cut at multiples of align (comm_shard): a
+ *                   stage that splits its work at the blocks of its one-process loop (a batch,
+ *                   a chunk) computes every block exactly as one process would
+ *   run_gather_rows buf (n rows of row_bytes): every rank's shard (run_shard with the same n,
+ *                   align) filled on return
+ *   run_writer      1 on the rank that writes the run directory and the caches (rank 0) */
+int run_agree(Run *r, int v);
+void run_bcast(Run *r, void *p, size_t bytes);
+void run_shard(const Run *r, size_t n, size_t align, size_t *lo, size_t *hi);
+void run_gather_rows(Run *r, void *buf, size_t n, size_t align, size_t row_bytes);
+int run_writer(const Run *r);
+
 /* Names a file of the run directory in report.json's "files" object: key → path relative to
  * the run directory (a later call with the same key replaces it). */
 void run_add_file(Run *r, const char *key, const char *path);

@@ -13,6 +13,7 @@
 
 #include "cluster/candidates.h"
 #include "cluster/cluster.h"
+#include "comm.h"
 #include "model/image.h"
 #include "io/atomic.h"
 #include "io/err.h"
@@ -299,6 +300,32 @@ int stage_data(Run *r) {
 
 // --- image features -----------------------------------------------------------------------
 
+/* After each rank encoded its shard: X (n,E) holds this rank's nkeep kept rows first and keep
+ * their row indices; on return both hold every rank's kept rows in rank (= row) order, and the
+ * total is returned. Ranks' shards are contiguous and in order, so the concatenation is the
+ * one-process compaction. */
+static size_t gather_kept_rows(Run *r, float *X, int64_t *keep, size_t nkeep, size_t E) {
+    const int P = r->nranks;
+    size_t *cnt = callocCheck((size_t)P, sizeof *cnt), *bytes = mallocCheck((size_t)P * sizeof *bytes);
+    cnt[r->rank] = nkeep;
+    for (int q = 0; q < P; q++) bytes[q] = sizeof *cnt;
+    comm_allgather_host(cnt, bytes);
+    size_t off = 0, total = 0;
+    for (int q = 0; q < P; q++) {
+        if (q < r->rank) off += cnt[q];
+        total += cnt[q];
+    }
+    memmove(X + off * E, X, nkeep * E * sizeof *X);
+    memmove(keep + off, keep, nkeep * sizeof *keep);
+    for (int q = 0; q < P; q++) bytes[q] = cnt[q] * E * sizeof *X;
+    comm_allgather_host(X, bytes);
+    for (int q = 0; q < P; q++) bytes[q] = cnt[q] * sizeof *keep;
+    comm_allgather_host(keep, bytes);
+    free(cnt);
+    free(bytes);
+    return total;
+}
+
 static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char *split, FeatureSet *fs) {
     const int S = r->w.cfg.image_size, E = r->w.cfg.embed_dim;
     const int B = (int)config_int(&r->cfg, "model", "batch");
@@ -350,6 +377,11 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         }
     }
     const size_t n = fs->N;
+    // data parallel: this rank encodes the batches [lo, hi) of the one-process batch grid (each
+    // batch exactly as one process would), then the kept rows of all ranks are gathered
+    size_t lo, hi;
+    run_shard(r, n, (size_t)B, &lo, &hi);
+    const size_t bad0 = r->n_bad_images;
     float *X = mallocCheck(n * (size_t)E * sizeof *X);
     float *pix = mallocCheck((size_t)B * 3 * S * S * sizeof *pix);
     int64_t *keep = mallocCheck(n * sizeof *keep);
@@ -360,8 +392,8 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     Progress p;
     char label[64];
     snprintf(label, sizeof label, "encode %s", split);
-    progress_start(&p, label, "img", n);
-    for (size_t b0 = 0; b0 < n && !rc; b0 += (size_t)B) {
+    progress_start(&p, label, "img", hi - lo);
+    for (size_t b0 = lo; b0 < hi && !rc; b0 += (size_t)B) {
         int nb = (int)((n - b0) < (size_t)B ? (n - b0) : (size_t)B);
 #pragma omp parallel for schedule(dynamic)
         for (int j = 0; j < nb; j++) {
@@ -401,7 +433,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         }
         if (!rc && m > 0) rc = clip_encode_images(r->model, pix, m, X + nkeep * (size_t)E);
         nkeep += (size_t)m;
-        progress_update(&p, b0 + (size_t)nb);
+        progress_update(&p, b0 - lo + (size_t)nb);
     }
     free(pix);
     free(bad);
@@ -412,6 +444,8 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         return -1;
     }
     progress_end(&p);
+    if (r->nranks > 1) nkeep = gather_kept_rows(r, X, keep, nkeep, (size_t)E);
+    r->n_bad_images = bad0 + (n - nkeep);
     if (nkeep == 0) {
         free(X);
         free(keep);
@@ -481,18 +515,23 @@ int stage_encode_prompts_raw(Run *r, const char *const *prompts, size_t n, float
     const size_t CH = 16384;   // prompts tokenized and length-bucketed at a time
     int32_t *rows = mallocCheck(CH * (size_t)L * sizeof *rows);
     int rc = 0;
+    // data parallel: this rank encodes the chunks [lo, hi) (each bucketed exactly as one process
+    // would), then the rows are gathered
+    size_t lo, hi;
+    run_shard(r, n, CH, &lo, &hi);
     Progress p;
-    progress_start(&p, "encode prompts", "prompt", n);
-    for (size_t c0 = 0; c0 < n && !rc; c0 += CH) {
+    progress_start(&p, "encode prompts", "prompt", hi - lo);
+    for (size_t c0 = lo; c0 < hi && !rc; c0 += CH) {
         size_t nc = n - c0 < CH ? n - c0 : CH;
         for (size_t i = 0; i < nc && !rc; i++)
             if (tokenizer_tokenize(tok, prompts[c0 + i], strlen(prompts[c0 + i]), L, rows + i * L) < 0)
                 rc = -1;
         // batches of model.batch sorted by EOT position (clip.c), outputs in prompt order
-        ChunkProgress cp = {&p, c0};
+        ChunkProgress cp = {&p, c0 - lo};
         if (!rc) rc = clip_encode_text_bucketed(r->model, rows, nc, L, out + c0 * E, chunk_progress, &cp, NULL);
     }
     if (!rc) progress_end(&p);
+    if (!rc) run_gather_rows(r, out, n, CH, (size_t)E * sizeof *out);
     free(rows);
     tokenizer_free(tok);
     return rc;
@@ -788,13 +827,16 @@ int stage_candidates(Run *r) {
     }
     CandScore *sc = mallocCheck((Mn ? Mn : 1) * sizeof *sc);
     float *sims = mallocCheck(CH * (size_t)kc * sizeof *sims);   // (CH,kc)
-    for (size_t m0 = 0; m0 < Mn; m0 += CH) {
+    size_t lo, hi;   // data parallel: this rank's chunks of nouns, then gathered
+    run_shard(r, Mn, CH, &lo, &hi);
+    for (size_t m0 = lo; m0 < hi; m0 += CH) {
         size_t nm = Mn - m0 < CH ? Mn - m0 : CH;
         run_gemm_rows(&g, sims, r->T_all + m0 * D, nm, 0);
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < nm; i++) cand_score(&sc[m0 + i], sims + i * kc, kc, m0 + i);
     }
     run_gemm_free(&g);
+    run_gather_rows(r, sc, Mn, CH, sizeof *sc);
     free(sims);
     free(centres);
     // 4. each centre keeps its γ most confident (or most similar) nouns; union = candidates

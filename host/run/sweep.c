@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "run/config.h"
 #include "io/atomic.h"
 #include "io/err.h"
@@ -418,6 +419,33 @@ static void run_points_parallel(const SweepOpts *o, Point *pts, size_t np) {
     free(pids);
 }
 
+/* Data parallel (mpirun / srun, host/comm.h): the first point runs on all ranks together (its
+ * stages split their rows over the ranks), which also leaves the shared stage caches warm;
+ * then the other points are dealt out, point p to rank (p-1) mod P, each a one-process run
+ * (comm_set_local) in its own directory. A failure of the first point ends the job (its ranks
+ * are in collectives together); a later point that fails is a row in sweep.csv as usual. */
+static void run_points_ranks(const SweepOpts *o, Point *pts, size_t np) {
+    const int P = comm_size(), rank = comm_rank();
+    if (rank == 0)
+        fprintf(stderr, "laic: sweep point 1/%zu: %s (all %d ranks)\n", np, pts[0].name, P);
+    Run r;
+    int rc = run_init(&r, o->config, pts[0].nargs, pts[0].args, 0);
+    if (!rc) rc = run_execute(&r);
+    if (rc) {
+        fprintf(stderr, "laic: rank %d/%d: sweep point %s failed: %s\n", rank, P, pts[0].name,
+                laic_last_error());
+        comm_abort(1);
+    }
+    run_free(&r);
+    comm_barrier_host();   // the first point's caches are on disk before any rank reads them
+    const int prev = comm_set_local(1);
+    for (size_t p = 1 + (size_t)rank; p < np; p += (size_t)P) {
+        fprintf(stderr, "laic: sweep point %zu/%zu on rank %d: %s\n", p + 1, np, rank, pts[p].name);
+        run_point_inprocess(o, &pts[p]);
+    }
+    comm_set_local(prev);
+}
+
 // --- tables ----------------------------------------------------------------------------------
 
 typedef struct {
@@ -739,6 +767,10 @@ static int write_tables(const SweepSpec *s, const char *dir, Point *pts, size_t 
 
 int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_n) {
     if (sweep_validate(s, o)) return -1;
+    const int P = comm_size(), rank = comm_rank();
+    if (P > 1 && o->jobs > 1)
+        return laic_error("sweep: --jobs %d with %d ranks: the ranks already run the points in "
+                          "parallel ---> HINT: drop --jobs under mpirun/srun", o->jobs, P);
     Config c;
     if (base_config(&c, s, o)) {
         config_free(&c);
@@ -757,14 +789,19 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
         snprintf(dir, sizeof dir, "runs/%s-sweep-%s", s->name[0] ? s->name : config_str(&c, "run", "name"), ts);
     }
     config_free(&c);
+    comm_broadcast_host(dir, sizeof dir, 0);   // rank 0's clock names the directory
     // claimed for the whole sweep (as a run claims run.dir): a second sweep into this directory
-    // fails at once instead of mixing its points and tables with this one's
-    RunClaim claim;
-    if (run_claim(&claim, dir, "sweep")) return -1;
-    if (run_mkdir_p(dir)) {
+    // fails at once instead of mixing its points and tables with this one's. Rank 0 holds the
+    // claim for the job; the other ranks learn whether it succeeded.
+    RunClaim claim = {.fd = -1};
+    int bad = 0;
+    if (rank == 0 && run_claim(&claim, dir, "sweep")) bad = 1;
+    if (rank == 0 && !bad && run_mkdir_p(dir)) {
         run_claim_release(&claim);
-        return -1;
+        bad = 1;
     }
+    comm_broadcast_host(&bad, sizeof bad, 0);
+    if (bad) return rank == 0 ? -1 : laic_error("%s: rank 0 could not claim the sweep directory", dir);
     snprintf(dir_out, dir_n, "%s", dir);
     const size_t np = sweep_npoints(s);
     Point *pts = calloc(np, sizeof *pts);
@@ -776,9 +813,19 @@ int sweep_run(const SweepSpec *s, const SweepOpts *o, char *dir_out, size_t dir_
         point_args(s, o, idx, &pts[p]);
     }
     free(idx);
-    fprintf(stderr, "laic: sweep: %zu points (%s) into %s\n", np, s->zip ? "zip" : "grid", dir);
+    if (rank == 0)
+        fprintf(stderr, "laic: sweep: %zu points (%s) into %s%s\n", np, s->zip ? "zip" : "grid",
+                dir, P > 1 ? " over the ranks" : "");
     if (o->jobs > 1) {
         run_points_parallel(o, pts, np);
+    } else if (P > 1) {
+        run_points_ranks(o, pts, np);
+        comm_barrier_host();   // every point's directory is complete: rank 0 writes the tables
+        if (rank != 0) {
+            for (size_t p = 0; p < np; p++) free_strs(pts[p].args, pts[p].nargs);
+            free(pts);
+            return 0;
+        }
     } else {
         for (size_t p = 0; p < np; p++) {
             fprintf(stderr, "laic: sweep point %zu/%zu: %s\n", p + 1, np, pts[p].name);

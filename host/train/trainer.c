@@ -45,6 +45,7 @@
 
 #include "model/augment.h"
 #include "model/image.h"
+#include "comm.h"
 #include "io/err.h"
 #include "io/hash.h"
 #include "io/progress.h"
@@ -129,6 +130,8 @@ struct Loop {
     const TrainData *d;
     const TrainerOpts *o;
     int K, M, D, E, P, T, S, chunk, ib, mask;
+    int nranks, rank;         // data parallel (host/comm.h via the backend); 1, 0 alone
+    size_t blo, bhi;          // this rank's samples [blo, bhi) of the current batch
     size_t nv;                // K*M*D
     // host
     int32_t *prefix_ids;      // (P)
@@ -153,6 +156,7 @@ struct Loop {
     double *lr;               // (1)
     double *terms;            // (6) LossValue's fields
     GraphSlot slot[MAX_GRAPHS];
+    float *Floc;              // (2B,E) this rank's view features before the gather (ranks > 1)
 };
 
 // Carves the backend arena; sizes in bytes, each slot 256-byte aligned (device loads).
@@ -163,7 +167,7 @@ static int carve_arena(Loop *L, int B, int image_mode) {
                      (void **)&L->U,   (void **)&L->Uc,   (void **)&L->W,   (void **)&L->dW,
                      (void **)&L->dU,  (void **)&L->G,    (void **)&L->vec, (void **)&L->mom,
                      (void **)&L->eot, (void **)&L->y32,  (void **)&L->hq,  (void **)&L->lr,
-                     (void **)&L->terms};
+                     (void **)&L->terms, (void **)&L->Floc};
     const size_t bytes[] = {image_mode ? (size_t)2 * B * 3 * S * S * sizeof(float) : 0,
                             (size_t)2 * B * E * sizeof(float), K * T * D * sizeof(float),
                             ch * T * D * sizeof(float), K * E * sizeof(float),
@@ -171,7 +175,8 @@ static int carve_arena(Loop *L, int B, int image_mode) {
                             K * E * sizeof(float), L->nv * sizeof(float),
                             L->nv * sizeof(float), L->nv * sizeof(float),
                             ch * sizeof(int32_t), (size_t)B * sizeof(int32_t), (size_t)B,
-                            sizeof(double), 6 * sizeof(double)};
+                            sizeof(double), 6 * sizeof(double),
+                            L->nranks > 1 ? (size_t)2 * B * E * sizeof(float) : 0};
     enum { NSLOT = sizeof bytes / sizeof bytes[0] };
     _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
     size_t off[NSLOT], total = 0;
@@ -207,17 +212,68 @@ static void upload_fixed_rows(Loop *L) {
 
 // --- the device step, in parts (each only enqueues ops) ----------------------------------------
 
-// F (2b,E) = l2norm(encode_image(pix)) in image chunks of ib views.
+// Data parallel: rows of each rank's part [blo, bhi) of a batch of b gathered into rows
+// base + [0, b) of buf (row_len floats each), in rank order (= sample order).
+static void gather_batch_rows(Loop *L, float *buf, size_t b, size_t row_len) {
+    size_t *counts = mallocCheck(sizeof(size_t) * (size_t)L->nranks);
+    for (int q = 0; q < L->nranks; q++) {
+        size_t lo, hi;
+        comm_shard(b, 1, q, L->nranks, &lo, &hi);
+        counts[q] = (hi - lo) * row_len * sizeof(float);
+    }
+    L->ops->allgather(buf, counts);
+    free(counts);
+}
+
+// F (2b,E) = l2norm(encode_image(pix)) in image chunks of ib views. Data parallel: this rank
+// encodes the views of its samples [blo, bhi) (pix holds its weak then its strong views), puts
+// them at their rows of F (weak rows blo.., strong rows b + blo..), and the ranks gather both
+// halves: every rank then holds the whole batch's features, so the loss below is the one-process
+// loss of the whole batch.
 static int part_image(Loop *L, int b) {
-    const size_t plane = (size_t)3 * L->S * L->S;
-    for (int j0 = 0; j0 < 2 * b; j0 += L->ib) {
-        int n = 2 * b - j0 < L->ib ? 2 * b - j0 : L->ib;
-        if (clip_encode_images_dev(L->img, L->pix + (size_t)j0 * plane, n,
-                                   L->F + (size_t)j0 * L->E))
+    const size_t plane = (size_t)3 * L->S * L->S, E = (size_t)L->E;
+    const int nb = L->nranks > 1 ? (int)(L->bhi - L->blo) : b;   // samples encoded here
+    float *out = L->nranks > 1 ? L->Floc : L->F;
+    for (int j0 = 0; j0 < 2 * nb; j0 += L->ib) {
+        int n = 2 * nb - j0 < L->ib ? 2 * nb - j0 : L->ib;
+        if (clip_encode_images_dev(L->img, L->pix + (size_t)j0 * plane, n, out + (size_t)j0 * E))
             return -1;
+    }
+    if (L->nranks > 1) {
+        L->ops->copy(L->F + L->blo * E, out, (size_t)nb * E * sizeof(float));
+        L->ops->copy(L->F + ((size_t)b + L->blo) * E, out + (size_t)nb * E,
+                     (size_t)nb * E * sizeof(float));
+        gather_batch_rows(L, L->F, (size_t)b, E);
+        gather_batch_rows(L, L->F + (size_t)b * E, (size_t)b, E);
     }
     L->ops->l2norm_forward(L->F, L->F, 2 * b, L->E);
     return 0;
+}
+
+// Data parallel text tower: the prompt chunks (of L->chunk prompts, the one-process chunks) are
+// dealt out to the ranks; [*c0, *c1) are this rank's prompts (all of them alone).
+static void my_chunks(const Loop *L, int *c0, int *c1) {
+    const size_t nch = ((size_t)L->K + L->chunk - 1) / L->chunk;
+    size_t lo, hi;
+    comm_shard(nch, 1, L->rank, L->nranks, &lo, &hi);
+    *c0 = (int)(lo * L->chunk < (size_t)L->K ? lo * L->chunk : (size_t)L->K);
+    *c1 = (int)(hi * L->chunk < (size_t)L->K ? hi * L->chunk : (size_t)L->K);
+}
+
+// buf (K rows of row_len floats): every rank's chunk rows, gathered.
+static void gather_chunk_rows(Loop *L, float *buf, size_t row_len) {
+    if (L->nranks <= 1) return;
+    const size_t nch = ((size_t)L->K + L->chunk - 1) / L->chunk;
+    size_t *counts = mallocCheck(sizeof(size_t) * (size_t)L->nranks);
+    for (int q = 0; q < L->nranks; q++) {
+        size_t lo, hi;
+        comm_shard(nch, 1, q, L->nranks, &lo, &hi);
+        size_t p0 = lo * L->chunk < (size_t)L->K ? lo * L->chunk : (size_t)L->K;
+        size_t p1 = hi * L->chunk < (size_t)L->K ? hi * L->chunk : (size_t)L->K;
+        counts[q] = (p1 - p0) * row_len * sizeof(float);
+    }
+    L->ops->allgather(buf, counts);
+    free(counts);
 }
 
 // emb's learnable rows ← vec; U (K,E) by chunks; W = l2norm(U).
@@ -225,12 +281,15 @@ static int part_text_forward(Loop *L) {
     const int D = L->D, T = L->T, M = L->M;
     L->ops->strided_copy(L->emb + (size_t)(1 + L->P) * D, (size_t)T * D, L->vec, (size_t)M * D,
                          L->K, (size_t)M * D);
-    for (int c0 = 0; c0 < L->K; c0 += L->chunk) {
+    int p0, p1;
+    my_chunks(L, &p0, &p1);
+    for (int c0 = p0; c0 < p1; c0 += L->chunk) {
         int n = L->K - c0 < L->chunk ? L->K - c0 : L->chunk;
         if (clip_encode_text_embeds_dev(L->txt, L->emb + (size_t)c0 * T * D, L->eot, n, T, T,
                                         L->U + (size_t)c0 * L->E))
             return -1;
     }
+    gather_chunk_rows(L, L->U, (size_t)L->E);
     L->ops->l2norm_forward(L->W, L->U, L->K, L->E);
     return 0;
 }
@@ -247,7 +306,9 @@ static void part_loss(Loop *L, int b) {
 // still in the training arena; with several, each chunk is run again before its backward.
 static int part_text_backward_update(Loop *L, int have_buf) {
     const int D = L->D, T = L->T, M = L->M;
-    for (int c0 = 0; c0 < L->K; c0 += L->chunk) {
+    int p0, p1;
+    my_chunks(L, &p0, &p1);
+    for (int c0 = p0; c0 < p1; c0 += L->chunk) {
         int n = L->K - c0 < L->chunk ? L->K - c0 : L->chunk;
         if (L->chunk < L->K &&
             clip_encode_text_embeds_dev(L->txt, L->emb + (size_t)c0 * T * D, L->eot, n, T, T,
@@ -258,6 +319,7 @@ static int part_text_backward_update(Loop *L, int have_buf) {
         L->ops->strided_copy(L->G + (size_t)c0 * M * D, (size_t)M * D,
                              L->demb + (size_t)(1 + L->P) * D, (size_t)T * D, n, (size_t)M * D);
     }
+    gather_chunk_rows(L, L->G, (size_t)M * D);   // every rank's prompts' gradient rows
     const SgdConfig *sc = &L->o->sgd;
     L->ops->sgd_forward(L->vec, L->mom, L->G, L->lr, L->nv, sc->momentum, sc->weight_decay,
                         have_buf);
@@ -323,6 +385,10 @@ static int stage_batch(Loop *L, const size_t *idx, int b, int epoch, TrainResult
     double t0 = now_seconds();
     int bad = 0;
     char *err = NULL;
+    // data parallel: this rank makes the views of its samples [blo, bhi) only (part_image)
+    comm_shard((size_t)b, 1, L->rank, L->nranks, &L->blo, &L->bhi);
+    idx += L->blo;
+    b = (int)(L->bhi - L->blo);
 #pragma omp parallel for schedule(dynamic)
     for (int j = 0; j < b; j++) {
         L->rgb[j] = NULL;
@@ -338,7 +404,7 @@ static int stage_batch(Loop *L, const size_t *idx, int b, int epoch, TrainResult
     if (bad) {
         laic_error("%s", err ? err : "train: image read failed");
         rc = -1;
-    } else {
+    } else if (b > 0) {
         rc = o->train_views_forward(L->pix, (const uint8_t *const *)L->rgb, L->ih, L->iw, idx, b,
                                     L->S, L->o->seed, (uint64_t)epoch);
     }
@@ -355,7 +421,8 @@ static int stage_batch(Loop *L, const size_t *idx, int b, int epoch, TrainResult
 static int run_step(Loop *L, int b, TrainState *st, TrainResult *res) {
     const OpsBackend *o = L->ops;
     GraphSlot *g = NULL;
-    if (L->o->graph && o->graph_capture) {
+    // no graphs with several ranks: the step then holds collectives (see trainer.h)
+    if (L->o->graph && o->graph_capture && L->nranks == 1) {
         for (int i = 0; i < MAX_GRAPHS && !g; i++)
             if (L->slot[i].b == b || L->slot[i].b == 0) g = &L->slot[i];
         if (!g) return laic_error("train: more than %d batch sizes in one run", MAX_GRAPHS);
@@ -597,6 +664,8 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     L.E = w->cfg.embed_dim;
     L.S = w->cfg.image_size;
     L.mask = (o->loss.use_gce ? 1 : 0) | (o->loss.use_mse ? 2 : 0) | (o->loss.use_entropy ? 4 : 0);
+    L.nranks = ops->comm_size ? ops->comm_size() : 1;
+    L.rank = L.nranks > 1 ? ops->comm_rank() : 0;
     const int K = L.K, M = L.M, D = L.D, E = L.E;
     const int B = o->batch;
     const size_t N = d->N, nv = (size_t)K * M * D;
@@ -680,7 +749,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     tlog(o, "train: K = %d prompts of %d tokens (%d prefix + %d vectors), %zu samples (%zu "
             "high-quality), batch %d, %d epochs%s%s", K, L.T, L.P, M, N, nhq, B, o->epochs,
          d->get_image ? "" : " (feature mode: no augmentation)",
-         o->graph && ops->graph_capture ? ", step captured as a graph" : "");
+         o->graph && ops->graph_capture && L.nranks == 1 ? ", step captured as a graph" : "");
 
     int rc = 0;
     const int steps_per_epoch = (int)((N + (size_t)B - 1) / (size_t)B);

@@ -98,7 +98,9 @@ float *method_tac_features(Run *r, const float *X, size_t N) {
     }
     float *out = mallocCheck(N * 2 * (size_t)E * sizeof *out);
     float *s = mallocCheck(CH * (size_t)M * sizeof *s), *xt = mallocCheck(CH * (size_t)E * sizeof *xt);
-    for (size_t i0 = 0; i0 < N; i0 += CH) {
+    size_t lo, hi;   // data parallel: this rank's chunks of rows, then gathered
+    run_shard(r, N, CH, &lo, &hi);
+    for (size_t i0 = lo; i0 < hi; i0 += CH) {
         int n = (int)(N - i0 < CH ? N - i0 : CH);
         run_gemm_rows(&sim, s, X + i0 * E, (size_t)n, 0);
         for (int i = 0; i < n; i++) {   // row softmax of s/τ, max-subtracted, summed in double
@@ -120,6 +122,7 @@ float *method_tac_features(Run *r, const float *X, size_t N) {
     }
     run_gemm_free(&sim);
     run_gemm_free(&mix);
+    run_gather_rows(r, out, N, CH, 2 * (size_t)E * sizeof *out);
     free(s);
     free(xt);
     return out;
