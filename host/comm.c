@@ -20,6 +20,7 @@
 
 static int g_rank = 0, g_size = 1, g_local = 0;   // the world
 static int g_local_mode = 0;                        // comm_set_local
+static int g_forced = 0;                            // comm_set_forced
 #ifdef LAIC_MPI
 static int g_mpi_up = 0;                            // comm_init called MPI_Init
 #endif
@@ -43,6 +44,8 @@ static long launcher_size(const char **var) {
 }
 
 int comm_init(int *argc, char ***argv) {
+    const char *force = getenv("LAIC_COMM_FORCE");
+    if (force && !strcmp(force, "1")) g_forced = 1;
     const char *var = NULL;
     const long n = launcher_size(&var);
     const char *st = getenv("SLURM_STEP_NUM_TASKS");
@@ -119,6 +122,13 @@ int comm_set_local(int on) {
 
 int comm_rank(void) { return g_local_mode ? 0 : g_rank; }
 int comm_size(void) { return g_local_mode ? 1 : g_size; }
+int comm_set_forced(int on) {
+    int prev = g_forced;
+    g_forced = on != 0;
+    return prev;
+}
+int comm_forced(void) { return g_forced; }
+int comm_distributed(void) { return comm_size() > 1 || g_forced; }
 
 void comm_shard(size_t n, size_t align, int rank, int size, size_t *lo, size_t *hi) {
     if (align < 1) align = 1;

@@ -52,6 +52,15 @@ int comm_set_local(int on);
 /* Rank and size of the active group. */
 int comm_rank(void);
 int comm_size(void);
+/* Test hook: while forced, the drivers and the trainer take their data-parallel code paths and
+ * the device collectives really run (NCCL with one rank) even in a job of one rank, so those
+ * paths can be checked against the plain ones on a single device (tests/gpu/test_comm_gpu.c)
+ * or CPU. Returns the previous setting. The environment variable LAIC_COMM_FORCE=1 sets it at
+ * comm_init. */
+int comm_set_forced(int on);
+int comm_forced(void);
+/* 1 when the code must take its data-parallel paths: several ranks, or forced. */
+int comm_distributed(void);
 
 /* Host-memory collectives on the active group.
  * allreduce_sum: buf (n elements of `type`) = Σ over ranks, in place. Integer sums are exact

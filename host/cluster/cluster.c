@@ -118,7 +118,7 @@ static void h_drop(const OpsBackend *o, void *h) {
 static void gather_shards(const OpsBackend *o, void *buf, size_t n, size_t align, size_t row_bytes,
                           int rank, int P) {
     (void)rank;
-    if (P <= 1) return;
+    if (P <= 1 && !comm_forced()) return;
     size_t *counts = mallocCheck(sizeof(size_t) * (size_t)P);
     for (int q = 0; q < P; q++) {
         size_t lo, hi;
@@ -160,7 +160,7 @@ static int gram_blocked(const OpsBackend *o, double *G, const double *A, double 
         const int R = (int)(hi - r0 < RIDGE_GRAM_ROWS ? hi - r0 : RIDGE_GRAM_ROWS);
         o->gram_f64_forward(parts + (r0 / RIDGE_GRAM_ROWS) * nn, A + r0 * n, 0.0, n, R, 1);
     }
-    if (P > 1) {   // rank q's segment: the partials of its blocks
+    if (comm_distributed()) {   // rank q's segment: the partials of its blocks
         size_t *counts = mallocCheck(sizeof(size_t) * (size_t)P);
         for (int q = 0; q < P; q++) {
             size_t ql, qh;
@@ -410,7 +410,7 @@ static void kmeans_step(KmWork *w, int64_t *labels, int64_t *sums, const float *
     comm_shard((size_t)N, KMEANS_GEMM_ROWS, w->rank, w->P, &lo, &hi);
     b->kmeans_assign_sums_forward(labels + lo, w->mind + lo, sums, w->counts, X + lo * d, xx + lo,
                                   C, w->cc, (int)(hi - lo), d, K, w->shift);
-    if (w->P > 1) {
+    if (comm_distributed()) {
         b->allreduce_sum(w->counts, (size_t)K, COMM_I64);
         if (sums) b->allreduce_sum(sums, (size_t)K * d, COMM_I64);
     }
@@ -784,7 +784,7 @@ static int kmeans_fit_scaled(int64_t *labels, float *centers, double *objective,
     int restarts = o->init == KMEANS_INIT_GIVEN ? 1 : o->restarts;
     double best_obj = INFINITY;
 #ifdef LAIC_CUDA
-    if (b == &ops_cuda && w.P == 1) {
+    if (b == &ops_cuda && !comm_distributed()) {
         // All restarts at once on the device (kernels/kmeans.cu): the inits are drawn here,
         // restart by restart, exactly as below; then one batched Lloyd run; then the same
         // best-restart choice as the loop below.
@@ -925,8 +925,8 @@ int knn_topk(int64_t *idx, float *sims, const float *F, int N, int d, int k) {
         // call) against all rows, then gathered. The CUDA op has no row-range kernel yet, so
         // there every rank computes every row (knn_topk_rows_forward in host/ops.h).
         const int P = o->comm_size ? o->comm_size() : 1;
-        if (P > 1 && on_host(o)) {
-            const int rank = o->comm_rank(), BR = knn_block_rows(N);
+        if (comm_distributed() && on_host(o)) {
+            const int rank = P > 1 ? o->comm_rank() : 0, BR = knn_block_rows(N);
             size_t lo, hi;
             comm_shard((size_t)N, (size_t)BR, rank, P, &lo, &hi);
             o->knn_topk_rows_forward(di + lo * k, ds ? ds + lo * k : NULL, Fn, N, d, k, (int)lo,

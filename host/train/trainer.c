@@ -131,6 +131,7 @@ struct Loop {
     const TrainerOpts *o;
     int K, M, D, E, P, T, S, chunk, ib, mask;
     int nranks, rank;         // data parallel (host/comm.h via the backend); 1, 0 alone
+    int dist;                 // take the data-parallel paths (nranks > 1, or comm_forced)
     size_t blo, bhi;          // this rank's samples [blo, bhi) of the current batch
     size_t nv;                // K*M*D
     // host
@@ -176,7 +177,7 @@ static int carve_arena(Loop *L, int B, int image_mode) {
                             L->nv * sizeof(float), L->nv * sizeof(float),
                             ch * sizeof(int32_t), (size_t)B * sizeof(int32_t), (size_t)B,
                             sizeof(double), 6 * sizeof(double),
-                            L->nranks > 1 ? (size_t)2 * B * E * sizeof(float) : 0};
+                            L->dist ? (size_t)2 * B * E * sizeof(float) : 0};
     enum { NSLOT = sizeof bytes / sizeof bytes[0] };
     _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
     size_t off[NSLOT], total = 0;
@@ -232,14 +233,14 @@ static void gather_batch_rows(Loop *L, float *buf, size_t b, size_t row_len) {
 // loss of the whole batch.
 static int part_image(Loop *L, int b) {
     const size_t plane = (size_t)3 * L->S * L->S, E = (size_t)L->E;
-    const int nb = L->nranks > 1 ? (int)(L->bhi - L->blo) : b;   // samples encoded here
-    float *out = L->nranks > 1 ? L->Floc : L->F;
+    const int nb = L->dist ? (int)(L->bhi - L->blo) : b;   // samples encoded here
+    float *out = L->dist ? L->Floc : L->F;
     for (int j0 = 0; j0 < 2 * nb; j0 += L->ib) {
         int n = 2 * nb - j0 < L->ib ? 2 * nb - j0 : L->ib;
         if (clip_encode_images_dev(L->img, L->pix + (size_t)j0 * plane, n, out + (size_t)j0 * E))
             return -1;
     }
-    if (L->nranks > 1) {
+    if (L->dist) {
         L->ops->copy(L->F + L->blo * E, out, (size_t)nb * E * sizeof(float));
         L->ops->copy(L->F + ((size_t)b + L->blo) * E, out + (size_t)nb * E,
                      (size_t)nb * E * sizeof(float));
@@ -262,7 +263,7 @@ static void my_chunks(const Loop *L, int *c0, int *c1) {
 
 // buf (K rows of row_len floats): every rank's chunk rows, gathered.
 static void gather_chunk_rows(Loop *L, float *buf, size_t row_len) {
-    if (L->nranks <= 1) return;
+    if (!L->dist) return;
     const size_t nch = ((size_t)L->K + L->chunk - 1) / L->chunk;
     size_t *counts = mallocCheck(sizeof(size_t) * (size_t)L->nranks);
     for (int q = 0; q < L->nranks; q++) {
@@ -422,7 +423,7 @@ static int run_step(Loop *L, int b, TrainState *st, TrainResult *res) {
     const OpsBackend *o = L->ops;
     GraphSlot *g = NULL;
     // no graphs with several ranks: the step then holds collectives (see trainer.h)
-    if (L->o->graph && o->graph_capture && L->nranks == 1) {
+    if (L->o->graph && o->graph_capture && !L->dist) {
         for (int i = 0; i < MAX_GRAPHS && !g; i++)
             if (L->slot[i].b == b || L->slot[i].b == 0) g = &L->slot[i];
         if (!g) return laic_error("train: more than %d batch sizes in one run", MAX_GRAPHS);
@@ -666,6 +667,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     L.mask = (o->loss.use_gce ? 1 : 0) | (o->loss.use_mse ? 2 : 0) | (o->loss.use_entropy ? 4 : 0);
     L.nranks = ops->comm_size ? ops->comm_size() : 1;
     L.rank = L.nranks > 1 ? ops->comm_rank() : 0;
+    L.dist = L.nranks > 1 || comm_forced();
     const int K = L.K, M = L.M, D = L.D, E = L.E;
     const int B = o->batch;
     const size_t N = d->N, nv = (size_t)K * M * D;
@@ -749,7 +751,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     tlog(o, "train: K = %d prompts of %d tokens (%d prefix + %d vectors), %zu samples (%zu "
             "high-quality), batch %d, %d epochs%s%s", K, L.T, L.P, M, N, nhq, B, o->epochs,
          d->get_image ? "" : " (feature mode: no augmentation)",
-         o->graph && ops->graph_capture && L.nranks == 1 ? ", step captured as a graph" : "");
+         o->graph && ops->graph_capture && !L.dist ? ", step captured as a graph" : "");
 
     int rc = 0;
     const int steps_per_epoch = (int)((N + (size_t)B - 1) / (size_t)B);
