@@ -106,6 +106,9 @@ const CfgKey laic_config_keys[] = {
     {"train", "alpha", CFG_FLOAT, "1", NULL, 0, 1e6, "ours", "weight of the MSE consistency term"},
     {"train", "beta", CFG_FLOAT, "1", NULL, 0, 1e6, "ours", "weight of the global entropy term"},
     {"train", "logit_scale", CFG_FLOAT, "100", NULL, 0, 1e6, "CLIP", "softmax scale on cosines"},
+    {"train", "text_batch", CFG_INT, "0", NULL, 0, 1e5, "ours",
+     "prompts per text-tower chunk (0 = min(K, 100)); ranks split the chunks, so ceil(K / ranks) "
+     "balances them (a different chunk size changes the last bits)"},
     {"train", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
      "stop after this many epochs, keeping <run.dir>.partial/train.ckpt (0 = train all epochs); "
      "continue with run.resume"},

@@ -6,7 +6,7 @@
  *  - the drivers (ridge with M > 4096 texts: several Gram blocks; k-means++ and Lloyd on 20,000
  *    rows; kNN) under mpirun give bitwise the one-process arrays: this test binary runs itself
  *    under mpirun (mpi_drivers_inner, a no-op outside mpirun) and compares with its own results;
- *  - `laic run` no-train on planted features (9,000 rows, overlapping clusters), -np 2 and -np 3:
+ *  - `laic run` no-train on planted features (6,000 rows, overlapping clusters), -np 2 and -np 3:
  *    report.json equal to the one-process report except timings, run_dir and "parallel";
  *    assignments.npy bitwise;
  *  - `laic run` with prompt learning on the tiny model over CIFAR-format images (views made and
@@ -302,7 +302,7 @@ TEST(mpi_paths_with_one_rank_equal_plain_paths) {
 static const char *planted_args(char *buf, size_t n, const char *dir, const char *run, const char *extra) {
     snprintf(buf, n,
              "run /dev/null data.image_features=%s/X.npy data.labels=%s/y.npy nouns.features=%s/T.npy "
-             "nouns.names=%s/names.txt run.dir=%s/%s run.cache_dir=%s/cache-%s kmeans.restarts=3 "
+             "nouns.names=%s/names.txt run.dir=%s/%s run.cache_dir=%s/cache-%s kmeans.restarts=2 "
              "eval.methods=clip-kmeans,tac,ours-notrain %s",
              dir, dir, dir, dir, dir, run, dir, run, extra);
     return buf;
@@ -313,8 +313,9 @@ TEST(mpi_run_no_train_equals_one_process) {
     if (why) SKIP("%s", why);
     const char *dir = test_path("mpi-planted");
     mkdir(dir, 0755);
-    // 9,000 rows of 6 overlapping clusters: imperfect metrics, so a changed bit would show
-    synth_planted(dir, 6, 32, 9000, 300, 0.55, 7, 1);
+    // 6,000 rows of 6 overlapping clusters: imperfect metrics, so a changed bit would show;
+    // two 4096-row k-means++ blocks
+    synth_planted(dir, 6, 32, 6000, 300, 0.55, 7, 1);
     char args[4096], err[16384], a[700], b[700];
     int rc = laic_np(1, planted_args(args, sizeof args, dir, "np1", ""), err, sizeof err);
     REQUIRE(rc == 0, "one process failed (%d): %s", rc, err);

@@ -170,6 +170,7 @@ int method_rsc_train(Run *r) {
     o.graph = config_bool(&r->cfg, "train", "cuda_graph");
     o.text_precision = config_str(&r->cfg, "train", "text_precision");
     o.image_precision = config_str(&r->cfg, "model", "precision");
+    o.text_batch = (int)config_int(&r->cfg, "train", "text_batch");
     o.resume = r->resume;
     long mb = config_int(&r->cfg, "model", "batch");
     o.image_batch = (int)(mb < 2L * o.batch ? mb : 2L * o.batch);
