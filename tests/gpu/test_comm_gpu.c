@@ -16,7 +16,10 @@
  *    NCCL instead of the batched all-restarts kernel: on separated blobs the labels are equal
  *    and the objective agrees within 1e-9 relative (double sums in a different order), centres
  *    within 1e-6 (double-summed means vs fixed-point means: a float ulp or so).
- * Skipped (not failed) when built without NCCL. Status: compiled, never run (no GPU here).
+ * Also the new ops of issue 17 against the CPU: kmeans_assign_sums_forward and
+ * kmeans_centres_forward bitwise on a numpy fixture with certain labels, knn_topk_rows_forward
+ * equal to those rows of the full call.
+ * The NCCL tests SKIP (not fail) when built without NCCL. Status: compiled, never run (no GPU here).
  */
 #include "../test.h"
 #include "../synth.h"
@@ -31,12 +34,65 @@
 #include "cluster/cluster.h"
 #include "comm.h"
 #include "io/err.h"
+#include "io/npy.h"
 #include "ops.h"
 #include "rng.h"
 #include "train/trainer.h"
 #include "../../kernels/ops_cuda.h"
 
 #include "gpu_test.h"
+
+// kmeans_assign_sums_forward / kmeans_centres_forward / knn_topk_rows_forward (issue 17) on
+// CUDA vs the CPU: the numpy fixture of tests/cluster/test_kmeans_sums.c, whose labels are
+// certain (separated blobs), so the integer sums and counts must be bitwise the CPU's (integer
+// atomics: any order) and so must the centres (the same three roundings); the kNN row range
+// equals those rows of the full CUDA call bitwise.
+TEST(gpu_kmeans_fixed_point_ops_equal_cpu) {
+    need_gpu();
+    const OpsBackend *G = &ops_cuda;
+    Npy X = {0}, C = {0};
+    REQUIRE(!npy_read(test_fixture_path("tests/fixtures/cluster", "ks_X"), &X) &&
+                !npy_read(test_fixture_path("tests/fixtures/cluster", "ks_C"), &C),
+            "fixtures: %s", laic_last_error());
+    const int N = (int)X.shape[0], d = (int)X.shape[1], K = (int)C.shape[0];
+    float amax = 0;
+    for (size_t i = 0; i < X.count; i++) amax = fmaxf(amax, fabsf(((float *)X.data)[i]));
+    const int shift = kmeans_fixed_shift(amax, N);
+    float *xx = malloc(4 * (size_t)N), *cc = malloc(4 * (size_t)K), *mind = malloc(4 * (size_t)N);
+    int64_t *lab = malloc(8 * (size_t)N), *sums = malloc(8 * (size_t)K * d), *cnt = malloc(8 * (size_t)K);
+    float *cen = malloc(4 * (size_t)K * d);
+    rownorm2_forward_cpu(xx, X.data, N, d);
+    rownorm2_forward_cpu(cc, C.data, K, d);
+    kmeans_assign_sums_forward_cpu(lab, mind, sums, cnt, X.data, xx, C.data, cc, N, d, K, shift);
+    kmeans_centres_forward_cpu(cen, sums, cnt, K, d, shift);
+    float *dX = gpu_upload(X.data, 4 * (size_t)N * d), *dC = gpu_upload(C.data, 4 * (size_t)K * d);
+    float *dxx = gpu_upload(xx, 4 * (size_t)N), *dcc = gpu_upload(cc, 4 * (size_t)K);
+    float *dmind = gpu_alloc(4 * (size_t)N), *dcen = gpu_alloc(4 * (size_t)K * d);
+    int64_t *dlab = gpu_alloc(8 * (size_t)N), *dsums = gpu_alloc(8 * (size_t)K * d), *dcnt = gpu_alloc(8 * (size_t)K);
+    G->kmeans_assign_sums_forward(dlab, dmind, dsums, dcnt, dX, dxx, dC, dcc, N, d, K, shift);
+    G->kmeans_centres_forward(dcen, dsums, dcnt, K, d, shift);
+    int64_t *gl = gpu_download(dlab, 8 * (size_t)N), *gs = gpu_download(dsums, 8 * (size_t)K * d);
+    int64_t *gc = gpu_download(dcnt, 8 * (size_t)K);
+    float *gcen = gpu_download(dcen, 4 * (size_t)K * d);
+    CHECK(!memcmp(gl, lab, 8 * (size_t)N) && !memcmp(gc, cnt, 8 * (size_t)K), "labels, counts");
+    CHECK(!memcmp(gs, sums, 8 * (size_t)K * d), "fixed-point sums bitwise the CPU's");
+    CHECK(!memcmp(gcen, cen, 4 * (size_t)K * d), "centres bitwise the CPU's");
+    // kNN row range on CUDA
+    const int k = 5;
+    float *dF = gpu_alloc(4 * (size_t)N * d);
+    G->l2normalize_rows(dF, dX, N, d);
+    int64_t *dall = gpu_alloc(8 * (size_t)N * k), *drow = gpu_alloc(8 * (size_t)N * k);
+    G->knn_topk_forward(dall, NULL, dF, N, d, k);
+    G->knn_topk_rows_forward(drow, NULL, dF, N, d, k, 100, 250);
+    int64_t *ha = gpu_download(dall, 8 * (size_t)N * k), *hr = gpu_download(drow, 8 * (size_t)150 * k);
+    CHECK(!memcmp(hr, ha + (size_t)100 * k, 8 * (size_t)150 * k), "knn rows [100, 250) bitwise");
+    void *dev[] = {dX, dC, dxx, dcc, dmind, dcen, dlab, dsums, dcnt, dF, dall, drow};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) G->free(dev[i]);
+    free(xx), free(cc), free(mind), free(lab), free(sums), free(cnt), free(cen);
+    free(gl), free(gs), free(gc), free(gcen), free(ha), free(hr);
+    npy_free(&X);
+    npy_free(&C);
+}
 
 TEST(gpu_comm_collectives_one_rank_nccl) {
     need_gpu();
