@@ -99,6 +99,11 @@ int cmd_sweep(int argc, char **argv) {
         sweep_spec_free(&s);
         return cli_fail(2);
     }
+    if (cli_flag(opts, CLI_N(opts), "--dry-run") && comm_world_rank() > 0) {   // one plan, from rank 0
+        free(over);
+        sweep_spec_free(&s);
+        return 0;
+    }
     if (cli_flag(opts, CLI_N(opts), "--dry-run")) {
         size_t np = sweep_npoints(&s);
         int idx[256];
