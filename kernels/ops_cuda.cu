@@ -158,7 +158,7 @@ static void cuda_graph_free(void *graph) {
 // Positional (C++17 has no designated initialisers), so the order must follow host/ops.h. The
 // compiler checks each entry's type, but to_device, to_host and copy share one; this catches an
 // entry added to ops.h without one here.
-static_assert(sizeof(OpsBackend) == 79 * sizeof(void *), "host/ops.h changed: update ops_cuda");
+static_assert(sizeof(OpsBackend) == 80 * sizeof(void *), "host/ops.h changed: update ops_cuda");
 
 extern "C" const OpsBackend ops_cuda = {
     "cuda",
