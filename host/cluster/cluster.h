@@ -20,6 +20,16 @@
  * (OpenMP spreads the blocks over threads). A GEMM's rounding can depend on where an element
  * falls in OpenBLAS's tiling — identical columns may differ by an ulp — so letting OpenBLAS
  * split the work by thread count would make labels thread-dependent; fixed blocks do not.
+ *
+ * Data parallel (issue 17): in a job of several ranks (host/comm.h; the backend's communicator)
+ * the drivers are collective — every rank calls them with the same arguments — and split their
+ * rows at the same fixed blocks: k-means assigns 512-row blocks per rank and sums the centres as
+ * fixed-point integers (exact in any order: allreduce), k-means++ computes 4096-row blocks of
+ * potentials per rank and gathers them; ridge gathers d×d Gram partials of 4096-row blocks and
+ * sums them in block order, and splits its N-sized product in 8192-row blocks; kNN splits its
+ * query rows (CPU). Every rank ends with the one-process result, bitwise for the same threads
+ * per process. The CUDA k-means with several ranks runs the sequential driver (the batched
+ * all-restarts kernel is for one rank).
  */
 #ifndef LAIC_CLUSTER_H
 #define LAIC_CLUSTER_H

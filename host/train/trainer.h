@@ -21,6 +21,19 @@
  *   - Feature mode: without images (get_image NULL) both views are the given clean features,
  *     so the consistency term is 0; for precomputed-feature runs and tests.
  * Library code: errors return -1 after laic_error(); progress lines go to the log callback.
+ *
+ * Data parallel (issue 17; ops->comm_size() > 1): trainer_run is collective. o->batch is the
+ * step's global batch; rank r makes and encodes the views of its share of it (host/comm.h
+ * comm_shard), the view features are gathered so that every rank computes the loss of the whole
+ * batch — the loss is not a sum over samples (GCE is normalised by the batch's high-quality
+ * count, the entropy term is of the batch-mean prediction), so per-rank gradients could not be
+ * summed into it — and the text tower's chunks of text_batch prompts are dealt out to the ranks,
+ * their text features and gradient rows gathered (the all-reduce of a gradient whose rows are
+ * disjoint). Every rank then takes the same SGD step. So P ranks with batch B equal one rank
+ * with batch B: bitwise on the CPU for the same threads per process (tests/run/test_mpi.c); on
+ * GPUs a rank's image-encoder batches hold its share of the views, so features may differ in
+ * their last bits from one process's (the CUDA trainer's CPU tolerances, test_trainer_gpu.c,
+ * bound the effect). No CUDA graph is captured with several ranks (the step holds collectives).
  */
 #ifndef LAIC_TRAINER_H
 #define LAIC_TRAINER_H
