@@ -4,25 +4,31 @@
  *
  *   build:  make bench                          (→ build/bench/bench_heads)
  *   run:    ./build/bench/bench_heads ops
+ *           ./build/bench/bench_heads gen DIR [N=50000]       (planted features, see below)
  *           ./build/bench/bench_heads sic DIR [epochs=100] [cpu|cuda]
  *           ./build/bench/bench_heads tac DIR [epochs=20]  [cpu|cuda]
  *
- * DIR holds the features `python3 bench/bench_heads_torch.py gen DIR` writes (the PyTorch side
- * of the comparison reads the same files): X_train (N,E) and X_test (Ne,E) raw image features,
- * y_train, y_test, bank (Mb,E) raw noun features (SIC's semantic space is filtered from it),
- * nouns (M,E) normalised candidate nouns (TAC's text counterparts are retrieved from them).
+ * DIR holds the features `gen` writes (bench/bench_heads_torch.py, the PyTorch side of the
+ * comparison, reads the same files): X_train (N,512) and X_test (N/5,512) raw image features of
+ * K = 10 planted classes (unit class directions ·10 plus N(0, 0.35²) per dimension: norms near
+ * CLIP's raw ones, classes overlapping enough that ACC is not 1), y_train, y_test, bank
+ * (82,113 × 512) raw noun features (500 per class near its direction, the rest random; SIC's
+ * semantic space is filtered from it), nouns (1,000 × 512) candidate nouns (50 per class near
+ * its direction, 500 random; TAC's text counterparts are retrieved from them).
  *
  * sic: setup (21 L2 neighbours, k-means n_init 20, semantic space), then `epochs` epochs of
  *      SIC with the test ACC after every epoch (as sic.py:148-167; patience off so every epoch
  *      runs). tac: setup (text counterparts, 50 neighbours in X and in t), then `epochs` epochs,
  *      batch 512, τ 0.5, with the test prediction after every epoch (train_head.py:154).
  * Printed: one line per phase with seconds, then the final test ACC. ops: op | backend | shape |
- * ms (median of 5 after a warm-up on the CPU, cudaEvents over 20 on CUDA).
+ * ms (median of 5 after a warm-up on the CPU, cudaEvents over 20 on CUDA). BENCH_NOGRAPH=1 turns
+ * the trainers' CUDA graphs off; BENCH_VERBOSE=1 prints every epoch.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cluster/cluster.h"
 #include "cluster/metrics.h"
@@ -188,6 +194,7 @@ static int bench_sic(const OpsBackend *o, const char *dir, int epochs) {
     opt.epochs = epochs;
     opt.select_test_acc = 1;
     opt.patience = epochs + 1;   // every epoch runs, as in the timing of the PyTorch mirror
+    opt.graph = !getenv("BENCH_NOGRAPH");
     opt.log = getenv("BENCH_VERBOSE") ? log_line : NULL;
     SicData d = {.X = X.data, .N = N, .E = E, .K = K, .nbr = s.nbr, .nn = s.nn, .S = s.S, .M = s.M,
                  .Xeval = Xe.data, .Ne = Ne, .yeval = ye.data};
@@ -198,10 +205,10 @@ static int bench_sic(const OpsBackend *o, const char *dir, int epochs) {
         return 1;
     }
     const double tt = now_seconds() - t1;
-    printf("sic | train %d epochs: %.2f s (centre mapping %.2f s, batches %.2f s, test eval %.2f s; %lld steps, %.1f us/step) | "
-           "last-epoch test ACC %.4f, best %.4f (epoch %d)\n",
+    printf("sic | train %d epochs: %.2f s (centre mapping %.2f s, batches %.2f s, test eval %.2f s; %lld steps, %.1f us/step; "
+           "%d graph) | last-epoch test ACC %.4f, best %.4f (epoch %d)\n",
            epochs, tt, res.t_map, res.t_steps, res.t_eval, (long long)res.steps, 1e6 * res.t_steps / (double)res.steps,
-           res.epoch_acc[epochs - 1], res.best_acc, res.reported_epoch);
+           res.graph_captures, res.epoch_acc[epochs - 1], res.best_acc, res.reported_epoch);
     sic_result_free(&res);
     sic_setup_free(&s);
     npy_free(&X), npy_free(&Xe), npy_free(&ye), npy_free(&bank);
@@ -222,7 +229,7 @@ static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
     TacSetupOpts so;
     tac_setup_opts_default(&so);
     TacSetup s;
-    if (tac_train_setup(&s, o, X.data, N, E, nouns.data, M, &so)) {
+    if (tac_train_setup(&s, o, X.data, N, E, NULL, nouns.data, M, &so)) {
         fprintf(stderr, "bench_heads: %s\n", laic_last_error());
         return 1;
     }
@@ -232,6 +239,7 @@ static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
     tac_train_opts_default(&opt);
     opt.epochs = epochs;
     opt.eval_every_epoch = 1;
+    opt.graph = !getenv("BENCH_NOGRAPH");
     opt.log = getenv("BENCH_VERBOSE") ? log_line : NULL;
     TacTrainData d = {.X = X.data, .T = s.T, .N = N, .E = E, .K = K, .nbr_x = s.nbr_x, .nbr_t = s.nbr_t,
                       .kn = s.kn, .Xeval = Xe.data, .Ne = Ne, .yeval = ye.data};
@@ -242,12 +250,70 @@ static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
         return 1;
     }
     const double tt = now_seconds() - t1;
-    printf("tac | train %d epochs: %.2f s (batches %.2f s, test eval %.2f s; %lld steps, %.2f ms/step) | test ACC %.4f\n",
+    printf("tac | train %d epochs: %.2f s (batches %.2f s, test eval %.2f s; %lld steps, %.2f ms/step; %d graph) | "
+           "test ACC %.4f\n",
            epochs, tt, res.t_steps, res.t_eval, (long long)res.steps, 1e3 * res.t_steps / (double)res.steps,
-           acc_of(res.pred, ye.data, Ne));
+           res.graph_captures, acc_of(res.pred, ye.data, Ne));
     tac_train_result_free(&res);
     tac_setup_free(&s);
     npy_free(&X), npy_free(&Xe), npy_free(&ye), npy_free(&nouns);
+    return 0;
+}
+
+// --- planted data -------------------------------------------------------------------------------
+static void save(const char *dir, const char *name, const float *x, size_t r, size_t c) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s.npy", dir, name);
+    if (npy_write_f32_2d(p, x, r, c)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        exit(1);
+    }
+}
+
+static int gen(const char *dir, size_t N) {
+    mkdir(dir, 0755);
+    const int E = 512, K = 10;
+    const size_t Ne = N / 5, Mb = 82113, M = 1000;
+    Rng g;
+    rng_init(&g, 2024, 0);
+    float *C = randn((size_t)K * E, 1, 1.0);
+    for (int k = 0; k < K; k++) {   // unit directions
+        double s = 0;
+        for (int e = 0; e < E; e++) s += (double)C[k * E + e] * C[k * E + e];
+        for (int e = 0; e < E; e++) C[k * E + e] = (float)(C[k * E + e] / sqrt(s));
+    }
+    const size_t ns[2] = {N, Ne};
+    const char *xn[2] = {"X_train", "X_test"}, *yn[2] = {"y_train", "y_test"};
+    for (int s = 0; s < 2; s++) {
+        float *X = mallocCheck(ns[s] * E * sizeof *X);
+        int64_t *y = mallocCheck(ns[s] * sizeof *y);
+        for (size_t i = 0; i < ns[s]; i++) {
+            y[i] = (int64_t)rng_below(&g, K);
+            for (int e = 0; e < E; e++) X[i * E + e] = (float)(10.0 * C[y[i] * E + e] + 0.35 * rng_normal(&g));
+        }
+        save(dir, xn[s], X, ns[s], (size_t)E);
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s.npy", dir, yn[s]);
+        size_t sh[1] = {ns[s]};
+        npy_write(p, NPY_I64, 1, sh, y);
+        free(X);
+        free(y);
+    }
+    float *B = mallocCheck(Mb * E * sizeof *B);
+    for (size_t j = 0; j < Mb; j++)
+        for (int e = 0; e < E; e++)
+            B[j * E + e] = (float)(j < 5000 ? 10.0 * C[(j % K) * E + e] + 0.3 * rng_normal(&g) : 0.45 * rng_normal(&g));
+    save(dir, "bank", B, Mb, (size_t)E);
+    free(B);
+    float *T = mallocCheck(M * E * sizeof *T);
+    for (size_t j = 0; j < M; j++)
+        for (int e = 0; e < E; e++)
+            T[j * E + e] = (float)(j < 500 ? C[(j % K) * E + e] + 0.03 * rng_normal(&g) : 0.045 * rng_normal(&g));
+    l2normalize_rows_cpu(T, T, (int)M, E);
+    save(dir, "nouns", T, M, (size_t)E);
+    free(T);
+    free(C);
+    printf("gen | %s: X_train %zu x %d, X_test %zu, bank %zu, nouns %zu, K %d\n", dir, N, E, Ne, Mb, M, K);
     return 0;
 }
 
@@ -261,8 +327,9 @@ int main(int argc, char **argv) {
 #endif
         return 0;
     }
+    if (!strcmp(mode, "gen") && argc >= 3) return gen(argv[2], argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 50000);
     if ((strcmp(mode, "sic") && strcmp(mode, "tac")) || argc < 3) {
-        fprintf(stderr, "usage: bench_heads ops | sic DIR [epochs] [cpu|cuda] | tac DIR [epochs] [cpu|cuda]\n");
+        fprintf(stderr, "usage: bench_heads ops | gen DIR [N] | sic DIR [epochs] [cpu|cuda] | tac DIR [epochs] [cpu|cuda]\n");
         return 2;
     }
     const int sic = !strcmp(mode, "sic");

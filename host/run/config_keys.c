@@ -216,6 +216,83 @@ const CfgKey laic_config_keys[] = {
     {"tac", "sample_per_center", CFG_INT, "256", NULL, 0, 1e6, "TAC",
      "train k-means on 256·K sampled rows (faiss' max_points_per_centroid; 0 = all)"},
 
+    // --- [sic] (SIC trained on cached features, SPEC §9.1: shaotiancai/SIC@a8969ac) --------
+    {"sic", "epochs", CFG_INT, "100", NULL, 1, 1e5, "SIC", "epochs (sic.py:139; cifar10.yml:52)"},
+    {"sic", "batch", CFG_INT, "128", NULL, 1, 1e6, "SIC",
+     "batch size; the last partial batch is kept (cifar10.yml:53; drop_last False)"},
+    {"sic", "lr", CFG_FLOAT, "1e-4", NULL, 0, 1e3, "SIC", "Adam learning rate, constant (sic.py:28)"},
+    {"sic", "weight_decay", CFG_FLOAT, "1e-4", NULL, 0, 1e3, "SIC",
+     "Adam's coupled L2 weight decay (cifar10.yml:48; imagenet_dog.yml:52 uses 0.009)"},
+    {"sic", "entropy_weight", CFG_FLOAT, "5", NULL, 0, 1e6, "SIC", "λ of the batch entropy L_B (sic.py:34)"},
+    {"sic", "ce_weight", CFG_FLOAT, "0.1", NULL, 0, 1e6, "SIC",
+     "β of the image-semantic cross-entropy L_IS (sic.py:35)"},
+    {"sic", "neighbors", CFG_INT, "20", NULL, 1, 10000, "SIC",
+     "L2 neighbours on the raw features besides the image itself (sic.py:33; self is drawn too)"},
+    {"sic", "gamma_r", CFG_INT, "500", NULL, 1, 1e7, "SIC",
+     "nouns nearest each image centre kept for the semantic space (sic.py:30)"},
+    {"sic", "gamma_u", CFG_FLOAT, "0.05", NULL, 0, 2, "SIC",
+     "uniqueness: keep nouns with cos(noun, mean noun) < 1 − gamma_u (sic.py:29)"},
+    {"sic", "xi_c", CFG_FLOAT, "0.9", NULL, 0, 1, "SIC",
+     "fraction of N/K most confident images per centre in the centre mapping (sic.py:31)"},
+    {"sic", "xi_a", CFG_INT, "30", NULL, 1, 1e6, "SIC",
+     "nouns averaged into each semantic centre H_c (sic.py:32)"},
+    {"sic", "kmeans_restarts", CFG_INT, "20", NULL, 1, 1e4, "SIC",
+     "restarts of the K image centres' k-means on the raw features (sklearn n_init, "
+     "evaluate_utils.py:99)"},
+    {"sic", "center_init", CFG_BOOL, "false", NULL, NOLIM, "SIC",
+     "initialise the head from the image centres, W = 0.1·C0, b = −0.05‖C0‖² (sic.py:122-128; "
+     "off by default as in the code)"},
+    {"sic", "select", CFG_ENUM, "last", "last|test_acc", NOLIM, "ours",
+     "which epoch is reported: last = the last one; test_acc = the best test ACC with early stop "
+     "after sic.patience epochs without gain, as SIC's code does (sic.py:148-167: it peeks at the "
+     "test labels; report.json says so)"},
+    {"sic", "patience", CFG_INT, "5", NULL, 1, 1e5, "SIC",
+     "sic.select = test_acc stops after this many epochs without a gain (sic.py:165)"},
+    {"sic", "bank", CFG_ENUM, "sic", "sic|synsets", NOLIM, "SIC",
+     "noun bank: one head-word per WordNet synset in data.noun order; sic = as SIC's noun.csv "
+     "reads (82,113: its last synset '9/11' is absent and pandas takes 'entity' as the header), "
+     "synsets = all 82,115"},
+    {"sic", "bank_batch", CFG_INT, "128", NULL, 1, 1e6, "SIC",
+     "text-loader batch whose per-batch means are averaged into the uniqueness filter's mean noun "
+     "(semantic_filters.py:25-35; not the plain mean)"},
+    {"sic", "subset", CFG_INT, "0", NULL, 0, 1e7, "ours",
+     "encode only a seeded subset of this many bank nouns (0 = all; CPU demos)"},
+    {"sic", "noun_features", CFG_STR, "", NULL, NOLIM, "ours",
+     "precomputed RAW (unnormalised) text features of the bank (.npy [M,E]) instead of encoding "
+     "\"a photo of a {noun}\""},
+    {"sic", "noun_names", CFG_STR, "", NULL, NOLIM, "ours", "noun names for sic.noun_features, one per line"},
+    {"sic", "cuda_graph", CFG_BOOL, "true", NULL, NOLIM, "ours",
+     "on CUDA, capture one epoch's batches as a graph after an eager epoch and replay it (no "
+     "effect on the CPU; the same numbers either way)"},
+    {"sic", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
+     "stop after this many epochs, keeping <run.dir>.partial/sic.ckpt (0 = train all); continue "
+     "with run.resume"},
+
+    // --- [tac_train] (TAC trained on cached features, SPEC §9.2: 2024-ICML-TAC@830e02c) -------
+    {"tac_train", "epochs", CFG_INT, "0", NULL, 0, 1e5, "TAC",
+     "epochs; 0 = 20 when K < 100, else 100 (train_head.py:27-35; [ours] K ≥ 100 takes the "
+     "UCF101/ImageNet branch)"},
+    {"tac_train", "batch", CFG_INT, "0", NULL, 0, 1e6, "TAC",
+     "batch size, last partial batch dropped; 0 = 512 when K < 100, else 8192"},
+    {"tac_train", "tau", CFG_FLOAT, "0", NULL, 0, 1e6, "TAC",
+     "temperature of the cluster-contrastive term; 0 = 0.5 when K < 100, else 5.0"},
+    {"tac_train", "lr", CFG_FLOAT, "1e-3", NULL, 0, 1e3, "TAC", "Adam learning rate (torch default)"},
+    {"tac_train", "beta1", CFG_FLOAT, "0.9", NULL, 0, 1, "TAC", "Adam β1 (train_head.py:103)"},
+    {"tac_train", "beta2", CFG_FLOAT, "0.99", NULL, 0, 1, "TAC", "Adam β2 (train_head.py:103)"},
+    {"tac_train", "entropy_weight", CFG_FLOAT, "5", NULL, 0, 1e6, "TAC",
+     "weight of the two entropy terms (train_head.py:124)"},
+    {"tac_train", "neighbors", CFG_INT, "50", NULL, 1, 10000, "TAC",
+     "inner-product neighbours per image and per text counterpart, self excluded "
+     "(train_head.py:36)"},
+    {"tac_train", "eval_every_epoch", CFG_BOOL, "true", NULL, NOLIM, "TAC",
+     "predict the eval split after every epoch and log its ACC (train_head.py:154); the last "
+     "epoch is reported either way"},
+    {"tac_train", "cuda_graph", CFG_BOOL, "true", NULL, NOLIM, "ours",
+     "on CUDA, capture one epoch's batches as a graph after an eager epoch and replay it"},
+    {"tac_train", "stop_after", CFG_INT, "0", NULL, 0, 1e5, "ours",
+     "stop after this many epochs, keeping <run.dir>.partial/tac-train.ckpt (0 = train all); "
+     "continue with run.resume"},
+
     // --- [published] (numbers shown beside laic's in report.html; one key per method) ------
     {"published", "source", CFG_STR, "", NULL, NOLIM, "paper",
      "where the [published] numbers come from (e.g. RSC Table 1 via SPEC §11, ViT-B/32)"},

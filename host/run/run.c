@@ -339,11 +339,14 @@ void run_free(Run *r) {
     free(r->fit.X);
     free(r->fit.y);
     free(r->fit.item);
+    free(r->fit.norm);
     if (!r->eval_is_fit) {
         free(r->eval.X);
         free(r->eval.y);
         free(r->eval.item);
+        free(r->eval.norm);
     }
+    for (int i = 0; i < r->n_resume_blobs; i++) free(r->resume_blobs[i].data);
     for (int i = 0; i < r->n_classes && r->class_names; i++) free(r->class_names[i]);
     free(r->class_names);
     if (r->have_nouns) nouns_free(&r->nouns);
@@ -524,4 +527,52 @@ const char *run_key_where(const Run *r, const char *section, const char *key, ch
     else if (r->config_path[0]) snprintf(buf, n, "%s (%s.%s not set: default)", r->config_path, section, key);
     else snprintf(buf, n, "%s.%s (default)", section, key);
     return buf;
+}
+
+int run_resume_read(Run *r, const char *name) {
+    const char *dir = config_str(&r->cfg, "run", "resume");
+    if (!dir[0]) return 0;
+    char path[2300];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (stat(path, &st)) snprintf(path, sizeof path, "%s.partial/%s", dir, name);
+    if (stat(path, &st)) return 0;
+    if (r->n_resume_blobs >= RUN_MAX_BLOBS) return laic_error("%s: too many checkpoints to resume", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return laic_error("%s: cannot open checkpoint", path);
+    RunBlob *b = &r->resume_blobs[r->n_resume_blobs];
+    b->n = (size_t)st.st_size;
+    b->data = mallocCheck(b->n ? b->n : 1);
+    const int ok = fread(b->data, 1, b->n, f) == b->n;
+    fclose(f);
+    if (!ok) {
+        free(b->data);
+        b->data = NULL;
+        return laic_error("%s: read failed", path);
+    }
+    snprintf(b->name, sizeof b->name, "%s", name);
+    r->n_resume_blobs++;
+    run_log(r, "resume: %s (%zu bytes)", path, b->n);
+    return 1;
+}
+
+const RunBlob *run_resume_blob(const Run *r, const char *name) {
+    for (int i = 0; i < r->n_resume_blobs; i++)
+        if (!strcmp(r->resume_blobs[i].name, name)) return &r->resume_blobs[i];
+    return NULL;
+}
+
+float *run_raw_features(Run *r, const FeatureSet *fs) {
+    if (!fs->norm) {
+        laic_error("%s: the image features were cached before laic kept their norms, so the raw "
+                   "features are unknown ---> HINT: delete the img-* files in run.cache_dir to "
+                   "re-encode", config_str(&r->cfg, "run", "cache_dir"));
+        return NULL;
+    }
+    const int E = r->E;
+    float *X = mallocCheck((fs->N ? fs->N : 1) * (size_t)E * sizeof *X);
+    for (size_t i = 0; i < fs->N; i++)
+        for (int e = 0; e < E; e++)
+            X[i * E + e] = (float)((double)fs->X[i * E + e] * fs->norm[i]);
+    return X;
 }

@@ -63,6 +63,8 @@ typedef struct {
     int64_t *y;            // (N) true labels, -1 unknown
     int64_t *item;         // (N) dataset item of each row (after subsample and skipped images);
                            // NULL for precomputed features
+    float *norm;           // (N) L2 norm of each row before normalisation (the raw features are
+                           // X·norm, SIC's input); NULL when unknown (an older image cache)
     size_t N;
 } FeatureSet;
 
@@ -83,6 +85,13 @@ int run_claim(RunClaim *c, const char *dir, const char *what);
 void run_claim_release(RunClaim *c);
 /* Copies path into out (size n) without trailing '/' ("/" stays "/"); -1 when empty or too long. */
 int run_normalize_dir(const char *path, char *out, size_t n, const char *what);
+/* A file a method's prepare step read from run.resume before .partial was cleared. */
+typedef struct {
+    char name[64];
+    void *data;
+    size_t n;
+} RunBlob;
+#define RUN_MAX_BLOBS 4
 
 typedef struct Run {
     Config cfg;
@@ -142,6 +151,10 @@ typedef struct Run {
     // each rank holds the one-process result. Rank 0 alone writes the run directory and the
     // caches (ranks > 0 write into a private temporary directory, removed at the end).
     int rank, nranks;
+    // trained heads (methods/sic.c, methods/tac_train.c)
+    int need_text_encoder; // a method's prepare step asks stage_weights for the text encoder
+    RunBlob resume_blobs[RUN_MAX_BLOBS];   // checkpoints read from run.resume (run_resume_read)
+    int n_resume_blobs;
 } Run;
 
 /* Lifecycle (host/run/run.c): run_init resolves the config (defaults < INI < overrides) and
@@ -204,6 +217,15 @@ void run_bcast(Run *r, void *p, size_t bytes);
 void run_shard(const Run *r, size_t n, size_t align, size_t *lo, size_t *hi);
 void run_gather_rows(Run *r, void *buf, size_t n, size_t align, size_t row_bytes);
 int run_writer(const Run *r);
+/* run.resume's copy of a method's checkpoint `name`: DIR/name, else DIR.partial/name (a stopped
+ * or killed run), read into memory by the method's prepare step (before the new run clears its
+ * own .partial, so a run may resume into the directory it was stopped in). 1 = found, 0 = none
+ * (or run.resume unset), -1 = unreadable (error recorded). run_resume_blob finds it later. */
+int run_resume_read(Run *r, const char *name);
+const RunBlob *run_resume_blob(const Run *r, const char *name);
+/* Raw (unnormalised) features of a FeatureSet: X·norm row by row, (N,E) malloc'd; NULL with an
+ * error naming the image cache when the norms are unknown. */
+float *run_raw_features(Run *r, const FeatureSet *fs);
 
 /* Names a file of the run directory in report.json's "files" object: key → path relative to
  * the run directory (a later call with the same key replaces it). */

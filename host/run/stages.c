@@ -30,6 +30,18 @@ static void normalize_rows(float *X, size_t N, int D) {
     l2normalize_rows_cpu(X, X, (int)N, D);
 }
 
+/* (N) L2 norms of the rows of X (N,D), in double, rounded once: kept beside the normalised
+ * features so SIC can rebuild its raw input (run_raw_features). */
+static float *row_norms(const float *X, size_t N, int D) {
+    float *n = mallocCheck((N ? N : 1) * sizeof *n);
+    for (size_t i = 0; i < N; i++) {
+        double s = 0.0;
+        for (int e = 0; e < D; e++) s += (double)X[i * D + e] * X[i * D + e];
+        n[i] = (float)sqrt(s);
+    }
+    return n;
+}
+
 // --- dense products on the run's backend (run.h RunGemm) -------------------------------------
 
 int run_gemm_init(RunGemm *g, const OpsBackend *o, const float *B, int trans, int N, int K,
@@ -122,7 +134,8 @@ int stage_weights(Run *r) {
     const int need_nouns = !config_str(&r->cfg, "nouns", "features")[0];
     const int need_zs = r->class_names != NULL;
     const int need_train = config_bool(&r->cfg, "train", "enabled");   // the text encoder
-    if (!need_images && !need_nouns && !need_zs && !need_train) {
+    const int need_method = r->need_text_encoder;   // e.g. SIC's own noun bank to encode
+    if (!need_images && !need_nouns && !need_zs && !need_train && !need_method) {
         run_log(r, "weights: not needed (precomputed image and noun features)");
         return 0;
     }
@@ -195,6 +208,7 @@ static int load_precomputed(Run *r) {
     r->E = (int)x.shape[1];
     r->fit.X = x.data;   // ownership moves to the run
     r->fit.y = mallocCheck(r->fit.N * sizeof *r->fit.y);
+    r->fit.norm = row_norms(r->fit.X, r->fit.N, (int)x.shape[1]);
     normalize_rows(r->fit.X, r->fit.N, (int)x.shape[1]);
     const char *lp = config_str(&r->cfg, "data", "labels");
     int64_t maxl = -1;
@@ -341,6 +355,9 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     run_cache_path(r, "img", key, "-keep", keep_path, sizeof keep_path);
     char keep_key[6100];
     snprintf(keep_key, sizeof keep_key, "%s|keep", key);
+    char norm_path[2200], norm_key[6100];   // the rows' norms before normalisation (SIC's raw input)
+    run_cache_path(r, "img", key, "-norm", norm_path, sizeof norm_path);
+    snprintf(norm_key, sizeof norm_key, "%s|norm", key);
     Npy x, k;
     if (run_cache_load(r, "image feature", path, key, &x)) {
         if (!run_cache_load(r, "image feature index", keep_path, keep_key, &k)) {
@@ -370,6 +387,11 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
                 fs->N = k.shape[0];
                 fs->X = x.data;
                 npy_free(&k);
+                Npy nm;   // optional: an entry cached before the norms were kept has none
+                if (run_cache_load(r, "image feature norm", norm_path, norm_key, &nm)) {
+                    if (nm.dtype == NPY_F32 && nm.ndim == 1 && nm.shape[0] == fs->N) fs->norm = nm.data;
+                    else run_cache_reject(r, "image feature norm", norm_path, "not float32 [N]", &nm);
+                }
                 run_cache_status(r, "image_features", "hit");
                 run_log(r, "images (%s): %zu features from cache %s", split, fs->N, path);
                 return 0;
@@ -451,6 +473,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
         free(keep);
         return laic_error("%s: no readable images in split %s", d->root, split);
     }
+    fs->norm = row_norms(X, nkeep, E);
     normalize_rows(X, nkeep, E);
     run_cache_status(r, "image_features", "miss");
     fs->item = mallocCheck(nkeep * sizeof *fs->item);
@@ -464,6 +487,7 @@ static int encode_split(Run *r, const Dataset *d, const size_t *sel, const char 
     size_t ks[1] = {nkeep}, xs[2] = {nkeep, (size_t)E};
     run_cache_store(r, "image feature", path, key, NPY_F32, 2, xs, X);
     run_cache_store(r, "image feature index", keep_path, keep_key, NPY_I64, 1, ks, keep);
+    run_cache_store(r, "image feature norm", norm_path, norm_key, NPY_F32, 1, ks, fs->norm);
     free(keep);
     return 0;
 }

@@ -15,6 +15,9 @@
 #include "io/sha256.h"
 #include "rng.h"
 #include "train/optim.h"
+#ifdef LAIC_CUDA
+#include "../kernels/ops_cuda.h"
+#endif
 
 #define BN_MOMENTUM 0.1
 #define BN_EPS 1e-5
@@ -146,8 +149,8 @@ void head_get_grads(const Head *h, float *host) {
 
 int head_acts_create(const Head *h, HeadActs *a, int maxB) {
     memset(a, 0, sizeof *a);
-    const size_t B = (size_t)maxB, H = (size_t)h->H, K = (size_t)h->K;
-    const size_t total = 2 * B * H + 2 * H + 2 * B * K;
+    const size_t B = (size_t)maxB, H = (size_t)h->H, K = (size_t)h->K, P = HEAD_MAX_PARTS;
+    const size_t total = 2 * B * H + 2 * P * H + 2 * B * K;
     a->mem = h->o->alloc((total ? total : 1) * sizeof(float));
     if (!a->mem) return -1;
     a->maxB = maxB;
@@ -155,8 +158,8 @@ int head_acts_create(const Head *h, HeadActs *a, int maxB) {
     a->h = H ? p : NULL;
     a->a = H ? p + B * H : NULL;
     a->mean = H ? p + 2 * B * H : NULL;
-    a->rstd = H ? p + 2 * B * H + H : NULL;
-    a->logits = p + 2 * B * H + 2 * H;
+    a->rstd = H ? p + 2 * B * H + P * H : NULL;
+    a->logits = p + 2 * B * H + 2 * P * H;
     a->probs = a->logits + B * K;
     return 0;
 }
@@ -169,15 +172,24 @@ void head_acts_free(const Head *h, HeadActs *a) {
 // --- forward / backward -------------------------------------------------------------------------
 
 void head_forward(Head *h, HeadActs *a, const float *inp, int B, int train, int want_probs) {
+    head_forward_parts(h, a, inp, B, 1, train, want_probs);
+}
+
+void head_forward_parts(Head *h, HeadActs *a, const float *inp, int B, int parts, int train,
+                        int want_probs) {
     const OpsBackend *o = h->o;
+    LAIC_ASSERT(parts >= 1 && parts <= HEAD_MAX_PARTS && B % parts == 0 && B <= a->maxB);
     a->inp = inp;
     a->B = B;
+    a->parts = parts;
     if (h->kind == HEAD_MLP) {
-        const int H = h->H;
+        const int H = h->H, Bp = B / parts;
         o->matmul_forward(a->h, inp, h->p.W1, h->p.b1, B, h->D, H);
-        o->batchnorm_forward(a->a, a->mean, a->rstd, h->running_mean, h->running_var, a->h,
-                             h->p.bnw, h->p.bnb, B, H, train, BN_MOMENTUM, BN_EPS);
-        if (train) h->bn_batches++;
+        for (int q = 0; q < parts; q++)   // each group is one call of torch's BatchNorm1d
+            o->batchnorm_forward(a->a + (size_t)q * Bp * H, a->mean + (size_t)q * H,
+                                 a->rstd + (size_t)q * H, h->running_mean, h->running_var,
+                                 a->h + (size_t)q * Bp * H, h->p.bnw, h->p.bnb, Bp, H, train,
+                                 BN_MOMENTUM, BN_EPS);
         o->relu_forward(a->a, a->a, (size_t)B * H);
         o->matmul_forward(a->logits, a->a, h->p.W2, h->p.b2, B, H, h->K);
     } else {
@@ -196,8 +208,11 @@ void head_backward(Head *h, HeadActs *a, const float *dlogits) {
         o->matmul_backward(h->dA, dlogits, h->p.W2, B, H, K);
         // a = relu(bn(h)) (in place: the mask comes from the output)
         o->relu_backward(h->dA, h->dA, a->a, (size_t)B * H);
-        o->batchnorm_backward(h->dh, h->g.bnw, h->g.bnb, h->dA, a->h, h->p.bnw, a->mean, a->rstd,
-                              B, H);
+        const int Bp = B / a->parts;
+        for (int q = 0; q < a->parts; q++)
+            o->batchnorm_backward(h->dh + (size_t)q * Bp * H, h->g.bnw, h->g.bnb,
+                                  h->dA + (size_t)q * Bp * H, a->h + (size_t)q * Bp * H, h->p.bnw,
+                                  a->mean + (size_t)q * H, a->rstd + (size_t)q * H, Bp, H);
         // h = inp @ W1ᵀ + b1
         o->matmul_backward_weight(h->g.W1, h->g.b1, h->dh, a->inp, B, h->D, H);
     } else {
@@ -218,20 +233,28 @@ void head_adam(Head *h, double lr, double beta1, double beta2, double eps, doubl
 
 void head_adam_at(Head *h, const double *sched, double beta1, double beta2, double eps,
                   double weight_decay) {
-    h->step++;
     h->o->adam_forward(h->mem, h->m, h->v, h->mem + h->n_params, sched, h->n_params, beta1, beta2,
                        eps, weight_decay, 0);
+}
+
+void heads_use_fp32(const OpsBackend *o) {
+#ifdef LAIC_CUDA
+    if (o == &ops_cuda) {
+        if (ops_cuda_get_matmul() != LAIC_MM_FP32) ops_cuda_set_matmul("fp32");
+        if (ops_cuda_get_backward_bf16()) ops_cuda_set_backward_bf16(0);
+    }
+#else
+    (void)o;
+#endif
 }
 
 int heads_gemm_nt(const OpsBackend *o, float *S, const float *A, const float *B, size_t n,
                   size_t m, int k) {
     if (!n || !m) return 0;
-    float *Bt = mallocCheck(m * (size_t)k * sizeof *Bt);   // (k,m)
-    for (size_t j = 0; j < m; j++)
-        for (int e = 0; e < k; e++) Bt[(size_t)e * m + j] = B[j * k + e];
-    if (o == &ops_cpu) {
-        o->sgemm_nn_forward(S, A, Bt, (int)n, k, (int)m);
-        free(Bt);
+    heads_use_fp32(o);
+    // matmul_forward is out = inp @ weightᵀ: exactly A Bᵀ, no transpose needed
+    if (!strcmp(o->name, "cpu")) {   // host memory (ops_cpu, or a test double of it)
+        o->matmul_forward(S, A, B, NULL, (int)n, k, (int)m);
         return 0;
     }
     float *dA = o->alloc(n * k * sizeof(float));
@@ -240,25 +263,26 @@ int heads_gemm_nt(const OpsBackend *o, float *S, const float *A, const float *B,
     int rc = dS ? 0 : -1;
     if (!rc) {
         o->to_device(dA, A, n * k * sizeof(float));
-        o->to_device(dB, Bt, m * k * sizeof(float));
-        o->sgemm_nn_forward(dS, dA, dB, (int)n, k, (int)m);
+        o->to_device(dB, B, m * k * sizeof(float));
+        o->matmul_forward(dS, dA, dB, NULL, (int)n, k, (int)m);
         o->synchronize();
         o->to_host(S, dS, n * m * sizeof(float));
     }
     if (dA) o->free(dA);
     if (dB) o->free(dB);
     if (dS) o->free(dS);
-    free(Bt);
     return rc;
 }
 
 int head_predict(Head *h, int64_t *pred, float *logits, const float *X, size_t N) {
+    // evaluation needs no backward, so the chunk may exceed the training batch: few, large GEMMs
+    const int chunk = h->maxB > 4096 ? h->maxB : 4096;
     HeadActs a;
-    if (head_acts_create(h, &a, h->maxB)) return -1;
+    if (head_acts_create(h, &a, chunk)) return -1;
     const int K = h->K;
-    float *l = mallocCheck((size_t)h->maxB * K * sizeof *l);
-    for (size_t i0 = 0; i0 < N; i0 += (size_t)h->maxB) {
-        const int n = (int)(N - i0 < (size_t)h->maxB ? N - i0 : (size_t)h->maxB);
+    float *l = mallocCheck((size_t)chunk * K * sizeof *l);
+    for (size_t i0 = 0; i0 < N; i0 += (size_t)chunk) {
+        const int n = (int)(N - i0 < (size_t)chunk ? N - i0 : (size_t)chunk);
         head_forward(h, &a, X + i0 * (size_t)h->D, n, 0, 0);
         h->o->synchronize();
         h->o->to_host(l, a.logits, (size_t)n * K * sizeof *l);

@@ -60,18 +60,23 @@ typedef struct Head {
     float *running_var;     // (H)
     float *dA, *dh;         // (maxB,H) backward scratch
     double *sched;          // (3) backend: Adam's {lr, bc1, bc2}
-    int64_t step;           // Adam steps taken
-    int64_t bn_batches;     // training forwards seen by BatchNorm (torch's num_batches_tracked)
+    int64_t step;           // Adam steps taken (head_adam counts; trainers add an epoch's at once)
+    int64_t bn_batches;     // training forwards seen by BatchNorm (torch's num_batches_tracked;
+                            // counted by the trainer)
 } Head;
 
-/* Activations of one forward, kept for its backward. A head may run several forwards (anchors,
- * neighbours) before their backwards; each needs its own HeadActs. */
+/* Activations of one forward, kept for its backward. A head may run several forwards before
+ * their backwards; each needs its own HeadActs. One forward may also stack up to HEAD_MAX_PARTS
+ * equal groups of rows (anchors, then neighbours) that BatchNorm treats as separate calls of
+ * the module — statistics per group, one running-statistics update per group in order — while
+ * the Linear layers see one GEMM of all rows. */
+#define HEAD_MAX_PARTS 2
 typedef struct {
-    int maxB, B;
+    int maxB, B, parts;
     const float *inp;       // (B,D) the forward's input (caller's backend memory)
     float *h;               // (maxB,H) first Linear's output (BatchNorm's input)
     float *a;               // (maxB,H) BatchNorm output, ReLU applied in place
-    float *mean, *rstd;     // (H) BatchNorm statistics used
+    float *mean, *rstd;     // (parts,H) BatchNorm statistics used, per group
     float *logits;          // (maxB,K)
     float *probs;           // (maxB,K) softmax(logits) when asked for
     float *mem;
@@ -92,8 +97,13 @@ int head_acts_create(const Head *h, HeadActs *a, int maxB);
 void head_acts_free(const Head *h, HeadActs *a);
 
 /* logits (B,K) of inp (B,D) (backend memory) into a; probs too when want_probs. train selects
- * BatchNorm's mode (and updates its running statistics). B <= a->maxB; training needs B >= 2. */
+ * BatchNorm's mode (and updates its running statistics). B <= a->maxB; training needs B >= 2.
+ * Only ops (capturable); h->bn_batches is the caller's to count. */
 void head_forward(Head *h, HeadActs *a, const float *inp, int B, int train, int want_probs);
+/* The same for B rows made of `parts` (1..HEAD_MAX_PARTS) consecutive groups of B/parts rows,
+ * each its own BatchNorm batch (see HeadActs). B must be a multiple of parts. */
+void head_forward_parts(Head *h, HeadActs *a, const float *inp, int B, int parts, int train,
+                        int want_probs);
 /* Adds the parameter gradients of ⟨dlogits, logits⟩ for the forward recorded in a
  * (dlogits (B,K) backend memory). The input gradient is not computed (features are frozen). */
 void head_backward(Head *h, HeadActs *a, const float *dlogits);
@@ -102,19 +112,25 @@ void head_zero_grad(Head *h);
  * weight_decay) with coupled L2 decay. */
 void head_adam(Head *h, double lr, double beta1, double beta2, double eps, double weight_decay);
 
-/* pred (N) int64 = argmax of the eval-mode logits of X (N,D) host rows (ties to the lowest
- * class), in chunks of maxB rows. logits (N,K) host may be NULL. -1 when the backend cannot
- * allocate. */
+/* pred (N) int64 (may be NULL) = argmax of the eval-mode logits of X (N,D) (backend memory;
+ * ties to the lowest class), in chunks of max(maxB, 4096) rows; logits (N,K) host may be NULL.
+ * -1 when the backend cannot allocate. */
 int head_predict(Head *h, int64_t *pred, float *logits, const float *X, size_t N);
 
 /* One Adam step reading its per-step scalars {lr, bc1, bc2} from sched (3) in backend memory
- * (a trainer uploads a whole epoch's schedule at once: no copy per step); step += 1. */
+ * (a trainer uploads a whole epoch's schedule at once: no copy per step). Only ops: it leaves
+ * h->step alone, so a captured epoch replays correctly; the caller counts the steps. */
 void head_adam_at(Head *h, const double *sched, double beta1, double beta2, double eps,
                   double weight_decay);
 
-/* S (n,m) = A (n,k) @ B (m,k)ᵀ for HOST arrays, fp32, on backend o (sgemm_nn_forward; B is
- * transposed on the host; on a device backend A, B go up and S comes back). -1 when o cannot
- * allocate. For the methods' per-epoch and setup products (cosines of centres and nouns). */
+/* Heads multiply in fp32 on every backend: on CUDA this selects the fp32 matmul path and fp32
+ * weight gradients (the process-wide switches a bf16 image encoder may have left set; each CLIP
+ * model re-selects its own mode at its entry points). No-op on the CPU. */
+void heads_use_fp32(const OpsBackend *o);
+
+/* S (n,m) = A (n,k) @ B (m,k)ᵀ for HOST arrays, fp32, on backend o (matmul_forward without
+ * bias; on a device backend A, B go up and S comes back). -1 when o cannot allocate. For the
+ * methods' per-epoch and setup products (cosines of centres and nouns, TAC's retrieval). */
 int heads_gemm_nt(const OpsBackend *o, float *S, const float *A, const float *B, size_t n,
                   size_t m, int k);
 

@@ -13,6 +13,7 @@
 #include "cluster/cluster.h"
 #include "cluster/knn_l2.h"
 #include "cluster/metrics.h"
+#include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "io/progress.h"
 #include "rng.h"
@@ -151,7 +152,7 @@ int sic_semantic_space(int64_t **idx, size_t *M, SicSpaceInfo *info, const OpsBa
             info->tbar = NULL;
         }
         return laic_error("sic: the semantic space is empty (%zu nouns near the image centres, %zu "
-                          "unique, none both) ---> HINT: raise sic.gamma_r or sic.gamma_u",
+                          "unique, none both) ---> HINT: raise sic.gamma_r or lower sic.gamma_u",
                           nr, nu);
     }
     *idx = S;
@@ -192,17 +193,26 @@ int sic_centre_map(float *V, float *H, int64_t *I, int64_t *J, const OpsBackend 
                           "---> HINT: raise sic.xi_c", xi_c, N, K);
     if (xi_a < 1 || (size_t)xi_a > M)
         return laic_error("sic.xi_a = %d must be in [1, %zu] (the nouns of the semantic space) "
-                          "---> HINT: lower sic.xi_a or widen the semantic space (sic.gamma_r, "
-                          "sic.gamma_u)", xi_a, M);
+                          "---> HINT: lower sic.xi_a or widen the semantic space (raise sic.gamma_r, "
+                          "lower sic.gamma_u)", xi_a, M);
     int64_t *scr = mallocCheck((N > M ? N : M) * sizeof *scr);
     uint8_t *mask = mallocCheck(N > M ? N : M);
-    // V_c from the top nI rows of logit column c (get_image_centers, compute_center.py:14-27)
-    for (int c = 0; c < K; c++) {
-        top_mask(mask, scr, N, nI, Z + c, (size_t)K);
-        masked_mean_normalized(V + (size_t)c * E, X, mask, N, E, nI);
-        if (I)
-            for (size_t i = 0, w = 0; i < N; i++)
-                if (mask[i]) I[(size_t)c * nI + w++] = (int64_t)i;
+    // V_c from the top nI rows of logit column c (get_image_centers, compute_center.py:14-27);
+    // the centres are independent, so threads take whole columns (same result for any count)
+#pragma omp parallel if (N * (size_t)K > 200000)
+    {
+        int64_t *scr_t = mallocCheck(N * sizeof *scr_t);
+        uint8_t *mask_t = mallocCheck(N);
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < K; c++) {
+            top_mask(mask_t, scr_t, N, nI, Z + c, (size_t)K);
+            masked_mean_normalized(V + (size_t)c * E, X, mask_t, N, E, nI);
+            if (I)
+                for (size_t i = 0, w = 0; i < N; i++)
+                    if (mask_t[i]) I[(size_t)c * nI + w++] = (int64_t)i;
+        }
+        free(scr_t);
+        free(mask_t);
     }
     // cos(V_c, S_j) = V_c·S_j / ‖S_j‖ (V_c is unit), top xi_a (search_sim_texts, :29-56)
     float *G = mallocCheck((size_t)K * M * sizeof *G);
@@ -213,13 +223,14 @@ int sic_centre_map(float *V, float *H, int64_t *I, int64_t *J, const OpsBackend 
         return -1;
     }
     float *cs = mallocCheck(M * sizeof *cs);
+    double *sn = mallocCheck(M * sizeof *sn);   // ‖S_j‖
+    for (size_t j = 0; j < M; j++) {
+        double s2 = 0.0;
+        for (int e = 0; e < E; e++) s2 += (double)S[j * E + e] * S[j * E + e];
+        sn[j] = sqrt(s2) > 1e-8 ? sqrt(s2) : 1e-8;
+    }
     for (int c = 0; c < K; c++) {
-        for (size_t j = 0; j < M; j++) {
-            double s2 = 0.0;
-            for (int e = 0; e < E; e++) s2 += (double)S[j * E + e] * S[j * E + e];
-            const double den = sqrt(s2);
-            cs[j] = (float)(G[(size_t)c * M + j] / (den > 1e-8 ? den : 1e-8));
-        }
+        for (size_t j = 0; j < M; j++) cs[j] = (float)(G[(size_t)c * M + j] / sn[j]);
         top_mask(mask, scr, M, (size_t)xi_a, cs, 1);
         masked_mean_normalized(H + (size_t)c * E, S, mask, M, E, (size_t)xi_a);
         if (J)
@@ -227,6 +238,7 @@ int sic_centre_map(float *V, float *H, int64_t *I, int64_t *J, const OpsBackend 
                 if (mask[j]) J[(size_t)c * xi_a + w++] = (int64_t)j;
     }
     free(cs);
+    free(sn);
     free(G);
     free(scr);
     free(mask);
@@ -323,23 +335,49 @@ void sic_opts_default(SicOpts *o) {
     o->xi_c = 0.9;
     o->xi_a = 30;
     o->patience = 5;
+    o->graph = 1;
     o->seed = 1234;
     o->hparams = "";
 }
 
-void sic_step(Head *h, HeadActs *acts, const float *xa, const float *xn, const int32_t *yb, int B,
-              double *terms, float *dl, const double *sched, const SicOpts *opt) {
+void sic_step(Head *h, HeadActs *acts, const float *x, const int32_t *yb, int B, double *terms,
+              float *dl, const double *sched, const SicOpts *opt) {
     const OpsBackend *o = h->o;
-    const size_t off = (size_t)acts[0].maxB * h->K;
+    const size_t off = (size_t)B * h->K;
     // the anchors' and the neighbours' logits through the same head (train_utils.py:44-45)
-    head_forward(h, &acts[0], xa, B, 1, 0);
-    head_forward(h, &acts[1], xn, B, 1, 0);
-    o->sic_loss_forward_backward(terms, dl, dl + off, acts[0].logits, acts[1].logits, yb, B, h->K,
-                                 opt->entropy_weight, opt->ce_weight);
+    head_forward_parts(h, acts, x, 2 * B, 2, 1, 0);
+    o->sic_loss_forward_backward(terms, dl, dl + off, acts->logits, acts->logits + off, yb, B,
+                                 h->K, opt->entropy_weight, opt->ce_weight);
     head_zero_grad(h);
-    head_backward(h, &acts[0], dl);
-    head_backward(h, &acts[1], dl + off);
+    head_backward(h, acts, dl);
     head_adam_at(h, sched, 0.9, 0.999, 1e-8, opt->weight_decay);
+}
+
+/* One epoch's batches on backend memory (the function a CUDA graph captures): only ops. */
+typedef struct {
+    Head *h;
+    HeadActs *acts;
+    const float *X;
+    float *x, *dl;   // (2b,E) anchors then neighbours; (2b,K)
+    const int64_t *perm, *nb;
+    const int32_t *yb;
+    double *terms;
+    const double *sched;
+    size_t N, nsteps;
+    int b, E;
+    const SicOpts *opt;
+} SicEpoch;
+
+static void sic_epoch_steps(void *ctx) {
+    SicEpoch *c = ctx;
+    const OpsBackend *o = c->h->o;
+    for (size_t s = 0; s < c->nsteps; s++) {
+        const size_t i0 = s * (size_t)c->b;
+        const int Bs = (int)(c->N - i0 < (size_t)c->b ? c->N - i0 : (size_t)c->b);
+        o->index_select_forward(c->x, c->X, c->perm + i0, Bs, c->E);
+        o->index_select_forward(c->x + (size_t)Bs * c->E, c->X, c->nb + i0, Bs, c->E);
+        sic_step(c->h, c->acts, c->x, c->yb + i0, Bs, c->terms + 4 * s, c->dl, c->sched + 3 * s, c->opt);
+    }
 }
 
 void sic_result_free(SicResult *r) {
@@ -386,23 +424,22 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         return laic_error("sic: bad sizes (N %zu, K %d, E %d, batch %d, neighbours %d, epochs %d)",
                           N, K, E, b, nn, opt->epochs);
     const int B = (size_t)b < N ? b : (int)N;   // the largest batch
+    heads_use_fp32(o);
     const size_t nsteps = (N + (size_t)b - 1) / (size_t)b;
     Head h;
-    if (head_create(&h, o, HEAD_LINEAR, E, 0, K, B)) return -1;
-    HeadActs acts[2];
-    memset(acts, 0, sizeof acts);
-    int rc = head_acts_create(&h, &acts[0], B) || head_acts_create(&h, &acts[1], B) ? -1 : 0;
+    if (head_create(&h, o, HEAD_LINEAR, E, 0, K, 2 * B)) return -1;
+    HeadActs acts;
+    int rc = head_acts_create(&h, &acts, 2 * B);
     // backend buffers: X and Xeval resident; per-epoch index lists; per-step scratch
-    const int host = o == &ops_cpu;
-    float *dX = NULL, *dXe = NULL, *dxa = NULL, *dxn = NULL, *dP = NULL, *dH = NULL, *dl = NULL;
+    const int host = !strcmp(o->name, "cpu");   // host memory: arrays used in place
+    float *dX = NULL, *dXe = NULL, *dx = NULL, *dP = NULL, *dH = NULL, *dl = NULL;
     int64_t *dperm = NULL, *dnb = NULL;
     int32_t *dyb = NULL;
     double *dterms = NULL, *dsched = NULL;
     if (!rc) {
         dX = host ? (float *)d->X : o->alloc(N * E * sizeof(float));
         dXe = host || !Ne ? (float *)d->Xeval : o->alloc(Ne * E * sizeof(float));
-        dxa = o->alloc((size_t)B * E * sizeof(float));
-        dxn = o->alloc((size_t)B * E * sizeof(float));
+        dx = o->alloc(2 * (size_t)B * E * sizeof(float));
         dP = o->alloc(N * K * sizeof(float));
         dH = o->alloc((size_t)K * E * sizeof(float));
         dl = o->alloc(2 * (size_t)B * K * sizeof(float));
@@ -411,7 +448,7 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         dyb = o->alloc(N * sizeof(int32_t));
         dterms = o->alloc(nsteps * 4 * sizeof(double));
         dsched = o->alloc(nsteps * 3 * sizeof(double));
-        rc = dX && (dXe || !Ne) && dxa && dxn && dP && dH && dl && dperm && dnb && dyb && dterms &&
+        rc = dX && (dXe || !Ne) && dx && dP && dH && dl && dperm && dnb && dyb && dterms &&
                      dsched ? 0 : -1;
         if (!rc && !host) {
             o->to_device(dX, d->X, N * E * sizeof(float));
@@ -458,6 +495,14 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
     int64_t *pe = mallocCheck((Ne ? Ne : 1) * sizeof *pe);
     res->first_epoch = st.epoch + 1;
     int done_here = 0;
+    // cos(V, S) of the mapping: K·M·E multiply-adds, small next to a device round trip unless
+    // the semantic space is large (ImageNet-scale K and M)
+    const OpsBackend *om = (double)K * (double)d->M * E > 1e9 ? o : &ops_cpu;
+    SicEpoch ectx = {.h = &h, .acts = &acts, .X = dX, .x = dx, .perm = dperm, .nb = dnb,
+                     .yb = dyb, .terms = dterms, .sched = dsched, .dl = dl, .N = N, .nsteps = nsteps,
+                     .b = b, .E = E, .opt = opt};
+    int use_graph = opt->graph && o->graph_capture && o->graph_launch;
+    void *graph = NULL;
     for (int ep = st.epoch + 1; !rc && ep <= opt->epochs; ep++) {
         if (opt->select_test_acc && st.no_gain >= opt->patience) break;   // resumed after stopping
         if (opt->stop_after && done_here >= opt->stop_after) {
@@ -467,13 +512,14 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         // step 7: the centre mapping of the current head; epoch 1 uses the initial head
         double t = now_seconds();
         if ((rc = head_predict(&h, NULL, Z, dX, N))) break;
-        if ((rc = sic_centre_map(V, Hc, NULL, NULL, o, Z, d->X, N, E, K, d->S, d->M, opt->xi_c, opt->xi_a)))
+        if ((rc = sic_centre_map(V, Hc, NULL, NULL, om, Z, d->X, N, E, K, d->S, d->M, opt->xi_c, opt->xi_a)))
             break;
         // ŷ_i = argmax_c ⟨X_i, H_c⟩ for every fit row (losses.py:69-72; fixed for the epoch)
         o->to_device(dH, Hc, (size_t)K * E * sizeof *Hc);
         o->matmul_forward(dP, dX, dH, NULL, (int)N, E, K);
         o->synchronize();
         o->to_host(Z, dP, N * K * sizeof *Z);
+#pragma omp parallel for schedule(static) if (N > 100000)
         for (size_t i = 0; i < N; i++) {
             const float *r = Z + i * K;
             int bc = 0;
@@ -498,13 +544,29 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         o->to_device(dsched, sched, nsteps * 3 * sizeof *sched);
         res->t_map += now_seconds() - t;
         t = now_seconds();
-        for (size_t s = 0; s < nsteps; s++) {
-            const size_t i0 = s * (size_t)b;
-            const int Bs = (int)(N - i0 < (size_t)b ? N - i0 : (size_t)b);
-            o->index_select_forward(dxa, dX, dperm + i0, Bs, E);
-            o->index_select_forward(dxn, dX, dnb + i0, Bs, E);
-            sic_step(&h, acts, dxa, dxn, dyb + i0, Bs, dterms + 4 * s, dl, dsched + 3 * s, opt);
+        // the batches are small GEMMs (B·E·K): threads cost more than they save, and on a
+        // loaded machine a descheduled thread stalls every barrier, so the CPU runs them on one
+        const int threads = host ? cpu_set_threads(0) : 0;
+        if (host) cpu_set_threads(1);
+        // with graphs: the first epoch of this call runs eagerly (cuBLAS handles and op scratch
+        // are created there), the next one is captured once and every later epoch replays it —
+        // its inputs (indices, pseudo-labels, schedule) are rewritten in place before each launch
+        if (use_graph && !graph && done_here >= 1) {
+            graph = o->graph_capture(sic_epoch_steps, &ectx);
+            if (!graph) {
+                logf_(opt, "sic: CUDA graph capture failed (%s); running eagerly", laic_last_error());
+                use_graph = 0;
+            } else {
+                res->graph_captures++;
+            }
         }
+        if (graph) {
+            if ((rc = o->graph_launch(graph))) break;
+        } else {
+            sic_epoch_steps(&ectx);
+        }
+        h.step += (int64_t)nsteps;   // the ops read the step from the uploaded schedule
+        if (host) cpu_set_threads(threads);
         o->synchronize();
         o->to_host(terms, dterms, nsteps * 4 * sizeof *terms);
         res->t_steps += now_seconds() - t;
@@ -562,22 +624,22 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         res->pred = mallocCheck((Ne ? Ne : 1) * sizeof *res->pred);
         rc = head_predict(&h, res->pred, NULL, dXe, Ne);
     }
+    if (graph) o->graph_free(graph);
     free(Z), free(V), free(Hc), free(perm), free(nb), free(yhat), free(yb), free(terms), free(sched);
     free(pe), free(best);
     if (!host) {
         if (dX) o->free(dX);
         if (dXe) o->free(dXe);
     }
-    float *bufs[] = {dxa, dxn, dP, dH, dl};
-    for (int i = 0; i < 5; i++)
+    float *bufs[] = {dx, dP, dH, dl};
+    for (int i = 0; i < 4; i++)
         if (bufs[i]) o->free(bufs[i]);
     if (dperm) o->free(dperm);
     if (dnb) o->free(dnb);
     if (dyb) o->free(dyb);
     if (dterms) o->free(dterms);
     if (dsched) o->free(dsched);
-    head_acts_free(&h, &acts[0]);
-    head_acts_free(&h, &acts[1]);
+    head_acts_free(&h, &acts);
     head_free(&h);
     if (rc) sic_result_free(res);
     return rc;

@@ -95,6 +95,7 @@ typedef struct {
                               // b = −0.05‖C0_c‖²), NULL = torch's default init
     uint64_t seed;
     int stop_after;           // stop after this many epochs in this call (0 = run them all)
+    int graph;                // backends with graphs: capture an epoch's batches once, replay it
     const char *ckpt_path;    // written after every epoch (NULL = none)
     const char *resume_path;  // checkpoint to continue from (NULL = start fresh)
     const char *hparams;      // the record stored in / compared with the checkpoint
@@ -129,6 +130,7 @@ typedef struct {
     double *epoch_acc;        // (epochs) test ACC per epoch when selecting, else NaN
     double t_map, t_steps, t_eval;   // seconds: centre mapping, batches, eval
     int64_t steps;
+    int graph_captures;       // CUDA graphs captured (0 on the CPU)
 } SicResult;
 
 /* Trains SIC's head and predicts the eval rows. -1 with one line recorded on a bad input or a
@@ -136,11 +138,12 @@ typedef struct {
 int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOpts *opt);
 void sic_result_free(SicResult *r);
 
-/* One batch (step 8 and the Adam step of step 9) on the head h: anchors xa, neighbours xn (B,E)
- * and pseudo-labels yb (B) int32 in backend memory; acts[2] from head_acts_create; terms (4) and
- * dl (2·maxB·K) backend scratch; sched (3) backend Adam scalars for this step. Exposed for the
- * one-step oracle test. */
-void sic_step(Head *h, HeadActs *acts, const float *xa, const float *xn, const int32_t *yb, int B,
-              double *terms, float *dl, const double *sched, const SicOpts *opt);
+/* One batch (step 8 and the Adam step of step 9) on the head h: x (2B,E) = the B anchors, then
+ * their B neighbours (one GEMM through the head for both, as the two calls of
+ * train_utils.py:44-45 compute), pseudo-labels yb (B) int32, all backend memory; acts from
+ * head_acts_create with maxB >= 2B; terms (4) and dl (2B,K) backend scratch; sched (3) backend
+ * Adam scalars for this step. Exposed for the one-step oracle test. */
+void sic_step(Head *h, HeadActs *acts, const float *x, const int32_t *yb, int B, double *terms,
+              float *dl, const double *sched, const SicOpts *opt);
 
 #endif

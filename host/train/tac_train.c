@@ -12,6 +12,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/metrics.h"
+#include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "io/progress.h"
 #include "rng.h"
@@ -27,6 +28,7 @@ void tac_train_opts_default(TacTrainOpts *o) {
     o->beta2 = 0.99;
     o->eps = 1e-8;
     o->entropy_weight = 5.0;
+    o->graph = 1;
     o->seed = 1234;
     o->hparams = "";
 }
@@ -78,14 +80,15 @@ int tac_text_counterparts(float *T, const OpsBackend *o, const float *X, size_t 
 }
 
 int tac_train_setup(TacSetup *s, const OpsBackend *o, const float *X, size_t N, int E,
-                    const float *Nn, size_t M, const TacSetupOpts *opt) {
+                    const float *Tc, const float *Nn, size_t M, const TacSetupOpts *opt) {
     memset(s, 0, sizeof *s);
     if (opt->kn < 1 || (size_t)opt->kn >= N)
         return laic_error("tac_train.neighbors = %d must be in [1, %zu] (fewer than the fit images) "
                           "---> HINT: lower tac_train.neighbors", opt->kn, N - 1);
     double t = now_seconds();
     s->T = mallocCheck(N * (size_t)E * sizeof *s->T);
-    if (tac_text_counterparts(s->T, o, X, N, E, Nn, M, opt->retrieve_tau)) goto fail;
+    if (Tc) l2normalize_rows_cpu(s->T, Tc, (int)N, E);   // train_head.py:54-56
+    else if (tac_text_counterparts(s->T, o, X, N, E, Nn, M, opt->retrieve_tau)) goto fail;
     s->t_retrieve = now_seconds() - t;
     t = now_seconds();
     s->kn = opt->kn;
@@ -100,30 +103,55 @@ fail:
     return -1;
 }
 
-void tac_step(Head *hT, Head *hI, HeadActs *acts, const float *ta, const float *xa,
-              const float *tn, const float *xn, int B, double *terms, float *dl,
-              const double *sched, const TacTrainOpts *opt) {
+void tac_step(Head *hT, Head *hI, HeadActs *aT, HeadActs *aI, const float *t, const float *x, int B,
+              double *terms, float *dT, float *dI, const double *sched, const TacTrainOpts *opt) {
     const OpsBackend *o = hI->o;
-    const size_t off = (size_t)acts[0].maxB * hI->K;
+    const size_t off = (size_t)B * hI->K;
     // logit_text, logit_image = model(text, image); then the neighbours' (train_head.py:116-117):
-    // each call is one training-mode forward per head (one BatchNorm update each)
-    head_forward(hT, &acts[0], ta, B, 1, 1);
-    head_forward(hI, &acts[1], xa, B, 1, 1);
-    head_forward(hT, &acts[2], tn, B, 1, 1);
-    head_forward(hI, &acts[3], xn, B, 1, 1);
-    float *dTa = dl, *dIa = dl + off, *dTn = dl + 2 * off, *dIn = dl + 3 * off;
-    o->tac_loss_forward_backward(terms, dIa, dTa, dIn, dTn, acts[1].probs, acts[0].probs,
-                                 acts[3].probs, acts[2].probs, B, hI->K, opt->tau,
+    // per head, anchors then neighbours, each group one training-mode BatchNorm call
+    head_forward_parts(hT, aT, t, 2 * B, 2, 1, 1);
+    head_forward_parts(hI, aI, x, 2 * B, 2, 1, 1);
+    o->tac_loss_forward_backward(terms, dI, dT, dI + off, dT + off, aI->probs, aT->probs,
+                                 aI->probs + off, aT->probs + off, B, hI->K, opt->tau,
                                  opt->entropy_weight);
     head_zero_grad(hT);
     head_zero_grad(hI);
-    head_backward(hT, &acts[0], dTa);
-    head_backward(hI, &acts[1], dIa);
-    head_backward(hT, &acts[2], dTn);
-    head_backward(hI, &acts[3], dIn);
+    head_backward(hT, aT, dT);
+    head_backward(hI, aI, dI);
     // one optimiser over both heads' parameters: the same step count and schedule
     head_adam_at(hT, sched, opt->beta1, opt->beta2, opt->eps, 0.0);
     head_adam_at(hI, sched, opt->beta1, opt->beta2, opt->eps, 0.0);
+}
+
+/* One epoch's batches on backend memory (what a CUDA graph captures): only ops. idx holds the
+ * anchors, then their text neighbours, then their image neighbours (nsteps·b each). */
+typedef struct {
+    Head *hT, *hI;
+    HeadActs *aT, *aI;
+    const float *X, *T;
+    float *t, *x, *dT, *dI;   // (2b,E) anchors then neighbours, per modality; (2b,K) each
+    const int64_t *idx;
+    double *terms;
+    const double *sched;
+    size_t nsteps;
+    int b, E;
+    const TacTrainOpts *opt;
+} TacEpoch;
+
+static void tac_epoch_steps(void *ctx) {
+    TacEpoch *c = ctx;
+    const OpsBackend *o = c->hI->o;
+    const size_t nb = c->nsteps * (size_t)c->b;
+    for (size_t s = 0; s < c->nsteps; s++) {
+        const int64_t *ia = c->idx + s * c->b, *it = c->idx + nb + s * c->b, *ix = c->idx + 2 * nb + s * c->b;
+        const size_t half = (size_t)c->b * c->E;
+        o->index_select_forward(c->t, c->T, ia, c->b, c->E);
+        o->index_select_forward(c->t + half, c->T, it, c->b, c->E);
+        o->index_select_forward(c->x, c->X, ia, c->b, c->E);
+        o->index_select_forward(c->x + half, c->X, ix, c->b, c->E);
+        tac_step(c->hT, c->hI, c->aT, c->aI, c->t, c->x, c->b, c->terms + 5 * s, c->dT, c->dI,
+                 c->sched + 3 * s, c->opt);
+    }
 }
 
 void tac_train_result_free(TacTrainResult *r) {
@@ -176,14 +204,16 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
                           "(the authors' loader drops the last partial one) ---> HINT: lower "
                           "tac_train.batch", b, N);
     const size_t nsteps = N / (size_t)b;   // drop_last
-    const int host = o == &ops_cpu;
+    heads_use_fp32(o);
+    const int host = !strcmp(o->name, "cpu");   // host memory: arrays used in place
     Head hT, hI;
     memset(&hT, 0, sizeof hT);
     memset(&hI, 0, sizeof hI);
-    HeadActs acts[4];
-    memset(acts, 0, sizeof acts);
-    int rc = head_create(&hT, o, HEAD_MLP, E, E, K, b) || head_create(&hI, o, HEAD_MLP, E, E, K, b) ? -1 : 0;
-    for (int q = 0; !rc && q < 4; q++) rc = head_acts_create(q % 2 ? &hI : &hT, &acts[q], b);
+    HeadActs aT, aI;
+    memset(&aT, 0, sizeof aT);
+    memset(&aI, 0, sizeof aI);
+    int rc = head_create(&hT, o, HEAD_MLP, E, E, K, 2 * b) || head_create(&hI, o, HEAD_MLP, E, E, K, 2 * b) ? -1 : 0;
+    if (!rc) rc = head_acts_create(&hT, &aT, 2 * b) || head_acts_create(&hI, &aI, 2 * b) ? -1 : 0;
     float *dX = NULL, *dT = NULL, *dXe = NULL, *bufx = NULL, *dl = NULL;
     int64_t *didx = NULL;
     double *dterms = NULL, *dsched = NULL;
@@ -191,7 +221,7 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         dX = host ? (float *)d->X : o->alloc(N * E * sizeof(float));
         dT = host ? (float *)d->T : o->alloc(N * E * sizeof(float));
         dXe = host || !Ne ? (float *)d->Xeval : o->alloc(Ne * E * sizeof(float));
-        bufx = o->alloc(4 * (size_t)b * E * sizeof(float));   // ta | xa | tn | xn
+        bufx = o->alloc(4 * (size_t)b * E * sizeof(float));   // t (anchors | neighbours) | x (same)
         dl = o->alloc(4 * (size_t)b * K * sizeof(float));
         didx = o->alloc(3 * nsteps * (size_t)b * sizeof(int64_t));   // anchors | nbr_t | nbr_x
         dterms = o->alloc(nsteps * 5 * sizeof(double));
@@ -224,7 +254,11 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
     double *terms = mallocCheck(nsteps * 5 * sizeof *terms), *sched = mallocCheck(nsteps * 3 * sizeof *sched);
     res->first_epoch = st.epoch + 1;
     int done_here = 0;
-    float *ta = bufx, *xa = bufx + (size_t)b * E, *tn = bufx + 2 * (size_t)b * E, *xn = bufx + 3 * (size_t)b * E;
+    TacEpoch ectx = {.hT = &hT, .hI = &hI, .aT = &aT, .aI = &aI, .X = dX, .T = dT, .t = bufx,
+                     .x = bufx + 2 * (size_t)b * E, .dT = dl, .dI = dl + 2 * (size_t)b * K, .idx = didx,
+                     .terms = dterms, .sched = dsched, .nsteps = nsteps, .b = b, .E = E, .opt = opt};
+    int use_graph = opt->graph && o->graph_capture && o->graph_launch;
+    void *graph = NULL;
     for (int ep = st.epoch + 1; !rc && ep <= opt->epochs; ep++) {
         if (opt->stop_after && done_here >= opt->stop_after) {
             res->stopped = 1;
@@ -252,14 +286,33 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
             adam_schedule(sched + 3 * s, opt->lr, opt->beta1, opt->beta2, hI.step + 1 + (long)s);
         o->to_device(didx, idx, 3 * nb * sizeof *idx);
         o->to_device(dsched, sched, nsteps * 3 * sizeof *sched);
-        for (size_t s = 0; s < nsteps; s++) {
-            const int64_t *ia = didx + s * b, *it = didx + nb + s * b, *ix = didx + 2 * nb + s * b;
-            o->index_select_forward(ta, dT, ia, b, E);
-            o->index_select_forward(xa, dX, ia, b, E);
-            o->index_select_forward(tn, dT, it, b, E);
-            o->index_select_forward(xn, dX, ix, b, E);
-            tac_step(&hT, &hI, acts, ta, xa, tn, xn, b, dterms + 5 * s, dl, dsched + 3 * s, opt);
+        // small steps run on one CPU thread (see sic.c); b·E·E ≥ 2^24 (the default 512 × 512 ×
+        // 512 GEMMs) keeps the BLAS threads
+        const int serial = host && (double)b * E * E < 16777216.0;
+        const int threads = serial ? cpu_set_threads(0) : 0;
+        if (serial) cpu_set_threads(1);
+        // graphs as in sic.c: one eager epoch, then one capture replayed every later epoch
+        if (use_graph && !graph && done_here >= 1) {
+            graph = o->graph_capture(tac_epoch_steps, &ectx);
+            if (!graph) {
+                logf_(opt, "tac-train: CUDA graph capture failed (%s); running eagerly", laic_last_error());
+                use_graph = 0;
+            } else {
+                res->graph_captures++;
+            }
         }
+        if (graph) {
+            if ((rc = o->graph_launch(graph))) break;
+        } else {
+            tac_epoch_steps(&ectx);
+        }
+        // counters on the host (the ops read the step from the uploaded schedule): each step is
+        // one Adam step and two training forwards per head
+        hT.step += (int64_t)nsteps;
+        hI.step += (int64_t)nsteps;
+        hT.bn_batches += 2 * (int64_t)nsteps;
+        hI.bn_batches += 2 * (int64_t)nsteps;
+        if (serial) cpu_set_threads(threads);
         o->synchronize();
         o->to_host(terms, dterms, nsteps * 5 * sizeof *terms);
         res->t_steps += now_seconds() - t;
@@ -298,6 +351,7 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         rc = head_predict(&hI, res->pred, NULL, dXe, Ne);   // infer(): eval mode, image head
         res->t_eval += now_seconds() - t;
     }
+    if (graph) o->graph_free(graph);
     free(pe);
     free(idx);
     free(perm);
@@ -313,7 +367,8 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
     if (didx) o->free(didx);
     if (dterms) o->free(dterms);
     if (dsched) o->free(dsched);
-    for (int q = 0; q < 4; q++) head_acts_free(q % 2 ? &hI : &hT, &acts[q]);
+    head_acts_free(&hT, &aT);
+    head_acts_free(&hI, &aI);
     head_free(&hT);
     head_free(&hI);
     if (rc) tac_train_result_free(res);

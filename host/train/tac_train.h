@@ -31,6 +31,7 @@ typedef struct {
     uint64_t seed;
     int stop_after;           // stop after this many epochs in this call (0 = all)
     int eval_every_epoch;     // predict the eval rows after every epoch (train_head.py:154-155)
+    int graph;                // backends with graphs: capture an epoch's batches once, replay it
     const char *ckpt_path;    // written after every epoch (NULL = none)
     const char *resume_path;  // checkpoint to continue from (NULL = fresh start)
     const char *hparams;      // record stored in / compared with the checkpoint
@@ -65,13 +66,14 @@ typedef struct {
     double t_retrieve, t_knn; // seconds
 } TacSetup;
 
-/* The text counterparts of the normalised fit features X (N,E) over the normalised candidate
- * nouns Nn (M,E) (retrieve_text.py:22-37: products on o in blocks of 8192 rows, softmax in double
+/* The text counterparts of the normalised fit features X (N,E) — given as Tc (N,E) (they are
+ * renormalised, as train_head.py:54 does), or retrieved here over the normalised candidate
+ * nouns Nn (M,E) when Tc is NULL (retrieve_text.py:22-37: products on o in blocks of 8192 rows, softmax in double
  * on the host; laic computes in fp32 where the authors use fp16), then kNN of X and of T
  * (data_utils.py:107-116: faiss IndexFlatIP top kn+1 with the first column dropped; here the
  * cosine kNN of cluster.h, self excluded). -1 with one line when kn >= N. */
 int tac_train_setup(TacSetup *s, const OpsBackend *o, const float *X, size_t N, int E,
-                    const float *Nn, size_t M, const TacSetupOpts *opt);
+                    const float *Tc, const float *Nn, size_t M, const TacSetupOpts *opt);
 void tac_setup_free(TacSetup *s);
 /* Only the counterparts: T (N,E). */
 int tac_text_counterparts(float *T, const OpsBackend *o, const float *X, size_t N, int E,
@@ -86,19 +88,20 @@ typedef struct {
     double *epoch_acc;        // (epochs) eval ACC after each epoch (eval_every_epoch), else NaN
     double t_steps, t_eval;
     int64_t steps;
+    int graph_captures;       // CUDA graphs captured (0 on the CPU)
 } TacTrainResult;
 
 int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
               const TacTrainOpts *opt);
 void tac_train_result_free(TacTrainResult *r);
 
-/* One batch: the text head hT on ta / tn and the image head hI on xa / xn (B,E), anchors first
- * then neighbours (train_head.py:116-117), the loss, both heads' gradients, one Adam step each.
- * acts[4] = {T anchors, I anchors, T neighbours, I neighbours} from head_acts_create; terms (5)
- * and dl (4·maxB·K) backend scratch; sched (3) backend Adam scalars. Exposed for the one-step
+/* One batch: the text head hT on t (2B,E) = the B anchors' text counterparts then their B text
+ * neighbours, the image head hI on x (2B,E) likewise (one GEMM per layer for both groups;
+ * BatchNorm sees anchors and neighbours as the two calls of train_head.py:116-117), the loss,
+ * both heads' gradients, one Adam step each. aT, aI from head_acts_create with maxB >= 2B; terms
+ * (5), dT and dI (2B,K) backend scratch; sched (3) backend Adam scalars. Exposed for the one-step
  * oracle test. */
-void tac_step(Head *hT, Head *hI, HeadActs *acts, const float *ta, const float *xa,
-              const float *tn, const float *xn, int B, double *terms, float *dl,
-              const double *sched, const TacTrainOpts *opt);
+void tac_step(Head *hT, Head *hI, HeadActs *aT, HeadActs *aI, const float *t, const float *x, int B,
+              double *terms, float *dT, float *dI, const double *sched, const TacTrainOpts *opt);
 
 #endif

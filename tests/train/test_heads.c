@@ -128,22 +128,22 @@ TEST(sic_oracle_one_step) {
     }
     CHECK(!memcmp(y, yr, (size_t)B * sizeof *y), "pseudo-labels argmax ⟨X_i, H_c⟩ match");
     Head h;
-    REQUIRE(head_create(&h, &ops_cpu, HEAD_LINEAR, E, 0, K, B) == 0, "head");
-    HeadActs acts[2];
-    REQUIRE(head_acts_create(&h, &acts[0], B) == 0 && head_acts_create(&h, &acts[1], B) == 0, "acts");
+    REQUIRE(head_create(&h, &ops_cpu, HEAD_LINEAR, E, 0, K, 2 * B) == 0, "head");
+    HeadActs acts;
+    REQUIRE(head_acts_create(&h, &acts, 2 * B) == 0, "acts");
     float *p = malloc(h.n_params * sizeof *p), *g = malloc(h.n_params * sizeof *g);
     memcpy(p, W0, (size_t)K * E * sizeof *p);
     memcpy(p + (size_t)K * E, b0, (size_t)K * sizeof *p);
     head_set_params(&h, p);
-    float *xa = malloc((size_t)B * E * sizeof *xa), *xn = malloc((size_t)B * E * sizeof *xn);
-    ops_cpu.index_select_forward(xa, X, ia, B, E);
-    ops_cpu.index_select_forward(xn, X, jn, B, E);
+    float *x = malloc(2 * (size_t)B * E * sizeof *x);   // anchors, then neighbours
+    ops_cpu.index_select_forward(x, X, ia, B, E);
+    ops_cpu.index_select_forward(x + (size_t)B * E, X, jn, B, E);
     SicOpts o;
     sic_opts_default(&o);
     double terms[4], sched[3];
     float *dl = malloc(2 * (size_t)B * K * sizeof *dl);
     adam_schedule(sched, o.lr, 0.9, 0.999, 1);
-    sic_step(&h, acts, xa, xn, yr, B, terms, dl, sched, &o);
+    sic_step(&h, &acts, x, yr, B, terms, dl, sched, &o);
     const char *nm[4] = {"L", "L_I", "H (L_B)", "CE (L_IS)"};
     for (int i = 0; i < 4; i++) CHECK(rel_ok(terms[i], tr[i], 1e-5, nm[i]), "SIC term %s", nm[i]);
     head_get_grads(&h, g);
@@ -152,10 +152,8 @@ TEST(sic_oracle_one_step) {
     head_get_params(&h, p);
     CHECK(test_allclose(p, W1, (size_t)K * E, 1e-6, 1e-5, "W after Adam"), "W after one Adam step");
     CHECK(test_allclose(p + (size_t)K * E, b1, (size_t)K, 1e-6, 1e-5, "b after Adam"), "b after one Adam step");
-    CHECK(h.step == 1, "one Adam step counted");
-    free(y), free(p), free(g), free(xa), free(xn), free(dl), free(yr);
-    head_acts_free(&h, &acts[0]);
-    head_acts_free(&h, &acts[1]);
+    free(y), free(p), free(g), free(x), free(dl), free(yr);
+    head_acts_free(&h, &acts);
     head_free(&h);
     Npy *all[] = {&aX, &aH, &aW, &ab, &aia, &ajn, &at, &adW, &adb, &aW1, &ab1};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) npy_free(all[i]);
@@ -225,19 +223,24 @@ TEST(tac_oracle_one_step) {
     const int B = (int)axa.shape[0], D = (int)axa.shape[1];
     const int K = (int)((apT.count - ((size_t)D * D + 3 * (size_t)D)) / ((size_t)D + 1));
     Head hT, hI;
-    REQUIRE(head_create(&hT, &ops_cpu, HEAD_MLP, D, D, K, B) == 0 &&
-                head_create(&hI, &ops_cpu, HEAD_MLP, D, D, K, B) == 0, "heads");
+    REQUIRE(head_create(&hT, &ops_cpu, HEAD_MLP, D, D, K, 2 * B) == 0 &&
+                head_create(&hI, &ops_cpu, HEAD_MLP, D, D, K, 2 * B) == 0, "heads");
     REQUIRE(hT.n_params == apT.count, "carve order / size: %zu params (fixture %zu)", hT.n_params, apT.count);
     head_set_params(&hT, pT0);
     head_set_params(&hI, pI0);
-    HeadActs acts[4];
-    for (int q = 0; q < 4; q++) REQUIRE(head_acts_create(q % 2 ? &hI : &hT, &acts[q], B) == 0, "acts");
+    HeadActs aT, aI;
+    REQUIRE(head_acts_create(&hT, &aT, 2 * B) == 0 && head_acts_create(&hI, &aI, 2 * B) == 0, "acts");
     TacTrainOpts o;
     tac_train_opts_default(&o);
     double terms[5], sched[3];
     float *dl = malloc(4 * (size_t)B * K * sizeof *dl);
+    float *t = malloc(2 * (size_t)B * D * sizeof *t), *x = malloc(2 * (size_t)B * D * sizeof *x);
+    memcpy(t, ta, (size_t)B * D * sizeof *t);   // anchors, then neighbours
+    memcpy(t + (size_t)B * D, tn, (size_t)B * D * sizeof *t);
+    memcpy(x, xa, (size_t)B * D * sizeof *x);
+    memcpy(x + (size_t)B * D, xn, (size_t)B * D * sizeof *x);
     adam_schedule(sched, o.lr, o.beta1, o.beta2, 1);
-    tac_step(&hT, &hI, acts, ta, xa, tn, xn, B, terms, dl, sched, &o);
+    tac_step(&hT, &hI, &aT, &aI, t, x, B, terms, dl, dl + 2 * (size_t)B * K, sched, &o);
     const char *nm[5] = {"L", "D(P_Ia, P_Tn)", "D(P_Ta, P_In)", "Cons(P_Ta, P_Ia)", "H(P_Ta) + H(P_Ia)"};
     for (int i = 0; i < 5; i++) CHECK(rel_ok(terms[i], tr[i], 1e-5, nm[i]), "TAC term %s", nm[i]);
     const size_t np = hT.n_params;
@@ -267,7 +270,6 @@ TEST(tac_oracle_one_step) {
                   "parameters after one Adam(0.9, 0.99) step");
             off += h->sizes[t];
         }
-        CHECK(h->bn_batches == 2 && h->step == 1, "two training forwards, one step");
     }
     float rm[256], rv[256];
     memcpy(rm, hT.running_mean, (size_t)D * sizeof *rm);
@@ -278,8 +280,9 @@ TEST(tac_oracle_one_step) {
     memcpy(rv, hI.running_var, (size_t)D * sizeof *rv);
     CHECK(test_allclose(rm, rmI, (size_t)D, 1e-6, 1e-5, "image BN running mean"), "image running mean");
     CHECK(test_allclose(rv, rvI, (size_t)D, 1e-6, 1e-5, "image BN running var"), "image running var");
-    free(dl), free(g), free(p);
-    for (int q = 0; q < 4; q++) head_acts_free(q % 2 ? &hI : &hT, &acts[q]);
+    free(dl), free(g), free(p), free(t), free(x);
+    head_acts_free(&hT, &aT);
+    head_acts_free(&hI, &aI);
     head_free(&hT);
     head_free(&hI);
     Npy *all[] = {&axa, &ata, &axn, &atn, &apT, &apI, &at, &agT, &agI, &armT, &arvT, &armI, &arvI, &apT1, &apI1};
@@ -477,4 +480,89 @@ TEST(knn_l2_includes_self_and_orders_by_distance) {
     }
     CHECK(ok, "self first (ties to the lower index), distances ascending and exact");
     CHECK(knn_l2_topk(idx, NULL, X, N, d, N + 1) != 0, "k > N refused");
+}
+
+// --- CUDA-graph logic on the CPU: a fake backend records (fn, ctx) at capture and runs fn at launch
+static struct {
+    int captures, launches, frees;
+} fk;
+typedef struct {
+    void (*fn)(void *);
+    void *ctx;
+} FakeGraph;
+static void *fake_capture(void (*fn)(void *ctx), void *ctx) {
+    FakeGraph *g = malloc(sizeof *g);
+    g->fn = fn, g->ctx = ctx;
+    fk.captures++;
+    return g;
+}
+static int fake_launch(void *graph) {
+    FakeGraph *g = graph;
+    g->fn(g->ctx);
+    fk.launches++;
+    return 0;
+}
+static void fake_free(void *graph) {
+    free(graph);
+    fk.frees++;
+}
+
+TEST(heads_graph_replay_equals_eager) {
+    OpsBackend fake = ops_cpu;
+    fake.graph_capture = fake_capture, fake.graph_launch = fake_launch, fake.graph_free = fake_free;
+    SicToy t;
+    sic_toy(&t);
+    SicData d = {.X = t.X, .N = t.N, .E = t.E, .K = t.K, .nbr = t.nbr, .nn = t.nn, .S = t.S,
+                 .M = t.M, .Xeval = t.X, .Ne = t.N, .yeval = t.y};
+    SicOpts o;
+    sic_opts_default(&o);
+    o.epochs = 4, o.batch = 64, o.lr = 1e-2, o.xi_a = 5;
+    SicResult a, g;
+    REQUIRE(sic_train(&a, &ops_cpu, &d, &o) == 0, "%s", laic_last_error());
+    memset(&fk, 0, sizeof fk);
+    REQUIRE(sic_train(&g, &fake, &d, &o) == 0, "%s", laic_last_error());
+    const size_t np = (size_t)t.K * t.E + t.K;
+    CHECK(a.graph_captures == 0 && fk.captures == 1 && g.graph_captures == 1 && fk.launches == 3 && fk.frees == 1,
+          "sic: one capture (epoch 2), 3 launches, freed (%d, %d, %d)", fk.captures, fk.launches, fk.frees);
+    CHECK(!memcmp(a.params, g.params, np * sizeof(float)) && !memcmp(a.pred, g.pred, t.N * sizeof(int64_t)),
+          "sic: replayed epochs == eager epochs, bit for bit (Adam step count kept)");
+    // stop after 2 (captured in epoch 2), resume on the fake backend: eager again, then capture
+    o.ckpt_path = test_path("sicg.ckpt");
+    o.hparams = "g";
+    o.stop_after = 2;
+    SicResult p, r;
+    REQUIRE(sic_train(&p, &fake, &d, &o) == 0 && p.stopped, "%s", laic_last_error());
+    o.stop_after = 0, o.resume_path = o.ckpt_path;
+    REQUIRE(sic_train(&r, &fake, &d, &o) == 0, "%s", laic_last_error());
+    CHECK(!memcmp(a.params, r.params, np * sizeof(float)), "sic: stop + resume with graphs == eager");
+    sic_result_free(&a), sic_result_free(&g), sic_result_free(&p), sic_result_free(&r);
+    free(t.X), free(t.S), free(t.y), free(t.nbr);
+    // TAC: BatchNorm's batch counter and Adam's step count survive the replays
+    const size_t N = 400;
+    const int E = 16, K = 4, kn = 5;
+    int64_t *y = malloc(N * sizeof *y);
+    float *X = planted(y, N, E, K, 1.0, 5, NULL), *T = malloc(N * E * sizeof *T);
+    synth_normalize_rows(X, (int)N, E);
+    for (size_t i = 0; i < N * E; i++) T[i] = X[i] * (1.0f + 0.01f * (float)(i % 7));
+    synth_normalize_rows(T, (int)N, E);
+    int64_t *nx = malloc(N * kn * sizeof *nx), *nt = malloc(N * kn * sizeof *nt);
+    REQUIRE(knn_topk(nx, NULL, X, (int)N, E, kn) == 0 && knn_topk(nt, NULL, T, (int)N, E, kn) == 0, "knn");
+    TacTrainData td = {.X = X, .T = T, .N = N, .E = E, .K = K, .nbr_x = nx, .nbr_t = nt, .kn = kn, .Xeval = X, .Ne = N};
+    TacTrainOpts to;
+    tac_train_opts_default(&to);
+    to.epochs = 4, to.batch = 64;
+    to.ckpt_path = test_path("tacg_eager.ckpt");
+    TacTrainResult ta, tg;
+    REQUIRE(tac_train(&ta, &ops_cpu, &td, &to) == 0, "%s", laic_last_error());
+    memset(&fk, 0, sizeof fk);
+    to.ckpt_path = test_path("tacg_graph.ckpt");
+    REQUIRE(tac_train(&tg, &fake, &td, &to) == 0, "%s", laic_last_error());
+    size_t n1, n2;
+    char *c1 = test_read_file(test_path("tacg_eager.ckpt"), &n1), *c2 = test_read_file(test_path("tacg_graph.ckpt"), &n2);
+    CHECK(fk.captures == 1 && fk.launches == 3 && c1 && c2 && n1 == n2 && !memcmp(c1, c2, n1) &&
+              !memcmp(ta.pred, tg.pred, N * sizeof(int64_t)),
+          "tac: one capture, 3 launches, final checkpoints (steps, BN counters, running stats) bitwise equal");
+    free(c1), free(c2);
+    tac_train_result_free(&ta), tac_train_result_free(&tg);
+    free(X), free(T), free(y), free(nx), free(nt);
 }

@@ -40,5 +40,13 @@ int method_seic_stage1(Run *r);         // "SEIC†": stage 0 pairs + stage-1 he
 int seic_resume_load(Run *r);            // run.resume → SEIC checkpoints (no-op when unset)
 int method_seic(Run *r);                // SEIC: stage 2 self-enhancement (seic.c)
 int seic_enabled(Run *r);                // 0 with a note when the run has no images
+int method_sic(Run *r);                  // SIC (SPEC §9.1), methods/sic.c
+int sic_prepare(Run *r);                 // asks for the text encoder; reads run.resume's sic.ckpt
+/* SIC's bank: the head-word (first lemma, as spelt in data.noun) of every synset in file order;
+ * sic_csv 1 = as SIC's noun.csv reads (without the first and the last synset). Pointers into n;
+ * free the array only. */
+const char **sic_bank_words(const Nouns *n, int sic_csv, size_t *count);
+int method_tac_train(Run *r);            // TAC trained (SPEC §9.2), methods/tac_train.c
+int tac_train_prepare(Run *r);           // reads run.resume's tac-train.ckpt
 
 #endif

@@ -23,6 +23,8 @@ const Method laic_methods[] = {
     {"ours",         "ours-notrain", ours_enabled, train_resume_load, method_rsc_train},
     {"seic-stage1",  NULL,           NULL,         seic_resume_load,  method_seic_stage1},
     {"seic",         "seic-stage1",  seic_enabled, seic_resume_load,  method_seic},
+    {"sic",          NULL,           NULL,         sic_prepare,       method_sic},
+    {"tac-train",    NULL,           NULL,         tac_train_prepare, method_tac_train},
 };
 const size_t laic_n_methods = sizeof laic_methods / sizeof laic_methods[0];
 
