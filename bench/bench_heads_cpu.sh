@@ -33,7 +33,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 {
     echo "# SIC and TAC (trained) on cached features, CPU: laic vs a PyTorch mirror of the authors' code ($(date -u +%Y-%m-%d))"
     echo
-    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, shared;"
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores, shared;"
     echo "load average $load0 before, $load1 after. $THREADS thread(s) on both sides"
     echo "(OMP_NUM_THREADS, torch.set_num_threads, faiss.omp_set_num_threads); torch $(python3 -c 'import torch; print(torch.__version__)')."
     echo "Data: \`$BIN gen $DIR $N\` (planted, K = 10, 512-d raw features; bank 82,113; 1,000 nouns)."

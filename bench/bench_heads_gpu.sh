@@ -26,7 +26,7 @@ write() {
         echo "# SIC and TAC (trained) on one GPU: laic vs a PyTorch mirror of the authors' code ($(date -u +%Y-%m-%d))"
         echo
         echo "Device: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1);"
-        echo "host $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores."
+        echo "host $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores."
         echo "Data: \`$BIN gen $DIR $N\` (planted, K = 10, 512-d raw features; bank 82,113; 1,000 nouns)."
         echo "Command: \`bash bench/bench_heads_gpu.sh\`. Goal: SIC 100 epochs < 5 s (laic's \"train\" line)."
         echo
