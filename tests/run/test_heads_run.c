@@ -271,3 +271,38 @@ TEST(sweep_over_sic_and_tac_train_keys) {
           "a 2×2 grid over sic.xi_a and tac_train.lr, each row with both methods' metrics:\n%s", csv);
     free(csv);
 }
+
+// On images: the tiny model encodes the CIFAR-format images (caching the features with their
+// row norms, SIC's raw input) and SIC's own bank from a tiny WordNet (its head-words, one template,
+// raw features, cached); a second run takes everything from the cache and predicts the same.
+TEST(run_sic_on_images_uses_cached_norms_and_bank) {
+    const char *wn = "tests/fixtures/data/nouns_tiny/data.noun";
+    if (!file_exists(wn)) SKIP("no tiny WordNet fixture");
+    const char *dir = test_path("heads_images");
+    mkdir(dir, 0755);
+    synth_cifar(dir, 30, 15);
+    char args[4096], err[65536];
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args,
+                 "run /dev/null data.kind=cifar10 data.path=%s model.arch=tiny model.batch=16 model.device=cpu "
+                 "nouns.wordnet=%s kmeans.k=3 centers.restarts=2 eval.methods=sic sic.bank=synsets sic.gamma_r=4 "
+                 "sic.xi_a=2 sic.epochs=3 sic.neighbors=5 sic.kmeans_restarts=2 sic.gamma_u=0 "
+                 "run.dir=%s/run%d run.cache_dir=%s/cache",
+                 dir, wn, dir, i, dir);
+        int rc = run_laic(args, NULL, err, sizeof err);
+        REQUIRE(rc == 0, "run %d failed (%d): %s", i, rc, err);
+        if (i == 1)
+            CHECK(strstr(err, "sic: neighbours and image centres from cache") && strstr(err, "raw noun features from cache") &&
+                      strstr(err, "features from cache") && !strstr(err, "warning"),
+                  "second run: image features (with norms), SIC's bank and setup from the cache: %s", err);
+    }
+    char p[700], q[700];
+    snprintf(p, sizeof p, "%s/run0/predictions/sic.npy", dir);
+    snprintf(q, sizeof q, "%s/run1/predictions/sic.npy", dir);
+    Npy a, b;
+    REQUIRE(npy_read(p, &a) == 0 && npy_read(q, &b) == 0, "%s", laic_last_error());
+    CHECK(a.count == 15 && a.count == b.count && !memcmp(a.data, b.data, a.count * 8),
+          "15 eval predictions, equal from the cache");
+    npy_free(&a);
+    npy_free(&b);
+}

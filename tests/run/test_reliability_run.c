@@ -130,8 +130,11 @@ TEST(rel_run_cache_entries_verified_recomputed_replaced) {
     REQUIRE(rc == 0, "clean run (%d): %s", rc, err);
     char e[16][900];
     int n = cache_entries(dir, e);
-    // image features + index for both splits, nouns, candidates + their info, clip-kmeans, tac
-    REQUIRE(n == 9, "9 cache entries, found %d", n);
+    // image features + index + row norms (SIC's raw features) for both splits, nouns,
+    // candidates + their info, clip-kmeans, tac. The norm entries are read only after their
+    // split's features passed, so flipping all of them recomputes the features and rewrites the
+    // norms without a warning of their own.
+    REQUIRE(n == 11, "11 cache entries, found %d", n);
     for (int i = 0; i < n; i++) flip_last_byte(e[i]);
     rc = tiny_run(dir, "flipped", NULL, err, sizeof err);
     REQUIRE(rc == 0, "run over corrupted caches (%d): %s", rc, err);
@@ -207,7 +210,7 @@ TEST(rel_run_cached_indices_out_of_range_are_recomputed) {
     REQUIRE(rc == 0, "clean run (%d): %s", rc, err);
     char e[16][900];
     int n = cache_entries(dir, e);
-    REQUIRE(n == 9, "9 cache entries, found %d", n);
+    REQUIRE(n == 11, "11 cache entries, found %d", n);
     // image-feature index files: a huge index, a negative one, one out of order
     const int64_t bad[3][2] = {{0, 1000000000}, {-5, 1}, {3, 2}};
     for (int c = 0; c < 3; c++) {
