@@ -17,8 +17,12 @@ static int g_cur_failed, g_cur_skipped;
 static char g_skip_msg[512];
 
 void test_register(const char *name, const char *file, TestFn fn) {
-    if (g_ntests < (int)(sizeof g_tests / sizeof g_tests[0]))
-        g_tests[g_ntests++] = (TestCase){name, file, fn};
+    if (g_ntests >= (int)(sizeof g_tests / sizeof g_tests[0])) {   // never drop a test silently
+        fprintf(stderr, "test runner: more than %d tests (%s in %s): raise g_tests' size\n",
+                (int)(sizeof g_tests / sizeof g_tests[0]), name, file);
+        exit(2);
+    }
+    g_tests[g_ntests++] = (TestCase){name, file, fn};
 }
 
 int test_check(int ok, const char *expr, const char *file, int line, const char *fmt, ...) {
@@ -112,7 +116,9 @@ int count_lines(const char *s) {
 int run_laic(const char *args, const char *out_path, char *err, size_t errn) {
     const char *bin = getenv("LAIC_BIN");
     if (!bin) bin = "build/laic";
-    const char *errf = test_path("stderr.txt");
+    static char errf[512];   // its own buffer: taking a slot of test_path's ring would overwrite
+                             // a path a test still holds after a few run_laic calls
+    snprintf(errf, sizeof errf, "%s/stderr.txt", test_tmpdir());
     size_t n = strlen(bin) + strlen(args) + strlen(errf) + (out_path ? strlen(out_path) : 9) + 32;
     char *cmd = malloc(n);
     snprintf(cmd, n, "%s %s >'%s' 2>'%s'", bin, args, out_path ? out_path : "/dev/null", errf);

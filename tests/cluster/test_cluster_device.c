@@ -14,7 +14,8 @@
 
 TEST(cluster_cli_device_option) {
     char args[1024], err[2048];
-    const char *out = test_path("dev_out.npy");
+    char out[512];   // a copy: test_path's ring of 8 buffers is reused by run_laic's stderr path
+    snprintf(out, sizeof out, "%s", test_path("dev_out.npy"));
     const char *cmds[] = {
         "ridge --images " FIX "km_X.npy --texts " FIX "km_X.npy --out",
         "kmeans --in " FIX "km_X.npy --k 3 --restarts 1 --out",
@@ -28,6 +29,16 @@ TEST(cluster_cli_device_option) {
         CHECK(rc != 0 && count_lines(err) == 1 && strstr(err, "unknown device 'tpu'"),
               "%s: rc=%d err='%s'", cmds[c], rc, err);
         CHECK(!file_exists(out), "%s: no output after a bad --device", cmds[c]);
+        // cuda: where this build or machine has no device, one line naming it and no output;
+        // where it has one, the command runs and writes its output
+        remove(out);
+        snprintf(args, sizeof args, "%s %s --device cuda", cmds[c], out);
+        rc = run_laic(args, NULL, err, sizeof err);
+        if (rc != 0)
+            CHECK(count_lines(err) == 1 && strstr(err, "--device cuda") && !file_exists(out),
+                  "%s --device cuda without a device: rc=%d err='%s'", cmds[c], rc, err);
+        else
+            CHECK(file_exists(out), "%s --device cuda ran but wrote no output", cmds[c]);
     }
     // --device cpu equals the default (auto → cpu on a machine without a device)
     const char *a = test_path("dev_a.npy");

@@ -353,6 +353,8 @@ TEST(cli_text_backward_matches_autograd) {
     CHECK(npy_read_f32(out, &a, 3, NULL) == 0, "read dE: %s", laic_last_error());
     CHECK(npy_read_f32(fo, &b, 2, NULL) == 0, "read F: %s", laic_last_error());
     float *ref = loadf("model_dembeds", &r), *reff = loadf("model_features", &rf);
+    CHECK(a.data && ref && a.count == r.count, "cli dE: %zu values, want %zu", a.count, r.count);
+    CHECK(b.data && reff && b.count == rf.count, "cli F: %zu values, want %zu", b.count, rf.count);
     if (a.data && ref && a.count == r.count) close_grad(a.data, ref, r.count, "cli dE");
     if (b.data && reff && b.count == rf.count)
         CHECK(max_rel_err(b.data, reff, rf.count) <= 1e-4, "cli F vs HF");
@@ -365,6 +367,7 @@ TEST(cli_text_backward_matches_autograd) {
     memset(&a, 0, sizeof a);
     CHECK(npy_read_f32(out, &a, 3, NULL) == 0, "read dE: %s", laic_last_error());
     ref = loadf("model_dembeds_norm", &r);
+    CHECK(a.data && ref && a.count == r.count, "cli dE --normalize: %zu values, want %zu", a.count, r.count);
     if (a.data && ref && a.count == r.count) close_grad(a.data, ref, r.count, "cli dE --normalize");
     npy_free(&a); npy_free(&r);
 }

@@ -215,7 +215,8 @@ TEST(tok_long_word_roundtrip) {
     }
     CHECK(ok && m == n && !memcmp(back, word, n), "ids do not spell the word back (m=%zu)", m);
     printf("    %s %zu-letter word -> %zu ids in %.2f s\n", ok && m == n ? "OK" : "NOT OK", n, nids, sec);
-    CHECK(sec < 2.0, "BPE of a %zu-byte word took %.2f s", n, sec);
+    // the time is printed, not asserted (speed belongs to bench/): a BPE merge loop quadratic in
+    // the word's length would take minutes here, the linearithmic one takes well under a second
     free(ids);
     free(back);
     free(word);

@@ -355,6 +355,7 @@ TEST(trainer_run_stage_outputs_and_resume) {
     rc = run_laic(args, NULL, err, sizeof err);
     last = strstr(err, "laic: ");
     CHECK(rc != 0 && last && strstr(last, "checkpoint holds K=3 M=4"), "n_ctx mismatch refused: %s", err);
+    snprintf(p, sizeof p, "%s/bad", dir);
     CHECK(!file_exists(p), "no run directory left");
 }
 
