@@ -207,3 +207,20 @@ int metrics_compute(ClusterMetrics *out, const int64_t *pred, const int64_t *tru
     free(t);
     return 0;
 }
+
+int metrics_compute_labelled(ClusterMetrics *out, const int64_t *pred, const int64_t *truth, size_t n) {
+    memset(out, 0, sizeof *out);
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) nl += truth[i] >= 0;
+    if (nl == 0) return 0;
+    int64_t *p = mallocCheck(nl * sizeof *p), *t = mallocCheck(nl * sizeof *t);
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (truth[i] >= 0) {
+            p[j] = pred[i];
+            t[j++] = truth[i];
+        }
+    int rc = metrics_compute(out, p, t, nl);
+    free(p);
+    free(t);
+    return rc;
+}

@@ -27,6 +27,9 @@ typedef struct {
 /* pred (n), truth (n) int64 >= 0. Errors: n == 0, a negative label, more than METRICS_MAX_K
  * distinct labels. */
 int metrics_compute(ClusterMetrics *out, const int64_t *pred, const int64_t *truth, size_t n);
+/* metrics_compute over the labelled rows only (truth[i] >= 0; unlabelled rows hold -1). No
+ * labelled row is not an error: *out is zeroed (out->n = 0) and 0 returned. */
+int metrics_compute_labelled(ClusterMetrics *out, const int64_t *pred, const int64_t *truth, size_t n);
 
 /* Maximum-weight perfect matching of the square table W (n,n): assign (n) receives the column
  * matched to each row; returns the total weight. Hungarian algorithm with potentials, O(n³). */

@@ -81,26 +81,13 @@ static int write_predictions(Run *r, cJSON *m, const char *name, const int64_t *
 int run_report_method(Run *r, const char *name, const int64_t *pred) {
     cJSON *m = cJSON_AddObjectToObject(r->methods, name);
     if (write_predictions(r, m, name, pred)) return -1;
-    size_t n = r->eval.N;
-    int64_t *y = r->eval.y;
-    size_t nl = 0;
-    for (size_t i = 0; i < n; i++) nl += y[i] >= 0;
-    if (nl == 0) {
+    ClusterMetrics cm;
+    if (metrics_compute_labelled(&cm, pred, r->eval.y, r->eval.N)) return -1;
+    if (cm.n == 0) {
         cJSON_AddStringToObject(m, "note", "no ground-truth labels: metrics not computed");
         run_log(r, "%-14s (no labels)", name);
         return 0;
     }
-    int64_t *p = mallocCheck(nl * sizeof *p), *t = mallocCheck(nl * sizeof *t);
-    for (size_t i = 0, j = 0; i < n; i++)
-        if (y[i] >= 0) {
-            p[j] = pred[i];
-            t[j++] = y[i];
-        }
-    ClusterMetrics cm;
-    int rc = metrics_compute(&cm, p, t, nl);
-    free(p);
-    free(t);
-    if (rc) return -1;
     cJSON_AddNumberToObject(m, "nmi", cm.nmi);
     cJSON_AddNumberToObject(m, "acc", cm.acc);
     cJSON_AddNumberToObject(m, "ari", cm.ari);

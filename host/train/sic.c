@@ -399,23 +399,6 @@ static void logf_(const SicOpts *o, const char *fmt, ...) {
     o->log(o->log_ctx, line);
 }
 
-/* ACC of pred against y over the labelled rows (-1 when none). */
-static double eval_acc(const int64_t *pred, const int64_t *y, size_t n) {
-    if (!y) return -1.0;
-    int64_t *p = mallocCheck((n ? n : 1) * sizeof *p), *t = mallocCheck((n ? n : 1) * sizeof *t);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (y[i] >= 0) {
-            p[m] = pred[i];
-            t[m++] = y[i];
-        }
-    ClusterMetrics cm;
-    double acc = m && !metrics_compute(&cm, p, t, m) ? cm.acc : -1.0;
-    free(p);
-    free(t);
-    return acc;
-}
-
 int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOpts *opt) {
     memset(res, 0, sizeof *res);
     const size_t N = d->N, Ne = d->Ne;
@@ -583,7 +566,9 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         if (opt->select_test_acc) {   // sic.py:148-167: test ACC every epoch, best kept
             t = now_seconds();
             if ((rc = head_predict(&h, pe, NULL, dXe, Ne))) break;
-            const double acc = eval_acc(pe, d->yeval, Ne);
+            ClusterMetrics cm;   // ACC over the labelled rows, -1 when none
+            const double acc = d->yeval && !metrics_compute_labelled(&cm, pe, d->yeval, Ne) && cm.n
+                                   ? cm.acc : -1.0;
             res->epoch_acc[ep - 1] = acc;
             if (acc > st.best_acc || st.best_epoch == 0) {
                 st.best_acc = acc;
