@@ -22,6 +22,7 @@
 #include "io/progress.h"
 #include "model/augment.h"
 #include "model/image.h"
+#include "train/log.h"
 #include "train/optim.h"
 #include "train/vit.h"
 
@@ -409,17 +410,6 @@ int seic_s1_step_run(SeicS1Step *s, const float *x, const float *t, int b, const
     return 0;
 }
 
-static void s1log(const SeicS1Opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s1log(const SeicS1Opts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
-}
-
 /* The settings a resumed stage 1 must share with the stopped one: everything that shapes the
  * trajectory, and the pairs by content. */
 static char *s1_hparams(const OpsBackend *ops, const SeicS1Opts *o, const float *X, const float *T,
@@ -487,7 +477,8 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
             return laic_error("seic: the checkpoint is at epoch %d, past seic.s1_epochs = %d",
                               r->epoch, o->epochs);
         seic_state_copy(st, r);
-        s1log(o, "seic stage 1: resumed at epoch %d (step %lld)", st->epoch, (long long)st->step);
+        train_log(o->log, o->log_ctx, "seic stage 1: resumed at epoch %d (step %lld)", st->epoch,
+                  (long long)st->step);
     } else {
         seic_state_alloc(st, &L, 0);
         st->stage = 1;
@@ -513,8 +504,10 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
     seic_s1_step_load(S, st);
     size_t *perm = mallocCheck(N * sizeof *perm);
     float *xb = mallocCheck((size_t)B * E * sizeof *xb), *tb = mallocCheck((size_t)B * E * sizeof *tb);
-    s1log(o, "seic stage 1: %zu pairs, K = %d, batch %d (%zu steps/epoch%s), %d epochs, Adam lr %g",
-          N, K, B, steps_per_epoch, drop_last ? ", last row dropped" : "", o->epochs, o->lr);
+    train_log(
+        o->log, o->log_ctx,
+        "seic stage 1: %zu pairs, K = %d, batch %d (%zu steps/epoch%s), %d epochs, Adam lr %g", N,
+        K, B, steps_per_epoch, drop_last ? ", last row dropped" : "", o->epochs, o->lr);
     int rc = 0;
     double t0 = now_seconds();
     while (st->epoch < o->epochs) {
@@ -554,9 +547,11 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
         for (int k = 0; k < 5; k++) res->epoch_terms[(size_t)ep * 5 + k] = sum[k] / (double)steps_per_epoch;
         seic_s1_step_save(S, st);
         const double *et = res->epoch_terms + (size_t)ep * 5;
-        s1log(o, "seic stage 1: epoch %d/%d  loss %.5f  (ins %.4f ass %.4f ctr %.4f bal %.4f)  scale %.2f",
-              ep + 1, o->epochs, et[0], et[1], et[2], et[3], et[4],
-              fmin(exp(st->p[L.off[SEIC_LOGS]]), o->loss.scale_max));
+        train_log(o->log, o->log_ctx,
+                  "seic stage 1: epoch %d/%d  loss %.5f  (ins %.4f ass %.4f ctr %.4f bal %.4f)  "
+                  "scale %.2f",
+                  ep + 1, o->epochs, et[0], et[1], et[2], et[3], et[4],
+                  fmin(exp(st->p[L.off[SEIC_LOGS]]), o->loss.scale_max));
         if (o->ckpt_path && (rc = seic_ckpt_save(o->ckpt_path, st))) break;
     }
     res->seconds = now_seconds() - t0;
@@ -886,17 +881,6 @@ static int fetch_images(const SeicImages *src, const size_t *idx, int b, uint8_t
     return -1;
 }
 
-static void s2log(const SeicS2Opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s2log(const SeicS2Opts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
-}
-
 int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
                 const SeicImages *fit, const SeicImages *eval, const SeicState *s1,
                 const SeicS2Opts *o) {
@@ -933,7 +917,8 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
                               "resume with the settings of the stopped run", bad);
         }
         seic_state_copy(st, r);
-        s2log(o, "seic stage 2: resumed at epoch %d (step %lld)", st->epoch, (long long)st->step);
+        train_log(o->log, o->log_ctx, "seic stage 2: resumed at epoch %d (step %lld)", st->epoch,
+                  (long long)st->step);
     } else {
         SeicLayout L;
         seic_layout(&L, K, E);
@@ -964,14 +949,19 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
     int *H = mallocCheck((size_t)B * sizeof *H), *W = mallocCheck((size_t)B * sizeof *W);
     float *wv = mallocCheck((size_t)B * sizeof *wv);
     if (o->full_last_k > 0)
-        s2log(o, "seic stage 2: blocks %d..%d + ln_post + proj train in full (%zu floats, AdamW lr %g; "
-                 "heads lr %g), %zu images, batch %d (%zu steps/epoch), %d epochs", o->full_last_k,
-              w->cfg.vision_layers - 1, S->n_lora, o->encoder_lr, o->lr, N, B, steps_per_epoch, o->epochs);
+        train_log(
+            o->log, o->log_ctx,
+            "seic stage 2: blocks %d..%d + ln_post + proj train in full (%zu floats, AdamW lr %g; "
+            "heads lr %g), %zu images, batch %d (%zu steps/epoch), %d epochs",
+            o->full_last_k, w->cfg.vision_layers - 1, S->n_lora, o->encoder_lr, o->lr, N, B,
+            steps_per_epoch, o->epochs);
     else
-        s2log(o, "seic stage 2: LoRA r = %d, alpha = %g on q, v of %d blocks (%zu adapter floats)%s, %zu "
-                 "images, batch %d (%zu steps/epoch), %d epochs, AdamW lr %g", o->lora_rank, o->lora_alpha,
-              w->cfg.vision_layers, S->n_lora, o->train_visual_proj ? " + visual.proj" : "", N, B,
-              steps_per_epoch, o->epochs, o->lr);
+        train_log(o->log, o->log_ctx,
+                  "seic stage 2: LoRA r = %d, alpha = %g on q, v of %d blocks (%zu adapter "
+                  "floats)%s, %zu images, batch %d (%zu steps/epoch), %d epochs, AdamW lr %g",
+                  o->lora_rank, o->lora_alpha, w->cfg.vision_layers, S->n_lora,
+                  o->train_visual_proj ? " + visual.proj" : "", N, B, steps_per_epoch, o->epochs,
+                  o->lr);
     double t0 = now_seconds();
     while (!rc && st->epoch < o->epochs) {
         const int ep = st->epoch;
@@ -1011,9 +1001,11 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
         res->epoch_loss[ep] = lsum / (double)steps_per_epoch;
         res->epoch_weight[ep] = wsum / (double)N;
         res->epoch_conf[ep] = st->conf[0];
-        s2log(o, "seic stage 2: epoch %d/%d  loss %.5f  mean weight %.3f  confidence EMA %.4f "
-                 "(var %.2e)  (%.1fs)", ep + 1, o->epochs, res->epoch_loss[ep], res->epoch_weight[ep],
-              st->conf[0], st->conf[1], now_seconds() - t_ep);
+        train_log(o->log, o->log_ctx,
+                  "seic stage 2: epoch %d/%d  loss %.5f  mean weight %.3f  confidence EMA %.4f "
+                  "(var %.2e)  (%.1fs)",
+                  ep + 1, o->epochs, res->epoch_loss[ep], res->epoch_weight[ep], st->conf[0],
+                  st->conf[1], now_seconds() - t_ep);
         if (o->ckpt_path && (rc = seic_ckpt_save(o->ckpt_path, st))) break;
     }
     res->seconds = now_seconds() - t0;

@@ -5,7 +5,6 @@
 #include "train/sic.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "io/err.h"
 #include "io/progress.h"
 #include "rng.h"
+#include "train/log.h"
 #include "train/optim.h"
 
 // --- selection helpers ---------------------------------------------------------------------------
@@ -388,17 +388,6 @@ void sic_result_free(SicResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void logf_(const SicOpts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const SicOpts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
-}
-
 int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOpts *opt) {
     memset(res, 0, sizeof *res);
     const size_t N = d->N, Ne = d->Ne;
@@ -467,7 +456,9 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         }
         if (opt->resume_path) {
             rc = heads_ckpt_load(opt->resume_path, (Head *const[]){&h}, 1, &st, best, np, &has_best);
-            if (!rc) logf_(opt, "sic: resumed from %s after epoch %d", opt->resume_path, st.epoch);
+            if (!rc)
+                train_log(opt->log, opt->log_ctx, "sic: resumed from %s after epoch %d",
+                          opt->resume_path, st.epoch);
         }
     }
     float *Z = mallocCheck(N * K * sizeof *Z), *V = mallocCheck((size_t)K * E * sizeof *V),
@@ -537,7 +528,9 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         if (use_graph && !graph && done_here >= 1) {
             graph = o->graph_capture(sic_epoch_steps, &ectx);
             if (!graph) {
-                logf_(opt, "sic: CUDA graph capture failed (%s); running eagerly", laic_last_error());
+                train_log(opt->log, opt->log_ctx,
+                          "sic: CUDA graph capture failed (%s); running eagerly",
+                          laic_last_error());
                 use_graph = 0;
             } else {
                 res->graph_captures++;
@@ -582,15 +575,17 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
             snprintf(accs, sizeof accs, ", test ACC %.4f (best %.4f, epoch %d)", acc, st.best_acc, st.best_epoch);
             res->t_eval += now_seconds() - t;
         }
-        logf_(opt, "sic: epoch %d/%d  L %.4f  L_I %.4f  H %.4f  CE %.4f%s", ep, opt->epochs, et[0],
-              et[1], et[2], et[3], accs);
+        train_log(opt->log, opt->log_ctx, "sic: epoch %d/%d  L %.4f  L_I %.4f  H %.4f  CE %.4f%s",
+                  ep, opt->epochs, et[0], et[1], et[2], et[3], accs);
         if (opt->ckpt_path &&
             (rc = heads_ckpt_save(opt->ckpt_path, (Head *const[]){&h}, 1, &st, has_best ? best : NULL,
                                   has_best ? np : 0)))
             break;
         if (opt->select_test_acc && st.no_gain >= opt->patience) {
             res->early_stopped = 1;
-            logf_(opt, "sic: no test-ACC gain for %d epochs: stopping (sic.py:165-167)", opt->patience);
+            train_log(opt->log, opt->log_ctx,
+                      "sic: no test-ACC gain for %d epochs: stopping (sic.py:165-167)",
+                      opt->patience);
             break;
         }
     }

@@ -5,7 +5,6 @@
 #include "train/tac_train.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "io/err.h"
 #include "io/progress.h"
 #include "rng.h"
+#include "train/log.h"
 #include "train/optim.h"
 
 void tac_train_opts_default(TacTrainOpts *o) {
@@ -163,17 +163,6 @@ void tac_train_result_free(TacTrainResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void logf_(const TacTrainOpts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const TacTrainOpts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
-}
-
 int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
               const TacTrainOpts *opt) {
     memset(res, 0, sizeof *res);
@@ -224,7 +213,9 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         head_init_params(&hI, HEAD_INIT_TAC, opt->seed, 0x7AC2);
         if (opt->resume_path) {
             rc = heads_ckpt_load(opt->resume_path, (Head *const[]){&hT, &hI}, 2, &st, NULL, 0, NULL);
-            if (!rc) logf_(opt, "tac-train: resumed from %s after epoch %d", opt->resume_path, st.epoch);
+            if (!rc)
+                train_log(opt->log, opt->log_ctx, "tac-train: resumed from %s after epoch %d",
+                          opt->resume_path, st.epoch);
         }
     }
     res->epoch_terms = mallocCheck((size_t)opt->epochs * 5 * sizeof *res->epoch_terms);
@@ -278,7 +269,9 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         if (use_graph && !graph && done_here >= 1) {
             graph = o->graph_capture(tac_epoch_steps, &ectx);
             if (!graph) {
-                logf_(opt, "tac-train: CUDA graph capture failed (%s); running eagerly", laic_last_error());
+                train_log(opt->log, opt->log_ctx,
+                          "tac-train: CUDA graph capture failed (%s); running eagerly",
+                          laic_last_error());
                 use_graph = 0;
             } else {
                 res->graph_captures++;
@@ -319,8 +312,10 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
             if (acc >= 0) snprintf(accs, sizeof accs, "  eval ACC %.4f", acc);
             res->t_eval += now_seconds() - t;
         }
-        logf_(opt, "tac-train: epoch %d/%d  L %.4f  distill %.4f + %.4f  consist %.4f  entropy %.4f%s",
-              ep, opt->epochs, et[0], et[1], et[2], et[3], et[4], accs);
+        train_log(
+            opt->log, opt->log_ctx,
+            "tac-train: epoch %d/%d  L %.4f  distill %.4f + %.4f  consist %.4f  entropy %.4f%s", ep,
+            opt->epochs, et[0], et[1], et[2], et[3], et[4], accs);
         if (opt->ckpt_path && (rc = heads_ckpt_save(opt->ckpt_path, (Head *const[]){&hT, &hI}, 2, &st, NULL, 0)))
             break;
     }

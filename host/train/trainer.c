@@ -50,6 +50,7 @@
 #include "io/hash.h"
 #include "io/progress.h"
 #include "model/tokenizer.h"
+#include "train/log.h"
 
 // The shuffle stream's id (rng_init(seed, stream)); apart from init and augmentation streams.
 #define SHUFFLE_STREAM 0x5F1FF1Eull
@@ -75,17 +76,6 @@ void trainer_result_free(TrainResult *r) {
     free(r->epoch_loss);
     free(r->epoch_lr);
     memset(r, 0, sizeof *r);
-}
-
-static void tlog(const TrainerOpts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tlog(const TrainerOpts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
 }
 
 void trainer_predict(int64_t *pred, const float *X, size_t Ne, const float *W, int K, int E) {
@@ -728,7 +718,8 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
         st->epoch = o->resume->epoch;
         st->step = o->resume->step;
         st->rng[0] = o->resume->rng[0];
-        tlog(o, "train: resumed at epoch %d (step %lld)", st->epoch, (long long)st->step);
+        train_log(o->log, o->log_ctx, "train: resumed at epoch %d (step %lld)", st->epoch,
+                  (long long)st->step);
     } else {
         train_init_vectors(st->vec, nv, o->seed);
         if (o->init_std != 0.02)   // train_init_vectors draws at 0.02; rescale for another std
@@ -748,10 +739,12 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
     }
     size_t nhq = 0;
     for (size_t i = 0; i < N; i++) nhq += d->hq[i] != 0;
-    tlog(o, "train: K = %d prompts of %d tokens (%d prefix + %d vectors), %zu samples (%zu "
-            "high-quality), batch %d, %d epochs%s%s", K, L.T, L.P, M, N, nhq, B, o->epochs,
-         d->get_image ? "" : " (feature mode: no augmentation)",
-         o->graph && ops->graph_capture && !L.dist ? ", step captured as a graph" : "");
+    train_log(o->log, o->log_ctx,
+              "train: K = %d prompts of %d tokens (%d prefix + %d vectors), %zu samples (%zu "
+              "high-quality), batch %d, %d epochs%s%s",
+              K, L.T, L.P, M, N, nhq, B, o->epochs,
+              d->get_image ? "" : " (feature mode: no augmentation)",
+              o->graph && ops->graph_capture && !L.dist ? ", step captured as a graph" : "");
 
     int rc = 0;
     const int steps_per_epoch = (int)((N + (size_t)B - 1) / (size_t)B);
@@ -789,8 +782,9 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
         st->epoch++;
         res->epoch_loss[ep] = loss_sum / steps_per_epoch;
         download_state(&L, st);
-        tlog(o, "train: epoch %d/%d  lr %.3g  loss %.5f  (%d steps, %.3fs)", ep + 1, o->epochs,
-             L.lr_h, res->epoch_loss[ep], steps_per_epoch, now_seconds() - t_ep);
+        train_log(o->log, o->log_ctx, "train: epoch %d/%d  lr %.3g  loss %.5f  (%d steps, %.3fs)",
+                  ep + 1, o->epochs, L.lr_h, res->epoch_loss[ep], steps_per_epoch,
+                  now_seconds() - t_ep);
         if (o->ckpt_path && (rc = ckpt_save(o->ckpt_path, st))) break;
     }
     if (!rc) rc = part_text_forward(&L);   // the final centres (eager)
