@@ -7,6 +7,7 @@
  *           ./build/bench/bench_heads gen DIR [N=50000]       (planted features, see below)
  *           ./build/bench/bench_heads sic DIR [epochs=100] [cpu|cuda]
  *           ./build/bench/bench_heads tac DIR [epochs=20]  [cpu|cuda]
+ *           ./build/bench/bench_heads tacstep [steps=200]         (TAC's step alone, CPU)
  *
  * DIR holds the features `gen` writes (bench/bench_heads_torch.py, the PyTorch side of the
  * comparison, reads the same files): X_train (N,512) and X_test (N/5,512) raw image features of
@@ -39,6 +40,7 @@
 #include "rng.h"
 #include "train/heads.h"
 #include "train/sic.h"
+#include "train/optim.h"
 #include "train/tac_train.h"
 #ifdef LAIC_CUDA
 #include "../kernels/ops_cuda.h"
@@ -260,6 +262,58 @@ static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
     return 0;
 }
 
+// --- TAC steps alone -----------------------------------------------------------------------------
+// tacstep [steps=200]: the training step of TAC (trained) as tac_train runs it on the CPU (two
+// gathers per modality, tac_step), on random unit rows (N 50,000 x 512, K 10, batch 512) and
+// random anchors/neighbours, without the kNN setup: ms per step (median of 5 blocks of steps/5),
+// for profiling the step (perf record) without the 45 s setup.
+static int bench_tacstep(const OpsBackend *o, int steps) {
+    const size_t N = 50000;
+    const int E = 512, K = 10, b = 512;
+    float *X = randn(N * E, 11, 1.0), *T = randn(N * E, 12, 1.0);
+    l2normalize_rows_cpu(X, X, (int)N, E);
+    l2normalize_rows_cpu(T, T, (int)N, E);
+    Head hT, hI;
+    HeadActs aT, aI;
+    if (head_create(&hT, o, HEAD_MLP, E, E, K, 2 * b) || head_create(&hI, o, HEAD_MLP, E, E, K, 2 * b) ||
+        head_acts_create(&hT, &aT, 2 * b) || head_acts_create(&hI, &aI, 2 * b)) {
+        fprintf(stderr, "bench_heads: %s\n", laic_last_error());
+        return 1;
+    }
+    head_init_params(&hT, HEAD_INIT_TAC, 1, 0x7AC1);
+    head_init_params(&hI, HEAD_INIT_TAC, 1, 0x7AC2);
+    TacTrainOpts opt;
+    tac_train_opts_default(&opt);
+    float *t = mallocCheck(4 * (size_t)b * E * sizeof *t), *x = t + 2 * (size_t)b * E;
+    float *dl = mallocCheck(4 * (size_t)b * K * sizeof *dl);
+    int64_t *idx = mallocCheck(3 * (size_t)b * sizeof *idx);
+    double terms[5], sched[3];
+    Rng g;
+    rng_init(&g, 7, 0);
+    const int blk = steps / 5 > 0 ? steps / 5 : 1;
+    double ms[5];
+    for (int r = -1; r < 5; r++) {   // r = -1: warm-up
+        double t0 = now_seconds();
+        for (int s = 0; s < blk; s++) {
+            for (int i = 0; i < 3 * b; i++) idx[i] = (int64_t)rng_below(&g, N);
+            adam_schedule(sched, opt.lr, opt.beta1, opt.beta2, hI.step + 1);
+            o->index_select_forward(t, T, idx, b, E);
+            o->index_select_forward(t + (size_t)b * E, T, idx + b, b, E);
+            o->index_select_forward(x, X, idx, b, E);
+            o->index_select_forward(x + (size_t)b * E, X, idx + 2 * b, b, E);
+            tac_step(&hT, &hI, &aT, &aI, t, x, b, terms, dl, dl + 2 * (size_t)b * K, sched, &opt);
+            hT.step++, hI.step++;
+        }
+        if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0) / blk;
+    }
+    qsort(ms, 5, sizeof ms[0], cmp_d);
+    printf("tacstep | %s | N %zu x %d, K %d, batch %d | %d steps: %.2f ms/step (min %.2f, max %.2f) | L %.6f\n",
+           o->name, N, E, K, b, 5 * blk, ms[2], ms[0], ms[4], terms[0]);
+    free(t), free(dl), free(idx), free(X), free(T);
+    head_acts_free(&hT, &aT), head_acts_free(&hI, &aI), head_free(&hT), head_free(&hI);
+    return 0;
+}
+
 // --- planted data -------------------------------------------------------------------------------
 static void save(const char *dir, const char *name, const float *x, size_t r, size_t c) {
     char p[1024];
@@ -327,9 +381,10 @@ int main(int argc, char **argv) {
 #endif
         return 0;
     }
+    if (!strcmp(mode, "tacstep")) return bench_tacstep(&ops_cpu, argc > 2 ? atoi(argv[2]) : 200);
     if (!strcmp(mode, "gen") && argc >= 3) return gen(argv[2], argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 50000);
     if ((strcmp(mode, "sic") && strcmp(mode, "tac")) || argc < 3) {
-        fprintf(stderr, "usage: bench_heads ops | gen DIR [N] | sic DIR [epochs] [cpu|cuda] | tac DIR [epochs] [cpu|cuda]\n");
+        fprintf(stderr, "usage: bench_heads ops | gen DIR [N] | tacstep [steps] | sic DIR [epochs] [cpu|cuda] | tac DIR [epochs] [cpu|cuda]\n");
         return 2;
     }
     const int sic = !strcmp(mode, "sic");
