@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cluster/cluster.h"
 #include "cluster/metrics.h"
@@ -262,6 +263,12 @@ static int bench_tac(const OpsBackend *o, const char *dir, int epochs) {
     return 0;
 }
 
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 // --- TAC steps alone -----------------------------------------------------------------------------
 // tacstep [steps=200]: the training step of TAC (trained) as tac_train runs it on the CPU (two
 // gathers per modality, tac_step), on random unit rows (N 50,000 x 512, K 10, batch 512) and
@@ -291,9 +298,9 @@ static int bench_tacstep(const OpsBackend *o, int steps) {
     Rng g;
     rng_init(&g, 7, 0);
     const int blk = steps / 5 > 0 ? steps / 5 : 1;
-    double ms[5];
+    double ms[5], cpu[5];
     for (int r = -1; r < 5; r++) {   // r = -1: warm-up
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         for (int s = 0; s < blk; s++) {
             for (int i = 0; i < 3 * b; i++) idx[i] = (int64_t)rng_below(&g, N);
             adam_schedule(sched, opt.lr, opt.beta1, opt.beta2, hI.step + 1);
@@ -304,11 +311,21 @@ static int bench_tacstep(const OpsBackend *o, int steps) {
             tac_step(&hT, &hI, &aT, &aI, t, x, b, terms, dl, dl + 2 * (size_t)b * K, sched, &opt);
             hT.step++, hI.step++;
         }
-        if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0) / blk;
+        if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0) / blk, cpu[r] = 1e3 * (cpu_seconds() - c0) / blk;
     }
     qsort(ms, 5, sizeof ms[0], cmp_d);
-    printf("tacstep | %s | N %zu x %d, K %d, batch %d | %d steps: %.2f ms/step (min %.2f, max %.2f) | L %.6f\n",
-           o->name, N, E, K, b, 5 * blk, ms[2], ms[0], ms[4], terms[0]);
+    qsort(cpu, 5, sizeof cpu[0], cmp_d);
+    // the bits of every parameter after the run (FNV-1a), to compare builds
+    float *par = mallocCheck(2 * hI.n_params * sizeof *par);
+    head_get_params(&hT, par);
+    head_get_params(&hI, par + hI.n_params);
+    uint64_t hsh = 1469598103934665603ull;
+    const unsigned char *pb = (const unsigned char *)par;
+    for (size_t i = 0; i < 2 * hI.n_params * sizeof *par; i++) hsh = (hsh ^ pb[i]) * 1099511628211ull;
+    free(par);
+    printf("tacstep | %s | N %zu x %d, K %d, batch %d | %d steps: %.2f ms/step (min %.2f, max %.2f), "
+           "process CPU %.2f ms/step | L %.9g, parameters %016llx\n",
+           o->name, N, E, K, b, 5 * blk, ms[2], ms[0], ms[4], cpu[2], terms[0], (unsigned long long)hsh);
     free(t), free(dl), free(idx), free(X), free(T);
     head_acts_free(&hT, &aT), head_acts_free(&hI, &aI), head_free(&hT), head_free(&hI);
     return 0;
