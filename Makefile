@@ -182,6 +182,13 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
+# The elementwise training passes (host/cpu/cpu_ops.h CPU_VECTOR_CLONES: BatchNorm, ReLU, Adam,
+# bias sums) are loops -O2's "very cheap" vectoriser model leaves scalar (each needs an epilogue or
+# a run-time alias check); the dynamic model vectorises them. -fno-math-errno lets sqrtf be one
+# instruction (no errno branch in the loop); the values are unchanged (no -ffast-math).
+VEC_SRC := host/cpu/heads.c host/cpu/optim.c host/cpu/matmul.c
+$(patsubst %.c,$(BUILD)/%.o,$(VEC_SRC)): CFLAGS_BASE += -fvect-cost-model=dynamic -fno-math-errno
+
 $(BUILD)/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC  $<")

@@ -14,6 +14,15 @@
 
 #include "ops.h"   // SeicLossCfg
 
+/* For the elementwise passes that dominate small training steps (BatchNorm, ReLU, Adam, bias
+ * sums): GCC compiles the function three times (AVX-512, AVX2, baseline) and the loader picks the
+ * widest the host runs. No -ffast-math and no contraction (ISO C mode: -ffp-contract=off), so
+ * every clone performs the same IEEE operations in the same order: the bits do not depend on the
+ * clone. The files that use it are compiled with -fvect-cost-model=dynamic (Makefile), since
+ * -O2's default model leaves these loops scalar. An OpenMP loop's body is outlined into a function
+ * that is not cloned: put the loop in a cloned helper and call it per chunk. */
+#define CPU_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 // matmul.c
 void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias,
                         int M, int K, int N);

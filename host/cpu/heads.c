@@ -25,6 +25,7 @@
 // torch.nn.BatchNorm1d on (B,C): training normalises with the batch mean and the BIASED variance
 // and updates running_mean/var with the UNBIASED one, x_run = (1 − momentum)·x_run + momentum·x;
 // evaluation normalises with the running statistics. out = (x − mean)·rstd·weight + bias.
+CPU_VECTOR_CLONES
 void batchnorm_forward_cpu(float *out, float *mean, float *rstd, float *running_mean,
                            float *running_var, const float *inp, const float *weight,
                            const float *bias, int B, int C, int train, double momentum,
@@ -74,6 +75,7 @@ void batchnorm_forward_cpu(float *out, float *mean, float *rstd, float *running_
 // the batch. Then dbias += Σ_b dout, dweight += Σ_b dout·xhat and
 //   dinp = weight·rstd · (dout − Σ_b dout / B − xhat · Σ_b (dout·xhat) / B)
 // (the batch statistics depend on every row). Sums in double, rows in order.
+CPU_VECTOR_CLONES
 void batchnorm_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int B, int C) {
@@ -126,12 +128,14 @@ static inline float bitsf(uint32_t u) {
     return x;
 }
 
+CPU_VECTOR_CLONES
 void relu_forward_cpu(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = bitsf(fbits(inp[i]) & (0u - (uint32_t)(inp[i] > 0.0f)));
 }
 
 // Forward: out = max(inp, 0). As autograd (threshold_backward on the result): the gradient passes
 // where out > 0, so the forward may have run in place.
+CPU_VECTOR_CLONES
 void relu_backward_cpu(float *dinp, const float *dout, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] = bitsf(fbits(dout[i]) & (0u - (uint32_t)(out[i] > 0.0f)));
 }

@@ -40,6 +40,18 @@ void matmul_backward_cpu(float *dinp, const float *dout, const float *weight, in
 // with beta 1) and dbias (N) += Σ_m dout[m,:], each column summed in row order in double, added
 // to dbias in double and rounded once, so the CUDA twin (one thread per column, same order)
 // gives the same bits.
+/* dbias[c0..c1) += column sums of dout (M,N), rows in order, in double. */
+CPU_VECTOR_CLONES
+static void bias_grad_cols(float *dbias, double *s, const float *dout, int M, int N, int c0,
+                           int c1) {
+    for (int n = c0; n < c1; n++) s[n] = 0.0;
+    for (int m = 0; m < M; m++) {
+        const float *row = dout + (size_t)m * N;
+        for (int n = c0; n < c1; n++) s[n] += row[n];
+    }
+    for (int n = c0; n < c1; n++) dbias[n] = (float)((double)dbias[n] + s[n]);
+}
+
 void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout, const float *inp,
                                 int M, int K, int N) {
     if (M > 0 && K > 0 && N > 0)
@@ -50,14 +62,7 @@ void matmul_backward_weight_cpu(float *dweight, float *dbias, const float *dout,
     // order (the CUDA twin's order), but the reads are contiguous; columns split over threads
     double *s = mallocCheck((size_t)N * sizeof *s);
 #pragma omp parallel for schedule(static) if ((size_t)M * N > 262144)
-    for (int c0 = 0; c0 < N; c0 += 256) {
-        const int c1 = c0 + 256 < N ? c0 + 256 : N;
-        for (int n = c0; n < c1; n++) s[n] = 0.0;
-        for (int m = 0; m < M; m++) {
-            const float *row = dout + (size_t)m * N;
-            for (int n = c0; n < c1; n++) s[n] += row[n];
-        }
-        for (int n = c0; n < c1; n++) dbias[n] = (float)((double)dbias[n] + s[n]);
-    }
+    for (int c0 = 0; c0 < N; c0 += 256)
+        bias_grad_cols(dbias, s, dout, M, N, c0, c0 + 256 < N ? c0 + 256 : N);
     free(s);
 }
