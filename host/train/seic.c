@@ -298,6 +298,21 @@ void seic_s1_opts_default(SeicS1Opts *o) {
     o->seed = 1234;
 }
 
+/* One backend allocation carved into n slots, *ptrs[i] of bytes[i], each slot starting on a
+ * 256-byte boundary (the step arenas of both stages). The arena, or NULL when it is not there. */
+static void *arena_carve(const OpsBackend *ops, void **const ptrs[], const size_t bytes[], int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (bytes[i] + 255) / 256 * 256;
+    char *arena = ops->alloc(total);
+    if (!arena) return NULL;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        *ptrs[i] = arena + off;
+        off += (bytes[i] + 255) / 256 * 256;
+    }
+    return arena;
+}
+
 struct SeicS1Step {
     const OpsBackend *ops;
     SeicLayout L;
@@ -333,16 +348,10 @@ SeicS1Step *seic_s1_step_create(const OpsBackend *ops, int K, int E, int B) {
                             5 * sizeof(double)};
     enum { NSLOT = sizeof bytes / sizeof bytes[0] };
     _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
-    size_t off[NSLOT], total = 0;
-    for (int i = 0; i < NSLOT; i++) {
-        off[i] = total;
-        total += (bytes[i] + 255) / 256 * 256;
-    }
-    if (!(s->arena = ops->alloc(total))) {
+    if (!(s->arena = arena_carve(ops, ptrs, bytes, NSLOT))) {
         free(s);
         return NULL;
     }
-    for (int i = 0; i < NSLOT; i++) *ptrs[i] = (char *)s->arena + off[i];
     return s;
 }
 
@@ -683,17 +692,11 @@ SeicS2Step *seic_s2_step_create(const ClipWeights *w, const OpsBackend *ops, int
                             sizeof(double)};
     enum { NSLOT = sizeof bytes / sizeof bytes[0] };
     _Static_assert(sizeof ptrs / sizeof ptrs[0] == NSLOT, "one size per arena pointer");
-    size_t off[NSLOT], total = 0;
-    for (int i = 0; i < NSLOT; i++) {
-        off[i] = total;
-        total += (bytes[i] + 255) / 256 * 256;
-    }
-    if (!(s->arena = ops->alloc(total))) {
+    if (!(s->arena = arena_carve(ops, ptrs, bytes, NSLOT))) {
         vit_trainer_free(vt);
         free(s);
         return NULL;
     }
-    for (int i = 0; i < NSLOT; i++) *ptrs[i] = (char *)s->arena + off[i];
     return s;
 }
 
