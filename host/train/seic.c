@@ -10,7 +10,6 @@
 #include "train/seic.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "model/image.h"
 #include "train/log.h"
 #include "train/optim.h"
+#include "train/train.h"
 #include "train/vit.h"
 
 #define SHUFFLE_STREAM 0x5E1C5EEDull
@@ -223,59 +223,9 @@ int seic_ckpt_load(const char *path, SeicState *s) {
 
 // --- settings text ("key = value" lines) --------------------------------------------------------
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Text;
-
-static void text_add(Text *t, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void text_add(Text *t, const char *key, const char *fmt, ...) {
-    char val[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(val, sizeof val, fmt, ap);
-    va_end(ap);
-    size_t need = strlen(key) + strlen(val) + 5;
-    if (t->len + need + 1 > t->cap) {
-        t->cap = 2 * (t->len + need + 1);
-        char *nb = realloc(t->buf, t->cap);
-        if (!nb) {
-            fprintf(stderr, "laic: fatal: out of memory building the settings text\n");
-            exit(1);
-        }
-        t->buf = nb;
-    }
-    t->len += (size_t)snprintf(t->buf + t->len, t->cap - t->len, "%s = %s\n", key, val);
-}
-
-static const char *hp_find(const char *hp, const char *key, size_t *n) {
-    const size_t kl = strlen(key);
-    for (const char *p = hp; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, key, kl) && !strncmp(p + kl, " = ", 3)) {
-            *n = strcspn(p + kl + 3, "\n");
-            return p + kl + 3;
-        }
-    return NULL;
-}
-
 int seic_check_hparams(const SeicState *s, const char *now) {
-    const char *file = s->path ? s->path : "checkpoint";
-    if (!s->hparams || !s->hparams[0])
-        return laic_error("%s: the checkpoint records no settings to check a resume against", file);
-    for (const char *p = now; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        char key[128];
-        size_t kl = strcspn(p, " ");
-        snprintf(key, sizeof key, "%.*s", (int)(kl < sizeof key ? kl : sizeof key - 1), p);
-        const char *v = p + kl + 3;
-        size_t vn = strcspn(v, "\n"), cn = 0;
-        const char *c = hp_find(s->hparams, key, &cn);
-        if (!c) return laic_error("%s: resume refused: the checkpoint has no setting %s", file, key);
-        if (cn != vn || memcmp(c, v, vn))
-            return laic_error("%s: resume refused: %s = %.*s in the checkpoint, %.*s in this run "
-                              "---> HINT: resume with the stopped run's settings", file, key,
-                              (int)(cn < 200 ? cn : 200), c, (int)(vn < 200 ? vn : 200), v);
-    }
-    return 0;
+    return hparams_check(s->path ? s->path : "checkpoint", s->hparams, now,
+                         "resume with the stopped run's settings");
 }
 
 // --- stage 1 ------------------------------------------------------------------------------------
@@ -423,30 +373,30 @@ int seic_s1_step_run(SeicS1Step *s, const float *x, const float *t, int b, const
  * trajectory, and the pairs by content. */
 static char *s1_hparams(const OpsBackend *ops, const SeicS1Opts *o, const float *X, const float *T,
                         size_t N, int K, int E, int B) {
-    Text t = {0};
-    text_add(&t, "seic.s1_epochs", "%d", o->epochs);
-    text_add(&t, "seic.s1_batch", "%d", B);
-    text_add(&t, "seic.s1_lr", "%.17g", o->lr);
-    text_add(&t, "seic.s1_weight_decay", "%.17g", o->weight_decay);
-    text_add(&t, "seic.tau_ins", "%.17g", o->tau_ins);
-    text_add(&t, "seic.tau_a", "%.17g", o->loss.tau_a);
-    text_add(&t, "seic.tau_c", "%.17g", o->loss.tau_c);
-    text_add(&t, "seic.w_ins", "%.17g", o->loss.w_ins);
-    text_add(&t, "seic.w_ass", "%.17g", o->loss.w_ass);
-    text_add(&t, "seic.w_ctr", "%.17g", o->loss.w_ctr);
-    text_add(&t, "seic.w_bal", "%.17g", o->loss.w_bal);
-    text_add(&t, "seic.bal_floor", "%.17g", o->loss.bal_floor);
-    text_add(&t, "seic.bal_max_w", "%.17g", o->loss.bal_max_w);
-    text_add(&t, "seic.bal_momentum", "%.17g", o->loss.bal_momentum);
-    text_add(&t, "seic.scale_max", "%.17g", o->loss.scale_max);
-    text_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
-    text_add(&t, "model.device", "%s", ops->name);
-    text_add(&t, "data.pairs", "%zu x %d, K = %d", N, E, K);
-    text_add(&t, "data.image_features_hash", "%016llx",
+    HparamsText t = {0};
+    hparams_add(&t, "seic.s1_epochs", "%d", o->epochs);
+    hparams_add(&t, "seic.s1_batch", "%d", B);
+    hparams_add(&t, "seic.s1_lr", "%.17g", o->lr);
+    hparams_add(&t, "seic.s1_weight_decay", "%.17g", o->weight_decay);
+    hparams_add(&t, "seic.tau_ins", "%.17g", o->tau_ins);
+    hparams_add(&t, "seic.tau_a", "%.17g", o->loss.tau_a);
+    hparams_add(&t, "seic.tau_c", "%.17g", o->loss.tau_c);
+    hparams_add(&t, "seic.w_ins", "%.17g", o->loss.w_ins);
+    hparams_add(&t, "seic.w_ass", "%.17g", o->loss.w_ass);
+    hparams_add(&t, "seic.w_ctr", "%.17g", o->loss.w_ctr);
+    hparams_add(&t, "seic.w_bal", "%.17g", o->loss.w_bal);
+    hparams_add(&t, "seic.bal_floor", "%.17g", o->loss.bal_floor);
+    hparams_add(&t, "seic.bal_max_w", "%.17g", o->loss.bal_max_w);
+    hparams_add(&t, "seic.bal_momentum", "%.17g", o->loss.bal_momentum);
+    hparams_add(&t, "seic.scale_max", "%.17g", o->loss.scale_max);
+    hparams_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
+    hparams_add(&t, "model.device", "%s", ops->name);
+    hparams_add(&t, "data.pairs", "%zu x %d, K = %d", N, E, K);
+    hparams_add(&t, "data.image_features_hash", "%016llx",
              (unsigned long long)laic_hash64(X, N * (size_t)E * sizeof(float), 1));
-    text_add(&t, "data.text_pairs_hash", "%016llx",
+    hparams_add(&t, "data.text_pairs_hash", "%016llx",
              (unsigned long long)laic_hash64(T, N * (size_t)E * sizeof(float), 2));
-    return t.buf;
+    return t.p;
 }
 
 void seic_s1_result_free(SeicS1Result *r) {
@@ -833,33 +783,33 @@ static char *s2_hparams(const ClipWeights *w, const OpsBackend *ops, const SeicS
                         int B, const SeicState *s1) {
     SeicLayout L;
     seic_layout(&L, s1->K, s1->E);
-    Text t = {0};
-    text_add(&t, "seic.s2_epochs", "%d", o->epochs);
-    text_add(&t, "seic.s2_batch", "%d", B);
-    text_add(&t, "seic.s2_lr", "%.17g", o->lr);
-    text_add(&t, "seic.s2_weight_decay", "%.17g", o->weight_decay);
+    HparamsText t = {0};
+    hparams_add(&t, "seic.s2_epochs", "%d", o->epochs);
+    hparams_add(&t, "seic.s2_batch", "%d", B);
+    hparams_add(&t, "seic.s2_lr", "%.17g", o->lr);
+    hparams_add(&t, "seic.s2_weight_decay", "%.17g", o->weight_decay);
     if (o->full_last_k > 0) {
-        text_add(&t, "seic.adapter", "full_last_k");
-        text_add(&t, "seic.full_last_k", "%d", o->full_last_k);
-        text_add(&t, "seic.encoder_lr", "%.17g", o->encoder_lr);
+        hparams_add(&t, "seic.adapter", "full_last_k");
+        hparams_add(&t, "seic.full_last_k", "%d", o->full_last_k);
+        hparams_add(&t, "seic.encoder_lr", "%.17g", o->encoder_lr);
     } else {
-        text_add(&t, "seic.adapter", "lora");
-        text_add(&t, "seic.lora_rank", "%d", o->lora_rank);
-        text_add(&t, "seic.lora_alpha", "%.17g", o->lora_alpha);
-        text_add(&t, "seic.train_visual_proj", "%d", o->train_visual_proj);
+        hparams_add(&t, "seic.adapter", "lora");
+        hparams_add(&t, "seic.lora_rank", "%d", o->lora_rank);
+        hparams_add(&t, "seic.lora_alpha", "%.17g", o->lora_alpha);
+        hparams_add(&t, "seic.train_visual_proj", "%d", o->train_visual_proj);
     }
-    text_add(&t, "seic.conf_momentum", "%.17g", o->conf_momentum);
-    text_add(&t, "seic.view", "scale %.17g-%.17g flip %.17g jitter %.17g (%.17g %.17g %.17g %.17g) gray %.17g",
+    hparams_add(&t, "seic.conf_momentum", "%.17g", o->conf_momentum);
+    hparams_add(&t, "seic.view", "scale %.17g-%.17g flip %.17g jitter %.17g (%.17g %.17g %.17g %.17g) gray %.17g",
              o->view.scale_lo, o->view.scale_hi, o->view.flip_p, o->view.jitter_p, o->view.brightness,
              o->view.contrast, o->view.saturation, o->view.hue, o->view.gray_p);
-    text_add(&t, "seic.s2_precision", "%s", o->precision ? o->precision : "fp32");
-    text_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
-    text_add(&t, "model.device", "%s", ops->name);
-    text_add(&t, "model.weights_sha256", "%s", w->sha256);
-    text_add(&t, "data.images", "%zu", N);
-    text_add(&t, "seic.stage1_heads_hash", "%016llx",
+    hparams_add(&t, "seic.s2_precision", "%s", o->precision ? o->precision : "fp32");
+    hparams_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
+    hparams_add(&t, "model.device", "%s", ops->name);
+    hparams_add(&t, "model.weights_sha256", "%s", w->sha256);
+    hparams_add(&t, "data.images", "%zu", N);
+    hparams_add(&t, "seic.stage1_heads_hash", "%016llx",
              (unsigned long long)laic_hash64(s1->p, L.n * sizeof(float), 3));
-    return t.buf;
+    return t.p;
 }
 
 /* Fetches the b images idx[0..b) in parallel; -1 with the first error. */

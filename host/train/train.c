@@ -7,6 +7,7 @@
 #include "train/train.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,5 +412,60 @@ int ckpt_load(const char *path, TrainState *s) {
         return laic_error("%s: corrupt hyper-parameter text", path);
     }
     s->path = strdup(path);
+    return 0;
+}
+
+// --- the settings a checkpoint records --------------------------------------------------------
+
+void hparams_add(HparamsText *t, const char *key, const char *fmt, ...) {
+    char v[512], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    // one line per setting: a value's newline or backslash is written as \xNN
+    size_t o = (size_t)snprintf(line, sizeof line, "%s = ", key);
+    for (const unsigned char *c = (const unsigned char *)v; *c && o + 6 < sizeof line; c++)
+        o += (size_t)(*c >= 0x20 && *c != 0x7f && *c != '\\' ? snprintf(line + o, sizeof line - o, "%c", *c)
+                                                            : snprintf(line + o, sizeof line - o, "\\x%02x", *c));
+    o += (size_t)snprintf(line + o, sizeof line - o, "\n");
+    if (t->n + o + 1 > t->cap) {
+        t->cap = 2 * (t->cap + o + 1);
+        t->p = realloc(t->p, t->cap);
+        LAIC_ASSERT(t->p);
+    }
+    memcpy(t->p + t->n, line, o + 1);
+    t->n += o;
+}
+
+/* The value of `key` in a settings text (a pointer to its line's value, length in *n), or NULL. */
+static const char *hparams_find(const char *text, const char *key, size_t *n) {
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, kl) && !strncmp(p + kl, " = ", 3)) {
+            p += kl + 3;
+            *n = strcspn(p, "\n");
+            return p;
+        }
+    return NULL;
+}
+
+int hparams_check(const char *file, const char *saved, const char *now, const char *hint) {
+    if (!saved || !saved[0])
+        return laic_error("%s: the checkpoint records no settings to check a resume against", file);
+    for (const char *p = now; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char key[128];
+        size_t kl = strcspn(p, " ");
+        snprintf(key, sizeof key, "%.*s", (int)(kl < sizeof key ? kl : sizeof key - 1), p);
+        const char *v = p + kl + 3;
+        size_t vn = strcspn(v, "\n"), cn = 0;
+        const char *c = hparams_find(saved, key, &cn);
+        if (!c)
+            return laic_error("%s: resume refused: the checkpoint has no setting %s", file, key);
+        if (cn != vn || memcmp(c, v, vn))
+            return laic_error("%s: resume refused: %s = %.*s in the checkpoint, %.*s in this run "
+                              "---> HINT: %s", file, key, (int)(cn < 200 ? cn : 200), c,
+                              (int)(vn < 200 ? vn : 200), v, hint);
+    }
     return 0;
 }

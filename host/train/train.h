@@ -130,4 +130,23 @@ int ckpt_save(const char *path, const TrainState *s);
  * the header (computed without overflow, before anything is allocated), a checksum mismatch. */
 int ckpt_load(const char *path, TrainState *s);
 
+// --- the settings a checkpoint records (the prompt trainer's and SEIC's) ----------------------
+
+/* "key = value\n" lines, grown on the heap: p is NULL until the first line, then NUL-terminated
+ * (the caller frees it). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} HparamsText;
+
+/* Appends "key = value\n", the value printf-formatted (cut at 511 bytes); a control byte or a
+ * backslash in it is written as \xNN, so each setting stays one line. */
+void hparams_add(HparamsText *t, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A resume is refused unless every setting of this run (now) stands with the same value in the
+ * checkpoint's (saved); the first that is missing or differs is named with both values:
+ * "<file>: resume refused: <key> = <old> in the checkpoint, <new> in this run ---> HINT: <hint>".
+ * saved NULL or empty is refused too. */
+int hparams_check(const char *file, const char *saved, const char *now, const char *hint);
+
 #endif

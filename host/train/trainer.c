@@ -38,7 +38,6 @@
 #include "train/trainer.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,117 +482,54 @@ static int check_backend(const OpsBackend *ops, int image_mode) {
 
 // --- the settings a checkpoint records ---------------------------------------------------------
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} Text;
-
-static void text_add(Text *t, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void text_add(Text *t, const char *key, const char *fmt, ...) {
-    char v[512], line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    // one line per setting: a value's newline or backslash is written as \xNN
-    size_t o = (size_t)snprintf(line, sizeof line, "%s = ", key);
-    for (const unsigned char *c = (const unsigned char *)v; *c && o + 6 < sizeof line; c++)
-        o += (size_t)(*c >= 0x20 && *c != 0x7f && *c != '\\' ? snprintf(line + o, sizeof line - o, "%c", *c)
-                                                            : snprintf(line + o, sizeof line - o, "\\x%02x", *c));
-    o += (size_t)snprintf(line + o, sizeof line - o, "\n");
-    if (t->n + o + 1 > t->cap) {
-        t->cap = 2 * (t->cap + o + 1);
-        t->p = realloc(t->p, t->cap);
-        LAIC_ASSERT(t->p);
-    }
-    memcpy(t->p + t->n, line, o + 1);
-    t->n += o;
-}
-
 /* Every setting that changes the result of training, "key = value" per line, named by its
  * `laic run` config key (train-centers options map one to one: train.lr is --lr). A resumed run
  * must match each of them: resuming with another learning rate, loss, data or model would give a
  * result no uninterrupted run gives. (cuda_graph is not here: it never changes the bits.) */
 static char *hparams_text(const ClipWeights *w, ClipModel *img, const OpsBackend *ops,
                           const TrainData *d, const TrainerOpts *o) {
-    Text t = {0};
-    text_add(&t, "train.epochs", "%d", o->epochs);
-    text_add(&t, "train.schedule_epochs", "%d", o->sgd.max_epoch);
-    text_add(&t, "train.batch", "%d", o->batch);
-    text_add(&t, "train.n_ctx", "%d", o->n_ctx);
-    text_add(&t, "train.init_std", "%.17g", o->init_std);
-    text_add(&t, "train.prefix", "%s", o->prefix ? o->prefix : "");
-    text_add(&t, "train.loss", "%s%s%s", o->loss.use_gce ? "gce," : "", o->loss.use_mse ? "mse," : "",
+    HparamsText t = {0};
+    hparams_add(&t, "train.epochs", "%d", o->epochs);
+    hparams_add(&t, "train.schedule_epochs", "%d", o->sgd.max_epoch);
+    hparams_add(&t, "train.batch", "%d", o->batch);
+    hparams_add(&t, "train.n_ctx", "%d", o->n_ctx);
+    hparams_add(&t, "train.init_std", "%.17g", o->init_std);
+    hparams_add(&t, "train.prefix", "%s", o->prefix ? o->prefix : "");
+    hparams_add(&t, "train.loss", "%s%s%s", o->loss.use_gce ? "gce," : "", o->loss.use_mse ? "mse," : "",
              o->loss.use_entropy ? "entropy," : "");
-    text_add(&t, "train.gce_q", "%.17g", o->loss.q);
-    text_add(&t, "train.alpha", "%.17g", o->loss.alpha);
-    text_add(&t, "train.beta", "%.17g", o->loss.beta);
-    text_add(&t, "train.logit_scale", "%.17g", o->loss.scale);
-    text_add(&t, "train.lr", "%.17g", o->sgd.lr);
-    text_add(&t, "train.momentum", "%.17g", o->sgd.momentum);
-    text_add(&t, "train.weight_decay", "%.17g", o->sgd.weight_decay);
-    text_add(&t, "train.warmup_epochs", "%d", o->sgd.warmup_epoch);
-    text_add(&t, "train.warmup_lr", "%.17g", o->sgd.warmup_lr);
-    text_add(&t, "train.text_precision", "%s", o->text_precision ? o->text_precision : "fp32");
+    hparams_add(&t, "train.gce_q", "%.17g", o->loss.q);
+    hparams_add(&t, "train.alpha", "%.17g", o->loss.alpha);
+    hparams_add(&t, "train.beta", "%.17g", o->loss.beta);
+    hparams_add(&t, "train.logit_scale", "%.17g", o->loss.scale);
+    hparams_add(&t, "train.lr", "%.17g", o->sgd.lr);
+    hparams_add(&t, "train.momentum", "%.17g", o->sgd.momentum);
+    hparams_add(&t, "train.weight_decay", "%.17g", o->sgd.weight_decay);
+    hparams_add(&t, "train.warmup_epochs", "%d", o->sgd.warmup_epoch);
+    hparams_add(&t, "train.warmup_lr", "%.17g", o->sgd.warmup_lr);
+    hparams_add(&t, "train.text_precision", "%s", o->text_precision ? o->text_precision : "fp32");
     int chunk = o->text_batch > 0 ? o->text_batch : DEFAULT_TEXT_CHUNK;
-    text_add(&t, "train.text_batch", "%d", chunk < d->K ? chunk : d->K);
-    text_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
-    text_add(&t, "model.device", "%s", ops ? ops->name : "");
-    text_add(&t, "model.weights_sha256", "%s", w->sha256);
-    text_add(&t, "data.samples", "%zu", d->N);
-    text_add(&t, "data.clusters", "%d", d->K);
-    text_add(&t, "data.mode", "%s", d->get_image ? "images" : "features");
+    hparams_add(&t, "train.text_batch", "%d", chunk < d->K ? chunk : d->K);
+    hparams_add(&t, "run.seed", "%llu", (unsigned long long)o->seed);
+    hparams_add(&t, "model.device", "%s", ops ? ops->name : "");
+    hparams_add(&t, "model.weights_sha256", "%s", w->sha256);
+    hparams_add(&t, "data.samples", "%zu", d->N);
+    hparams_add(&t, "data.clusters", "%d", d->K);
+    hparams_add(&t, "data.mode", "%s", d->get_image ? "images" : "features");
     if (d->get_image) {   // the views' features: the image encoder's precision and batch
         int ib = o->image_batch > 0 ? o->image_batch : 2 * o->batch;
         if (img && ib > clip_model_max_batch(img)) ib = clip_model_max_batch(img);
-        text_add(&t, "model.precision", "%s", o->image_precision ? o->image_precision : "fp32");
-        text_add(&t, "model.batch", "%d", ib);
+        hparams_add(&t, "model.precision", "%s", o->image_precision ? o->image_precision : "fp32");
+        hparams_add(&t, "model.batch", "%d", ib);
     } else {
         size_t nx = d->N * (size_t)w->cfg.embed_dim * sizeof *d->X;
-        text_add(&t, "data.features_hash", "%016llx", (unsigned long long)laic_hash64(d->X, nx, 1));
+        hparams_add(&t, "data.features_hash", "%016llx", (unsigned long long)laic_hash64(d->X, nx, 1));
     }
     // the pseudo-labels that are read (high-quality rows) and the mask
     uint64_t hy = laic_hash64(d->hq, d->N, 2);
     for (size_t i = 0; i < d->N; i++)
         if (d->hq[i]) hy = laic_hash64(&d->yhat[i], sizeof d->yhat[i], hy);
-    text_add(&t, "data.pseudo_labels_hash", "%016llx", (unsigned long long)hy);
+    hparams_add(&t, "data.pseudo_labels_hash", "%016llx", (unsigned long long)hy);
     return t.p;
-}
-
-/* The value of `key` in a settings text (a pointer to its line's value, length in *n), or NULL. */
-static const char *hp_find(const char *text, const char *key, size_t *n) {
-    size_t kl = strlen(key);
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, key, kl) && !strncmp(p + kl, " = ", 3)) {
-            p += kl + 3;
-            *n = strcspn(p, "\n");
-            return p;
-        }
-    return NULL;
-}
-
-/* A resume is refused unless every setting of this run equals the checkpoint's; the first that
- * differs is named with both values. */
-static int check_hparams(const TrainState *s, const char *now) {
-    const char *file = s->path ? s->path : "checkpoint";
-    if (!s->hparams || !s->hparams[0])
-        return laic_error("%s: the checkpoint records no settings to check a resume against", file);
-    for (const char *p = now; *p; p = strchr(p, '\n') + 1) {
-        char key[128];
-        size_t kl = strcspn(p, " ");
-        snprintf(key, sizeof key, "%.*s", (int)(kl < sizeof key ? kl : sizeof key - 1), p);
-        const char *v = p + kl + 3;
-        size_t vn = strcspn(v, "\n"), cn = 0;
-        const char *c = hp_find(s->hparams, key, &cn);
-        if (!c)
-            return laic_error("%s: resume refused: the checkpoint has no setting %s", file, key);
-        if (cn != vn || memcmp(c, v, vn))
-            return laic_error("%s: resume refused: %s = %.*s in the checkpoint, %.*s in this run "
-                              "---> HINT: resume with the stopped run's settings (train-centers: "
-                              "the matching --option)", file, key, (int)(cn < 200 ? cn : 200), c,
-                              (int)(vn < 200 ? vn : 200), v);
-    }
-    return 0;
 }
 
 static int check_inputs(const ClipWeights *w, ClipModel *img, const OpsBackend *ops,
@@ -628,7 +564,10 @@ static int check_inputs(const ClipWeights *w, ClipModel *img, const OpsBackend *
             return laic_error("train: checkpoint is at epoch %d, past train.epochs = %d", s->epoch,
                               o->epochs);
         if (s->n_rng != 1) return laic_error("train: checkpoint has %d RNG states (expected 1)", s->n_rng);
-        if (check_hparams(s, hparams)) return -1;
+        if (hparams_check(s->path ? s->path : "checkpoint", s->hparams, hparams,
+                          "resume with the stopped run's settings (train-centers: the matching "
+                          "--option)"))
+            return -1;
     }
     return 0;
 }
