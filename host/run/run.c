@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -40,6 +41,17 @@ void run_log(Run *r, const char *fmt, ...) {
     }
     r->log_len += (size_t)snprintf(r->log + r->log_len, r->log_cap - r->log_len, "[%7.1fs] %s\n",
                                    now_seconds() - r->t0, line);
+}
+
+void run_log_line(void *ctx, const char *line) { run_log((Run *)ctx, "%s", line); }
+
+cJSON *run_json_numbers(const double *v, int n, int stride, int off) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const double x = v[(size_t)i * stride + off];
+        cJSON_AddItemToArray(a, isnan(x) ? cJSON_CreateNull() : cJSON_CreateNumber(x));
+    }
+    return a;
 }
 
 uint64_t run_hash64(const void *data, size_t n, uint64_t seed) { return laic_hash64(data, n, seed); }

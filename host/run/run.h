@@ -196,6 +196,11 @@ int run_mkdir_p(const char *path);
 
 /* Log a line to stderr and log.txt (printf-style). */
 void run_log(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* run_log of one line, as a library's log callback (the log / log_ctx of the trainers' options):
+ * ctx is the Run. */
+void run_log_line(void *ctx, const char *line);
+/* A JSON array of v[i·stride + off], i < n, NaN as null (an epoch not run). */
+cJSON *run_json_numbers(const double *v, int n, int stride, int off);
 /* Adds a stage's wall time (seconds) to report.timings. */
 void run_time(Run *r, const char *stage, double seconds);
 /* Records a method's metrics on the eval split into report.methods (pred (Ne) int64) and, in a

@@ -57,8 +57,6 @@ int train_resume_load(Run *r) {
     return 0;
 }
 
-static void log_cb(void *ctx, const char *line) { run_log((Run *)ctx, "%s", line); }
-
 typedef struct {
     const Dataset *d;
     const size_t *sel;
@@ -177,7 +175,7 @@ int method_rsc_train(Run *r) {
     char ckpt[2300];
     snprintf(ckpt, sizeof ckpt, "%s/train.ckpt", r->partial);
     o.ckpt_path = ckpt;
-    o.log = log_cb;
+    o.log = run_log_line;
     o.log_ctx = r;
 
     FitImages fi = {&r->dfit, r->sel_fit};
@@ -207,11 +205,9 @@ int method_rsc_train(Run *r) {
     cJSON_AddNumberToObject(tr, "epochs", o.epochs);
     cJSON_AddNumberToObject(tr, "steps", (double)res.st.step);
     cJSON_AddNumberToObject(tr, "resumed_from_epoch", res.first_epoch);
-    cJSON *ls = cJSON_AddArrayToObject(tr, "loss_per_epoch"), *lr = cJSON_AddArrayToObject(tr, "lr_per_epoch");
-    for (int e = 0; e < o.epochs; e++) {
-        cJSON_AddItemToArray(ls, isnan(res.epoch_loss[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_loss[e]));
-        cJSON_AddItemToArray(lr, cJSON_CreateNumber(res.epoch_lr[e]));
-    }
+    cJSON_AddItemToObject(tr, "loss_per_epoch", run_json_numbers(res.epoch_loss, o.epochs, 1, 0));
+    cJSON *lr = cJSON_AddArrayToObject(tr, "lr_per_epoch");
+    for (int e = 0; e < o.epochs; e++) cJSON_AddItemToArray(lr, cJSON_CreateNumber(res.epoch_lr[e]));
     // how far the trained centres moved the fit split away from the pseudo-labels
     int64_t *pf = mallocCheck(r->fit.N * sizeof *pf);
     trainer_predict(pf, r->fit.X, r->fit.N, res.W, r->K, r->E);

@@ -67,8 +67,6 @@ static SeicRun *seic_run(Run *r) {
     return r->seic;
 }
 
-static void log_cb(void *ctx, const char *line) { run_log((Run *)ctx, "%s", line); }
-
 /* run.resume=DIR: DIR/<name>, else DIR.partial/<name>; NULL state when neither exists. */
 static int load_ckpt(Run *r, const char *dir, const char *name, SeicState **out) {
     char path[2300];
@@ -421,7 +419,7 @@ int method_seic_stage1(Run *r) {
     loss_cfg(r, &o.loss);
     o.seed = (uint64_t)config_int(&r->cfg, "run", "seed");
     o.stop_after = (int)config_int(&r->cfg, "seic", "stop_after");
-    o.log = log_cb;
+    o.log = run_log_line;
     o.log_ctx = r;
     char ckpt[2300];
     snprintf(ckpt, sizeof ckpt, "%s/seic_stage1.ckpt", r->partial);
@@ -474,13 +472,7 @@ int method_seic_stage1(Run *r) {
                             fmin(exp(res.st.p[L.off[SEIC_LOGS]]), o.loss.scale_max));
     static const char *names[5] = {"loss_per_epoch", "ins_per_epoch", "ass_per_epoch", "ctr_per_epoch",
                                    "bal_per_epoch"};
-    for (int k = 0; k < 5; k++) {
-        cJSON *a = cJSON_AddArrayToObject(j1, names[k]);
-        for (int e = 0; e < o.epochs; e++) {
-            double v = res.epoch_terms[(size_t)e * 5 + k];
-            cJSON_AddItemToArray(a, isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v));
-        }
-    }
+    for (int k = 0; k < 5; k++) cJSON_AddItemToObject(j1, names[k], run_json_numbers(res.epoch_terms, o.epochs, 5, k));
     cJSON_AddNumberToObject(j1, "seconds", res.seconds);
     if (!rc) {
         if (s->have_s1) seic_state_free(&s->s1);
@@ -562,7 +554,7 @@ int method_seic(Run *r) {
                           stop, r->dir, r->dir);
     }
     o.stop_after = stop > 0 ? (int)(stop - e1) : 0;
-    o.log = log_cb;
+    o.log = run_log_line;
     o.log_ctx = r;
     char ckpt[2300];
     snprintf(ckpt, sizeof ckpt, "%s/seic_stage2.ckpt", r->partial);
@@ -591,13 +583,9 @@ int method_seic(Run *r) {
     cJSON_AddNumberToObject(j2, "batch", (double)((size_t)o.batch < r->fit.N ? (size_t)o.batch : r->fit.N));
     cJSON_AddNumberToObject(j2, "resumed_from_epoch", res.first_epoch);
     cJSON_AddNumberToObject(j2, "adapter_floats", (double)(res.st.n_extra / 3));
-    cJSON *ls = cJSON_AddArrayToObject(j2, "loss_per_epoch"), *ws = cJSON_AddArrayToObject(j2, "mean_weight_per_epoch");
-    cJSON *cs = cJSON_AddArrayToObject(j2, "confidence_ema_per_epoch");
-    for (int e = 0; e < o.epochs; e++) {
-        cJSON_AddItemToArray(ls, isnan(res.epoch_loss[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_loss[e]));
-        cJSON_AddItemToArray(ws, isnan(res.epoch_weight[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_weight[e]));
-        cJSON_AddItemToArray(cs, isnan(res.epoch_conf[e]) ? cJSON_CreateNull() : cJSON_CreateNumber(res.epoch_conf[e]));
-    }
+    cJSON_AddItemToObject(j2, "loss_per_epoch", run_json_numbers(res.epoch_loss, o.epochs, 1, 0));
+    cJSON_AddItemToObject(j2, "mean_weight_per_epoch", run_json_numbers(res.epoch_weight, o.epochs, 1, 0));
+    cJSON_AddItemToObject(j2, "confidence_ema_per_epoch", run_json_numbers(res.epoch_conf, o.epochs, 1, 0));
     cJSON_AddNumberToObject(j2, "seconds", res.seconds);
     if (res.seconds > 0) cJSON_AddNumberToObject(j2, "images_per_s", (double)res.images_seen / res.seconds);
     seic_s2_result_free(&res);

@@ -21,7 +21,6 @@
  * and ACC, timings).
  */
 #include <cJSON.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,8 +55,6 @@ int sic_prepare(Run *r) {
     if (!config_str(&r->cfg, "sic", "noun_features")[0]) r->need_text_encoder = 1;
     return run_resume_read(r, "sic.ckpt") < 0 ? -1 : 0;
 }
-
-static void log_cb(void *ctx, const char *line) { run_log((Run *)ctx, "%s", line); }
 
 static int read_names(const char *path, size_t want, char ***out) {
     FILE *f = fopen(path, "r");
@@ -250,15 +247,6 @@ static int write_space(Run *r, const SicSetup *s, const SicBank *b) {
     return rc;
 }
 
-static cJSON *num_array(const double *v, int n, int stride, int off) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        const double x = v[(size_t)i * stride + off];
-        cJSON_AddItemToArray(a, isnan(x) ? cJSON_CreateNull() : cJSON_CreateNumber(x));
-    }
-    return a;
-}
-
 int method_sic(Run *r) {
     double t0 = now_seconds();
     const int E = r->E, K = r->K;
@@ -340,7 +328,7 @@ int method_sic(Run *r) {
     o.seed = so.seed;
     o.stop_after = (int)config_int(&r->cfg, "sic", "stop_after");
     o.graph = config_bool(&r->cfg, "sic", "cuda_graph");
-    o.log = log_cb;
+    o.log = run_log_line;
     o.log_ctx = r;
     size_t nlab = 0;
     for (size_t i = 0; i < r->eval.N; i++) nlab += r->eval.y[i] >= 0;
@@ -407,8 +395,8 @@ int method_sic(Run *r) {
     cJSON_AddNumberToObject(rep, "steps", (double)res.steps);
     cJSON_AddNumberToObject(rep, "graphs_captured", res.graph_captures);
     const char *tn[4] = {"loss_per_epoch", "consistency_L_I", "entropy_H", "cross_entropy_L_IS"};
-    for (int q = 0; q < 4; q++) cJSON_AddItemToObject(rep, tn[q], num_array(res.epoch_terms, o.epochs, 4, q));
-    if (o.select_test_acc) cJSON_AddItemToObject(rep, "test_acc_per_epoch", num_array(res.epoch_acc, o.epochs, 1, 0));
+    for (int q = 0; q < 4; q++) cJSON_AddItemToObject(rep, tn[q], run_json_numbers(res.epoch_terms, o.epochs, 4, q));
+    if (o.select_test_acc) cJSON_AddItemToObject(rep, "test_acc_per_epoch", run_json_numbers(res.epoch_acc, o.epochs, 1, 0));
     cJSON *ts = cJSON_AddObjectToObject(rep, "seconds");
     cJSON_AddNumberToObject(ts, "knn", s.t_knn);
     cJSON_AddNumberToObject(ts, "kmeans", s.t_kmeans);

@@ -14,7 +14,6 @@
  * report.json "tac_train" (branch, per-epoch losses and eval ACC, timings).
  */
 #include <cJSON.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,17 +24,6 @@
 #include "train/tac_train.h"
 
 int tac_train_prepare(Run *r) { return run_resume_read(r, "tac-train.ckpt") < 0 ? -1 : 0; }
-
-static void log_cb(void *ctx, const char *line) { run_log((Run *)ctx, "%s", line); }
-
-static cJSON *num_array(const double *v, int n, int stride, int off) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        const double x = v[(size_t)i * stride + off];
-        cJSON_AddItemToArray(a, isnan(x) ? cJSON_CreateNull() : cJSON_CreateNumber(x));
-    }
-    return a;
-}
 
 int method_tac_train(Run *r) {
     double t0 = now_seconds();
@@ -59,7 +47,7 @@ int method_tac_train(Run *r) {
     o.stop_after = (int)config_int(&r->cfg, "tac_train", "stop_after");
     o.eval_every_epoch = config_bool(&r->cfg, "tac_train", "eval_every_epoch");
     o.graph = config_bool(&r->cfg, "tac_train", "cuda_graph");
-    o.log = log_cb;
+    o.log = run_log_line;
     o.log_ctx = r;
     if ((size_t)o.batch > N)
         return laic_error("tac-train: batch %d exceeds the %zu fit images, so no full batch is left "
@@ -130,8 +118,8 @@ int method_tac_train(Run *r) {
         cJSON_AddNumberToObject(rep, "resumed_from_epoch", res.first_epoch - 1);
         cJSON_AddStringToObject(rep, "reported", "last epoch (train_head.py selects none)");
         const char *tn[5] = {"loss_per_epoch", "distill_Ia_Tn", "distill_Ta_In", "consistency", "entropy"};
-        for (int q = 0; q < 5; q++) cJSON_AddItemToObject(rep, tn[q], num_array(res.epoch_terms, o.epochs, 5, q));
-        if (o.eval_every_epoch) cJSON_AddItemToObject(rep, "eval_acc_per_epoch", num_array(res.epoch_acc, o.epochs, 1, 0));
+        for (int q = 0; q < 5; q++) cJSON_AddItemToObject(rep, tn[q], run_json_numbers(res.epoch_terms, o.epochs, 5, q));
+        if (o.eval_every_epoch) cJSON_AddItemToObject(rep, "eval_acc_per_epoch", run_json_numbers(res.epoch_acc, o.epochs, 1, 0));
         cJSON *ts = cJSON_AddObjectToObject(rep, "seconds");
         cJSON_AddNumberToObject(ts, "text_counterparts", s.t_retrieve);
         cJSON_AddNumberToObject(ts, "knn", s.t_knn);
