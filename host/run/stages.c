@@ -561,7 +561,23 @@ int stage_encode_prompts_raw(Run *r, const char *const *prompts, size_t n, float
     return rc;
 }
 
-static int read_lines(const char *path, size_t want, char ***out) {
+int stage_encode_noun_prompts(Run *r, int normalize, float *out) {
+    const size_t np = r->Mn * NOUNS_N_TEMPLATES;
+    char **prompts = mallocCheck(np * sizeof *prompts);
+    for (size_t i = 0; i < r->Mn; i++)
+        for (int t = 0; t < NOUNS_N_TEMPLATES; t++) {
+            char buf[1024];
+            if (nouns_prompt(buf, sizeof buf, t, r->noun_names[i]) < 0) buf[0] = 0;
+            prompts[i * NOUNS_N_TEMPLATES + (size_t)t] = strdup(buf);
+        }
+    int rc = normalize ? stage_encode_prompts(r, (const char *const *)prompts, np, out)
+                       : stage_encode_prompts_raw(r, (const char *const *)prompts, np, out);
+    for (size_t i = 0; i < np; i++) free(prompts[i]);
+    free(prompts);
+    return rc;
+}
+
+int stage_read_lines(const char *path, size_t want, const char *rows_of, char ***out) {
     FILE *f = fopen(path, "r");
     if (!f) return laic_error("%s: cannot open", path);
     char **v = mallocCheck((want ? want : 1) * sizeof *v);
@@ -578,7 +594,7 @@ static int read_lines(const char *path, size_t want, char ***out) {
     if (n != want) {
         for (size_t i = 0; i < n && i < want; i++) free(v[i]);
         free(v);
-        return laic_error("%s: %zu lines, but the features have %zu rows", path, n, want);
+        return laic_error("%s: %zu lines, but %s %zu rows", path, n, rows_of, want);
     }
     *out = v;
     return 0;
@@ -604,7 +620,7 @@ int stage_nouns(Run *r) {
         normalize_rows(r->T_all, r->Mn, (int)x.shape[1]);
         const char *np_ = config_str(&r->cfg, "nouns", "names");
         if (np_[0]) {
-            if (read_lines(np_, r->Mn, &r->noun_names)) return -1;
+            if (stage_read_lines(np_, r->Mn, "the features have", &r->noun_names)) return -1;
         } else {
             r->noun_names = mallocCheck(r->Mn * sizeof(char *));
             for (size_t i = 0; i < r->Mn; i++) {
@@ -656,18 +672,9 @@ encode:;
     // 7 templates per noun (SPEC §4): the mean of the RAW (unnormalised) prompt features, then
     // L2-normalised, as TAC's text_embedding.py:53-57 (ensemble) and filter_nouns.py:25-27
     const size_t np = r->Mn * NOUNS_N_TEMPLATES;
-    char **prompts = mallocCheck(np * sizeof *prompts);
-    for (size_t i = 0; i < r->Mn; i++)
-        for (int t = 0; t < NOUNS_N_TEMPLATES; t++) {
-            char buf[1024];
-            if (nouns_prompt(buf, sizeof buf, t, r->noun_names[i]) < 0) buf[0] = 0;
-            prompts[i * NOUNS_N_TEMPLATES + (size_t)t] = strdup(buf);
-        }
     float *pf = mallocCheck(np * (size_t)E * sizeof *pf);
     run_log(r, "nouns: encoding %zu nouns x %d templates = %zu prompts", r->Mn, NOUNS_N_TEMPLATES, np);
-    int rc = stage_encode_prompts_raw(r, (const char *const *)prompts, np, pf);
-    for (size_t i = 0; i < np; i++) free(prompts[i]);
-    free(prompts);
+    int rc = stage_encode_noun_prompts(r, 0, pf);
     free(sel);
     if (rc) {
         free(pf);

@@ -28,6 +28,12 @@ int stage_cluster(Run *r, const float *F_fit, size_t Nf, const float *F_eval, si
 int stage_cluster_with(Run *r, const KMeansOpts *o, const float *F_fit, size_t Nf,
                        const float *F_eval, size_t Ne, int D, int64_t *y_fit, int64_t *y_eval,
                        float *centers);
+/* Text features (Mn·NOUNS_N_TEMPLATES, E) of every candidate noun r->noun_names[i] in each
+ * prompt template t (row i·NOUNS_N_TEMPLATES + t): L2-normalised (normalize 1) or raw. */
+int stage_encode_noun_prompts(Run *r, int normalize, float *out);
+/* The lines of a text file (line ends cut), which must number want: else "<path>: <n> lines,
+ * but <rows_of> <want> rows" (rows_of e.g. "the features have"). *out: want malloc'd strings. */
+int stage_read_lines(const char *path, size_t want, const char *rows_of, char ***out);
 /* Text features (n,E), L2-normalised, of n prompts. */
 int stage_encode_prompts(Run *r, const char *const *prompts, size_t n, float *out);
 /* The same without the normalisation: the text encoder's raw outputs (x_EOT @ text_projection). */

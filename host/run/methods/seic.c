@@ -176,20 +176,10 @@ static int noun_bank(Run *r, const float **bank, float **own, const char **kind)
         }
         run_cache_reject(r, "SEIC noun feature", path, "not (Mn,E) finite float32", &x);
     }
-    const size_t np = r->Mn * NOUNS_N_TEMPLATES;
-    char **prompts = mallocCheck(np * sizeof *prompts);
-    for (size_t i = 0; i < r->Mn; i++)
-        for (int t = 0; t < NOUNS_N_TEMPLATES; t++) {
-            char buf[1024];
-            if (nouns_prompt(buf, sizeof buf, t, r->noun_names[i]) < 0) buf[0] = 0;
-            prompts[i * NOUNS_N_TEMPLATES + (size_t)t] = strdup(buf);
-        }
-    float *pf = mallocCheck(np * (size_t)E * sizeof *pf);
+    float *pf = mallocCheck(r->Mn * NOUNS_N_TEMPLATES * (size_t)E * sizeof *pf);
     run_log(r, "seic: encoding %zu nouns x %d templates (normalised before averaging, V4C)", r->Mn,
             NOUNS_N_TEMPLATES);
-    int rc = stage_encode_prompts(r, (const char *const *)prompts, np, pf);
-    for (size_t i = 0; i < np; i++) free(prompts[i]);
-    free(prompts);
+    int rc = stage_encode_noun_prompts(r, 1, pf);
     if (rc) {
         free(pf);
         return -1;

@@ -56,29 +56,6 @@ int sic_prepare(Run *r) {
     return run_resume_read(r, "sic.ckpt") < 0 ? -1 : 0;
 }
 
-static int read_names(const char *path, size_t want, char ***out) {
-    FILE *f = fopen(path, "r");
-    if (!f) return laic_error("%s: cannot open", path);
-    char **v = callocCheck(want ? want : 1, sizeof *v);
-    char *line = NULL;
-    size_t cap = 0, n = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (n < want) v[n] = strdup(line);
-        n++;
-    }
-    free(line);
-    fclose(f);
-    if (n != want) {
-        for (size_t i = 0; i < want; i++) free(v[i]);
-        free(v);
-        return laic_error("%s: %zu lines, but sic.noun_features has %zu rows", path, n, want);
-    }
-    *out = v;
-    return 0;
-}
-
 typedef struct {
     float *T0;      // (Mb,E) raw bank features
     char **names;   // (Mb)
@@ -112,7 +89,7 @@ static int sic_bank(Run *r, SicBank *b) {
         b->Mb = x.shape[0];
         b->T0 = x.data;
         const char *np_ = config_str(&r->cfg, "sic", "noun_names");
-        if (np_[0]) return read_names(np_, b->Mb, &b->names);
+        if (np_[0]) return stage_read_lines(np_, b->Mb, "sic.noun_features has", &b->names);
         b->names = mallocCheck(b->Mb * sizeof *b->names);
         for (size_t i = 0; i < b->Mb; i++) {
             char s[32];
