@@ -40,13 +40,20 @@ void matmul_backward_cpu(float *dinp, const float *dout, const float *weight, in
 // with beta 1) and dbias (N) += Σ_m dout[m,:], each column summed in row order in double, added
 // to dbias in double and rounded once, so the CUDA twin (one thread per column, same order)
 // gives the same bits.
-/* dbias[c0..c1) += column sums of dout (M,N), rows in order, in double. */
+/* dbias[c0..c1) += column sums of dout (M,N), rows in order, in double. Four rows per pass over
+ * the accumulators (their additions still in row order: the same bits as one row at a time). */
 CPU_VECTOR_CLONES
 static void bias_grad_cols(float *dbias, double *s, const float *dout, int M, int N, int c0,
                            int c1) {
+    const size_t ld = (size_t)N;
     for (int n = c0; n < c1; n++) s[n] = 0.0;
-    for (int m = 0; m < M; m++) {
-        const float *row = dout + (size_t)m * N;
+    int m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const float *r = dout + (size_t)m * ld;
+        for (int n = c0; n < c1; n++) s[n] = s[n] + r[n] + r[ld + n] + r[2 * ld + n] + r[3 * ld + n];
+    }
+    for (; m < M; m++) {
+        const float *row = dout + (size_t)m * ld;
         for (int n = c0; n < c1; n++) s[n] += row[n];
     }
     for (int n = c0; n < c1; n++) dbias[n] = (float)((double)dbias[n] + s[n]);

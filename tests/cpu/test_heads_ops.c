@@ -23,6 +23,8 @@
 #include "cpu/cpu_ops.h"
 #include "io/err.h"
 #include "ops.h"
+#include "rng.h"
+#include "train/optim.h"
 #include "../test.h"
 
 #define FX "tests/fixtures/heads"
@@ -175,5 +177,154 @@ TEST(heads_tac_loss_matches_torch) {
         }
         npy_free(&cfg);
         npy_free(&tt);
+    }
+}
+
+// --- the vectorised loops give the plain loops' bits ----------------------------------------------
+// BatchNorm forward/backward (rows four at a time, cloned for AVX-512/AVX2), Adam (one loop per
+// weight-decay mode, cloned) and the bias-gradient sums (four rows at a time) against the plain
+// one-row-at-a-time loops they replaced, written out here: bit for bit, on shapes with and without
+// a partial group of rows or vector, on whichever clone this host runs.
+static void plain_bn_forward(float *out, float *mean, float *rstd, float *rm, float *rv,
+                             const float *x, const float *w, const float *bias, int B, int C) {
+    double *s = calloc((size_t)C, sizeof *s), *q = calloc((size_t)C, sizeof *q);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) s[c] += x[(size_t)b * C + c];
+    for (int c = 0; c < C; c++) s[c] /= B;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const double d = (double)x[(size_t)b * C + c] - s[c];
+            q[c] += d * d;
+        }
+    for (int c = 0; c < C; c++) {
+        const double var = q[c] / B, unb = B > 1 ? q[c] / (B - 1) : var;
+        mean[c] = (float)s[c];
+        rstd[c] = (float)(1.0 / sqrt(var + 1e-5));
+        rm[c] = (float)(0.9 * rm[c] + 0.1 * s[c]);
+        rv[c] = (float)(0.9 * rv[c] + 0.1 * unb);
+    }
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float d = x[(size_t)b * C + c] - mean[c], nrm = d * rstd[c], sc = nrm * w[c];
+            out[(size_t)b * C + c] = sc + bias[c];
+        }
+    free(s), free(q);
+}
+
+static void plain_bn_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                              const float *w, const float *mean, const float *rstd, int B, int C) {
+    double *sd = calloc((size_t)C, sizeof *sd), *sdx = calloc((size_t)C, sizeof *sdx);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const size_t i = (size_t)b * C + c;
+            const float xh = (x[i] - mean[c]) * rstd[c];
+            sd[c] += dy[i];
+            sdx[c] += (double)dy[i] * xh;
+        }
+    for (int c = 0; c < C; c++) {
+        db[c] = (float)((double)db[c] + sd[c]);
+        dw[c] = (float)((double)dw[c] + sdx[c]);
+    }
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const size_t i = (size_t)b * C + c;
+            const float xh = (x[i] - mean[c]) * rstd[c];
+            dx[i] = (float)((double)w[c] * rstd[c] *
+                            ((double)dy[i] - sd[c] / B - (double)xh * (sdx[c] / B)));
+        }
+    free(sd), free(sdx);
+}
+
+static void plain_adam(float *p, float *m, float *v, const float *g, const double *sched, size_t n,
+                       double beta1, double beta2, double eps, double wd, int decoupled) {
+    const double lr = sched[0], bc1 = sched[1], bc2 = sched[2];
+    const float wdf = (float)wd, decay = (float)(1.0 - lr * wd), w1 = (float)(1.0 - beta1);
+    const float b2 = (float)beta2, w2 = (float)(1.0 - beta2), bc2_sqrt = (float)sqrt(bc2);
+    const float epsf = (float)eps, nstep = (float)(-(lr / bc1));
+    for (size_t i = 0; i < n; i++) {
+        float pi = p[i], gi = g[i];
+        if (wd != 0.0 && decoupled) pi = pi * decay;
+        if (wd != 0.0 && !decoupled) {
+            const float t = wdf * pi;
+            gi = gi + t;
+        }
+        const float dm = gi - m[i], mi = m[i] + w1 * dm;
+        const float g2 = w2 * gi, vi = v[i] * b2 + g2 * gi;
+        const float denom = sqrtf(vi) / bc2_sqrt + epsf;
+        const float upd = nstep * mi;
+        p[i] = pi + upd / denom;
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+static float *rand_floats(Rng *r, size_t n, double s) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(s * rng_normal(r));
+    return x;
+}
+
+TEST(heads_vectorised_loops_equal_plain_loops) {
+    Rng r;
+    rng_init(&r, 2026, 12);
+    const int shapes[][2] = {{512, 512}, {7, 13}, {2, 1}, {9, 33}, {4, 17}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int B = shapes[s][0], C = shapes[s][1];
+        const size_t n = (size_t)B * C, cb = (size_t)C * sizeof(float);
+        float *x = rand_floats(&r, n, 2.0), *dy = rand_floats(&r, n, 1.0), *w = rand_floats(&r, C, 1.0);
+        float *bias = rand_floats(&r, C, 1.0), *rm0 = rand_floats(&r, C, 0.1);
+        float *o1 = malloc(n * 4), *o2 = malloc(n * 4), *dx1 = malloc(n * 4), *dx2 = malloc(n * 4);
+        float *st1 = malloc(6 * cb), *st2 = malloc(6 * cb);   // mean, rstd, rm, rv, dw, db
+        for (int c = 0; c < C; c++) {
+            st1[2 * C + c] = st2[2 * C + c] = rm0[c];
+            st1[3 * C + c] = st2[3 * C + c] = 0.5f + (float)c / (float)C;
+            st1[4 * C + c] = st2[4 * C + c] = st1[5 * C + c] = st2[5 * C + c] = 0.25f;
+        }
+        ops_cpu.batchnorm_forward(o1, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, x, w, bias, B, C, 1, 0.1, 1e-5);
+        plain_bn_forward(o2, st2, st2 + C, st2 + 2 * C, st2 + 3 * C, x, w, bias, B, C);
+        ops_cpu.batchnorm_backward(dx1, st1 + 4 * C, st1 + 5 * C, dy, x, w, st1, st1 + C, B, C);
+        plain_bn_backward(dx2, st2 + 4 * C, st2 + 5 * C, dy, x, w, st2, st2 + C, B, C);
+        CHECK(!memcmp(o1, o2, n * 4) && !memcmp(st1, st2, 6 * cb), "BatchNorm forward %d x %d: bits", B, C);
+        CHECK(!memcmp(dx1, dx2, n * 4), "BatchNorm backward %d x %d: bits", B, C);
+        // evaluation mode: the running statistics normalise
+        ops_cpu.batchnorm_forward(o1, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, x, w, bias, B, C, 0, 0.1, 1e-5);
+        int ok = 1;
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++) {
+                const float mu = st2[2 * C + c], rs = (float)(1.0 / sqrt((double)st2[3 * C + c] + 1e-5));
+                const float d = x[(size_t)b * C + c] - mu, nrm = d * rs, sc = nrm * w[c];
+                ok &= o1[(size_t)b * C + c] == sc + bias[c];
+            }
+        CHECK(ok, "BatchNorm eval %d x %d: bits", B, C);
+        // bias gradient of a Linear (dweight (C,3) rides along; only dbias is compared)
+        float *in = rand_floats(&r, (size_t)B * 3, 1.0), *dwl = calloc((size_t)C * 3, sizeof *dwl);
+        float *db1 = malloc(cb), *db2 = malloc(cb);
+        for (int c = 0; c < C; c++) db1[c] = db2[c] = 0.5f;
+        ops_cpu.matmul_backward_weight(dwl, db1, dy, in, B, 3, C);
+        for (int c = 0; c < C; c++) {
+            double acc = 0.0;
+            for (int b = 0; b < B; b++) acc += dy[(size_t)b * C + c];
+            db2[c] = (float)((double)db2[c] + acc);
+        }
+        CHECK(!memcmp(db1, db2, cb), "bias gradient %d x %d: bits", B, C);
+        free(x), free(dy), free(w), free(bias), free(rm0), free(o1), free(o2), free(dx1), free(dx2);
+        free(st1), free(st2), free(in), free(dwl), free(db1), free(db2);
+    }
+    // Adam: several chunks and a partial vector; no decay, coupled L2, decoupled
+    const size_t n = 3 * 16384 + 37;
+    for (int mode = 0; mode < 3; mode++) {
+        const double wd = mode ? 1e-2 : 0.0;
+        float *p1 = rand_floats(&r, n, 0.1), *g = rand_floats(&r, n, 1e-2);
+        float *p2 = malloc(n * 4), *m1 = calloc(n, 4), *m2 = calloc(n, 4), *v1 = calloc(n, 4), *v2 = calloc(n, 4);
+        memcpy(p2, p1, n * 4);
+        for (long t = 1; t <= 3; t++) {
+            double sched[3];
+            adam_schedule(sched, 1e-3, 0.9, 0.99, t);
+            ops_cpu.adam_forward(p1, m1, v1, g, sched, n, 0.9, 0.99, 1e-8, wd, mode == 2);
+            plain_adam(p2, m2, v2, g, sched, n, 0.9, 0.99, 1e-8, wd, mode == 2);
+        }
+        CHECK(!memcmp(p1, p2, n * 4) && !memcmp(m1, m2, n * 4) && !memcmp(v1, v2, n * 4),
+              "Adam (weight decay mode %d): bits", mode);
+        free(p1), free(g), free(p2), free(m1), free(m2), free(v1), free(v2);
     }
 }
