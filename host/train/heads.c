@@ -14,6 +14,7 @@
 #include "io/err.h"
 #include "io/sha256.h"
 #include "rng.h"
+#include "train/log.h"
 #include "train/optim.h"
 #ifdef LAIC_CUDA
 #include "../kernels/ops_cuda.h"
@@ -246,6 +247,23 @@ void heads_use_fp32(const OpsBackend *o) {
 #else
     (void)o;
 #endif
+}
+
+int heads_epoch_run(HeadsEpochs *e, const OpsBackend *o, int done_here, const char *who,
+                    void (*log)(void *ctx, const char *line), void *log_ctx) {
+    if (e->use_graph && !e->graph && done_here >= 1) {
+        e->graph = o->graph_capture(e->steps, e->ctx);
+        if (!e->graph) {
+            train_log(log, log_ctx, "%s: CUDA graph capture failed (%s); running eagerly", who,
+                      laic_last_error());
+            e->use_graph = 0;
+        } else {
+            e->captures++;
+        }
+    }
+    if (e->graph) return o->graph_launch(e->graph);
+    e->steps(e->ctx);
+    return 0;
 }
 
 int heads_gemm_nt(const OpsBackend *o, float *S, const float *A, const float *B, size_t n,

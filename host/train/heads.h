@@ -134,6 +134,26 @@ void heads_use_fp32(const OpsBackend *o);
 int heads_gemm_nt(const OpsBackend *o, float *S, const float *A, const float *B, size_t n,
                   size_t m, int k);
 
+// --- epochs ---------------------------------------------------------------------------------------
+
+/* The epochs of a head trainer (SIC, TAC) on backend memory, with the CUDA-graph rule: the first
+ * epoch of a call runs eagerly (cuBLAS handles and op scratch are created there), the next is
+ * captured once and every later epoch replays the capture, its inputs (indices, labels, schedule)
+ * rewritten in place before each launch. */
+typedef struct {
+    void (*steps)(void *ctx);   // one epoch's batches: only ops (what a graph captures)
+    void *ctx;
+    int use_graph;              // graphs asked for and on the backend; 0 after a failed capture
+    void *graph;                // the capture, NULL until made (the caller frees it: o->graph_free)
+    int captures;               // graphs captured
+} HeadsEpochs;
+
+/* Runs one epoch (done_here: epochs this call has run before it). A failed capture is logged as
+ * "<who>: CUDA graph capture failed (<why>); running eagerly" and the epoch runs eagerly, as do
+ * the later ones. Returns 0, or the graph launch's error. */
+int heads_epoch_run(HeadsEpochs *e, const OpsBackend *o, int done_here, const char *who,
+                    void (*log)(void *ctx, const char *line), void *log_ctx);
+
 // --- checkpoints ------------------------------------------------------------------------------
 #define HEADS_CKPT_MAGIC 20251208
 #define HEADS_CKPT_VERSION 1

@@ -475,8 +475,8 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
     SicEpoch ectx = {.h = &h, .acts = &acts, .X = dX, .x = dx, .perm = dperm, .nb = dnb,
                      .yb = dyb, .terms = dterms, .sched = dsched, .dl = dl, .N = N, .nsteps = nsteps,
                      .b = b, .E = E, .opt = opt};
-    int use_graph = opt->graph && o->graph_capture && o->graph_launch;
-    void *graph = NULL;
+    HeadsEpochs epochs = {.steps = sic_epoch_steps, .ctx = &ectx,
+                          .use_graph = opt->graph && o->graph_capture && o->graph_launch};
     for (int ep = st.epoch + 1; !rc && ep <= opt->epochs; ep++) {
         if (opt->select_test_acc && st.no_gain >= opt->patience) break;   // resumed after stopping
         if (opt->stop_after && done_here >= opt->stop_after) {
@@ -522,25 +522,10 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         // loaded machine a descheduled thread stalls every barrier, so the CPU runs them on one
         const int threads = host ? cpu_set_threads(0) : 0;
         if (host) cpu_set_threads(1);
-        // with graphs: the first epoch of this call runs eagerly (cuBLAS handles and op scratch
-        // are created there), the next one is captured once and every later epoch replays it —
-        // its inputs (indices, pseudo-labels, schedule) are rewritten in place before each launch
-        if (use_graph && !graph && done_here >= 1) {
-            graph = o->graph_capture(sic_epoch_steps, &ectx);
-            if (!graph) {
-                train_log(opt->log, opt->log_ctx,
-                          "sic: CUDA graph capture failed (%s); running eagerly",
-                          laic_last_error());
-                use_graph = 0;
-            } else {
-                res->graph_captures++;
-            }
-        }
-        if (graph) {
-            if ((rc = o->graph_launch(graph))) break;
-        } else {
-            sic_epoch_steps(&ectx);
-        }
+        // eagerly, or a CUDA graph captured once and replayed (heads.h)
+        rc = heads_epoch_run(&epochs, o, done_here, "sic", opt->log, opt->log_ctx);
+        res->graph_captures = epochs.captures;
+        if (rc) break;
         h.step += (int64_t)nsteps;   // the ops read the step from the uploaded schedule
         if (host) cpu_set_threads(threads);
         o->synchronize();
@@ -604,7 +589,7 @@ int sic_train(SicResult *res, const OpsBackend *o, const SicData *d, const SicOp
         res->pred = mallocCheck((Ne ? Ne : 1) * sizeof *res->pred);
         rc = head_predict(&h, res->pred, NULL, dXe, Ne);
     }
-    if (graph) o->graph_free(graph);
+    if (epochs.graph) o->graph_free(epochs.graph);
     free(Z), free(V), free(Hc), free(perm), free(nb), free(yhat), free(yb), free(terms), free(sched);
     free(pe), free(best);
     if (!host) {

@@ -231,8 +231,8 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
     TacEpoch ectx = {.hT = &hT, .hI = &hI, .aT = &aT, .aI = &aI, .X = dX, .T = dT, .t = bufx,
                      .x = bufx + 2 * (size_t)b * E, .dT = dl, .dI = dl + 2 * (size_t)b * K, .idx = didx,
                      .terms = dterms, .sched = dsched, .nsteps = nsteps, .b = b, .E = E, .opt = opt};
-    int use_graph = opt->graph && o->graph_capture && o->graph_launch;
-    void *graph = NULL;
+    HeadsEpochs epochs = {.steps = tac_epoch_steps, .ctx = &ectx,
+                          .use_graph = opt->graph && o->graph_capture && o->graph_launch};
     for (int ep = st.epoch + 1; !rc && ep <= opt->epochs; ep++) {
         if (opt->stop_after && done_here >= opt->stop_after) {
             res->stopped = 1;
@@ -265,23 +265,10 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         const int serial = host && (double)b * E * E < 16777216.0;
         const int threads = serial ? cpu_set_threads(0) : 0;
         if (serial) cpu_set_threads(1);
-        // graphs as in sic.c: one eager epoch, then one capture replayed every later epoch
-        if (use_graph && !graph && done_here >= 1) {
-            graph = o->graph_capture(tac_epoch_steps, &ectx);
-            if (!graph) {
-                train_log(opt->log, opt->log_ctx,
-                          "tac-train: CUDA graph capture failed (%s); running eagerly",
-                          laic_last_error());
-                use_graph = 0;
-            } else {
-                res->graph_captures++;
-            }
-        }
-        if (graph) {
-            if ((rc = o->graph_launch(graph))) break;
-        } else {
-            tac_epoch_steps(&ectx);
-        }
+        // eagerly, or a CUDA graph captured once and replayed (heads.h)
+        rc = heads_epoch_run(&epochs, o, done_here, "tac-train", opt->log, opt->log_ctx);
+        res->graph_captures = epochs.captures;
+        if (rc) break;
         // counters on the host (the ops read the step from the uploaded schedule): each step is
         // one Adam step and two training forwards per head
         hT.step += (int64_t)nsteps;
@@ -331,7 +318,7 @@ int tac_train(TacTrainResult *res, const OpsBackend *o, const TacTrainData *d,
         rc = head_predict(&hI, res->pred, NULL, dXe, Ne);   // infer(): eval mode, image head
         res->t_eval += now_seconds() - t;
     }
-    if (graph) o->graph_free(graph);
+    if (epochs.graph) o->graph_free(epochs.graph);
     free(pe);
     free(idx);
     free(perm);
