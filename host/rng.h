@@ -7,6 +7,7 @@
 #define LAIC_RNG_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct { uint64_t s[4]; } Rng;
@@ -44,6 +45,17 @@ static inline uint64_t rng_below(Rng *r, uint64_t n) {
     uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
     do x = rng_u64(r); while (x >= lim);
     return x % n;
+}
+
+/* perm (n) = 0..n-1 in a uniform random order: the identity shuffled by Fisher–Yates from the
+ * top (n − 1 rng_below draws; the trainers' checkpointed shuffle streams depend on that order). */
+static inline void rng_permutation(Rng *r, size_t *perm, size_t n) {
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (size_t i = n - 1; n > 1 && i > 0; i--) {
+        const size_t j = (size_t)rng_below(r, i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
 }
 
 /* Standard normal (Box–Muller, one value per call; the pair's second half is dropped so the

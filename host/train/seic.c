@@ -475,12 +475,7 @@ int seic_s1_run(SeicS1Result *res, const OpsBackend *ops, const float *X, const 
             res->stopped = 1;
             break;
         }
-        for (size_t i = 0; i < N; i++) perm[i] = i;
-        for (size_t i = N - 1; i > 0; i--) {   // Fisher–Yates from the checkpointed stream
-            size_t j = (size_t)rng_below(&st->rng, i + 1), tmp = perm[i];
-            perm[i] = perm[j];
-            perm[j] = tmp;
-        }
+        rng_permutation(&st->rng, perm, N);   // Fisher–Yates from the checkpointed stream
         double sum[5] = {0};
         for (size_t s = 0; s < steps_per_epoch && !rc; s++) {
             const size_t i0 = s * (size_t)B;
@@ -922,12 +917,7 @@ int seic_s2_run(SeicS2Result *res, const ClipWeights *w, const OpsBackend *ops,
             res->stopped = 1;
             break;
         }
-        for (size_t i = 0; i < N; i++) perm[i] = i;
-        for (size_t i = N - 1; i > 0; i--) {
-            size_t j = (size_t)rng_below(&st->rng, i + 1), tmp = perm[i];
-            perm[i] = perm[j];
-            perm[j] = tmp;
-        }
+        rng_permutation(&st->rng, perm, N);   // Fisher–Yates from the checkpointed stream
         double lsum = 0.0, wsum = 0.0, t_ep = now_seconds();
         for (size_t s = 0; s < steps_per_epoch && !rc; s++) {
             const size_t i0 = s * (size_t)B;

@@ -697,13 +697,7 @@ int trainer_run(TrainResult *res, const ClipWeights *w, ClipModel *image_model,
         L.lr_h = train_lr(&o->sgd, ep);
         ops->to_device(L.lr, &L.lr_h, sizeof L.lr_h);
         // Shuffle: Fisher–Yates of the identity from the persistent stream (checkpointed).
-        for (size_t i = 0; i < N; i++) L.perm[i] = i;
-        for (size_t i = N - 1; i > 0; i--) {
-            size_t j = (size_t)rng_below(&st->rng[0], i + 1);
-            size_t t = L.perm[i];
-            L.perm[i] = L.perm[j];
-            L.perm[j] = t;
-        }
+        rng_permutation(&st->rng[0], L.perm, N);
         double loss_sum = 0.0, t_ep = now_seconds();
         for (int s = 0; s < steps_per_epoch && !rc; s++) {
             const size_t i0 = (size_t)s * B;
