@@ -80,5 +80,10 @@ int test_allclose(const float *a, const float *ref, size_t n, double atol, doubl
                   const char *what);
 /* Max |a-r| / max(|r|) over the array (a scale-aware relative error for feature vectors). */
 double max_rel_err(const float *a, const float *ref, size_t n);
+/* max |x_i| (0 for n = 0). */
+double test_maxabs(const float *x, size_t n);
+/* A gradient against its reference: |a-r| <= 1e-4·max|r| + 1e-3·|r| elementwise, and
+ * max|a-r|/max|r| <= 1e-4 (max|a-r| when r is all zero); both printed with `what`. */
+int test_close_grad(const float *got, const float *ref, size_t n, const char *what);
 
 #endif

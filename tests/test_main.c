@@ -177,6 +177,19 @@ double max_rel_err(const float *a, const float *ref, size_t n) {
     return mr > 0 ? md / mr : md;
 }
 
+double test_maxabs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+int test_close_grad(const float *got, const float *ref, size_t n, const char *what) {
+    double s = test_maxabs(ref, n), rel = max_rel_err(got, ref, n);
+    printf("    %-52s max|a-r|/max|r| = %.3g (max|r| = %.3g)\n", what, rel, s);
+    int ok = CHECK(test_allclose(got, ref, n, 1e-4 * s, 1e-3, what), "%s elementwise", what);
+    return ok & CHECK(rel <= 1e-4, "%s: max|a-r|/max|r| = %.3g > 1e-4", what, rel);
+}
+
 int test_allclose(const float *a, const float *ref, size_t n, double atol, double rtol,
                   const char *what) {
     double max_abs = 0, max_rel = 0;

@@ -197,19 +197,6 @@ static void model_fx_free(ModelFx *f) {
     clip_weights_free(&f->w);
 }
 
-static double maxabs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-static int close_grad(const float *got, const float *ref, size_t n, const char *what) {
-    double s = maxabs(ref, n), rel = max_rel_err(got, ref, n);
-    printf("    %s: max|a-r|/max|r| = %.3g (max|r| = %.3g)\n", what, rel, s);
-    int ok = CHECK(test_allclose(got, ref, n, 1e-4 * s, 1e-3, what), "%s elementwise", what);
-    return ok & CHECK(rel <= 1e-4, "%s: max|a-r|/max|r| = %.3g > 1e-4", what, rel);
-}
-
 TEST(backward_model_matches_autograd) {
     ModelFx f;
     if (!model_fx(&f)) {
@@ -231,7 +218,7 @@ TEST(backward_model_matches_autograd) {
     CHECK(max_rel_err(feat, f.rf.data, (size_t)B * E) <= 1e-4, "features vs HF");
     memset(de, 0x7f, ne * 4);
     CHECK(clip_text_backward(m, f.g.data, de) == 0, "bwd: %s", laic_last_error());
-    close_grad(de, f.rde.data, ne, "dE");
+    test_close_grad(de, f.rde.data, ne, "dE");
     // positions after each prompt's own EOT: exactly 0
     int zeros = 1;
     for (int b = 0; b < B; b++)
@@ -241,7 +228,7 @@ TEST(backward_model_matches_autograd) {
     // through the L2 normalisation (the training loss): G' = l2norm_backward(G, F)
     ops_cpu.l2norm_backward(g, f.g.data, feat, B, E);
     CHECK(clip_text_backward(m, g, de) == 0, "bwd norm");
-    close_grad(de, f.rden.data, ne, "dE (normalised features)");
+    test_close_grad(de, f.rden.data, ne, "dE (normalised features)");
     // exact causal truncation: prompts 1 and 3 alone (longest EOT 3 < T-1) give their own rows
     int sel[2] = {1, 3};
     float *e2 = malloc(2 * (size_t)T * C * 4), *de2 = malloc(2 * (size_t)T * C * 4);
@@ -256,7 +243,7 @@ TEST(backward_model_matches_autograd) {
     CHECK(clip_encode_text_embeds(m, e2, eot2, 2, T, feat) == 0, "fwd short");
     CHECK(clip_text_backward(m, g, de2) == 0, "bwd short");
     for (int i = 0; i < 2; i++)
-        close_grad(de2 + (size_t)i * T * C, (float *)f.rde.data + (size_t)sel[i] * T * C,
+        test_close_grad(de2 + (size_t)i * T * C, (float *)f.rde.data + (size_t)sel[i] * T * C,
                    (size_t)T * C, "dE of a truncated batch");
     // an image forward in between invalidates the saved text activations
     float *pix = calloc(3 * 32 * 32, 4);
@@ -296,7 +283,7 @@ TEST(backward_model_finite_differences) {
     memcpy(e, f.e.data, ne * 4);
     CHECK(clip_encode_text_embeds(m, e, f.eot, B, T, feat) == 0, "fwd");
     CHECK(clip_text_backward(m, G, de) == 0, "bwd");
-    double scale = maxabs(de, ne);
+    double scale = test_maxabs(de, ne);
     // coordinates: the largest |dE|, then a spread over batch, position and channel
     size_t coords[8];
     size_t big = 0;
@@ -355,7 +342,7 @@ TEST(cli_text_backward_matches_autograd) {
     float *ref = loadf("model_dembeds", &r), *reff = loadf("model_features", &rf);
     CHECK(a.data && ref && a.count == r.count, "cli dE: %zu values, want %zu", a.count, r.count);
     CHECK(b.data && reff && b.count == rf.count, "cli F: %zu values, want %zu", b.count, rf.count);
-    if (a.data && ref && a.count == r.count) close_grad(a.data, ref, r.count, "cli dE");
+    if (a.data && ref && a.count == r.count) test_close_grad(a.data, ref, r.count, "cli dE");
     if (b.data && reff && b.count == rf.count)
         CHECK(max_rel_err(b.data, reff, rf.count) <= 1e-4, "cli F vs HF");
     npy_free(&a); npy_free(&b); npy_free(&r); npy_free(&rf);
@@ -368,7 +355,7 @@ TEST(cli_text_backward_matches_autograd) {
     CHECK(npy_read_f32(out, &a, 3, NULL) == 0, "read dE: %s", laic_last_error());
     ref = loadf("model_dembeds_norm", &r);
     CHECK(a.data && ref && a.count == r.count, "cli dE --normalize: %zu values, want %zu", a.count, r.count);
-    if (a.data && ref && a.count == r.count) close_grad(a.data, ref, r.count, "cli dE --normalize");
+    if (a.data && ref && a.count == r.count) test_close_grad(a.data, ref, r.count, "cli dE --normalize");
     npy_free(&a); npy_free(&r);
 }
 

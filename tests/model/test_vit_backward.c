@@ -63,19 +63,6 @@ static void fx_free(Fx *f) {
     clip_weights_free(&f->w);
 }
 
-static double maxabs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-static int close_grad(const float *got, const float *ref, size_t n, const char *what) {
-    double s = maxabs(ref, n), rel = max_rel_err(got, ref, n);
-    printf("    %-52s max|a-r|/max|r| = %.3g (max|r| = %.3g)\n", what, rel, s);
-    int ok = CHECK(test_allclose(got, ref, n, 1e-4 * s, 1e-3, what), "%s elementwise", what);
-    return ok & CHECK(rel <= 1e-4, "%s: max|a-r|/max|r| = %.3g > 1e-4", what, rel);
-}
-
 // Every tensor of the model's trainable gradients (host arena copy `grads`) against the golden
 // file, in file orientation (through clip_trainable_save, which the CLI uses too). Returns the
 // largest relative error seen.
@@ -103,7 +90,7 @@ static double check_against_golden(const ClipModel *m, const float *grads, const
         memcpy(x, ta->data, ta->numel * 4);
         memcpy(y, tr->data, tr->numel * 4);
         for (size_t k = 0; k < tr->numel; k++) y[k] = (float)(y[k] * scale);
-        close_grad(x, y, ta->numel, info[i].name);
+        test_close_grad(x, y, ta->numel, info[i].name);
         worst = fmax(worst, max_rel_err(x, y, ta->numel));
         free(x);
         free(y);
@@ -150,7 +137,7 @@ TEST(vit_backward_all_matches_autograd) {
     CHECK(clip_image_backward(m, f.g.data, dp) == 0, "bwd: %s", laic_last_error());
     float *g1 = grads_of(m);
     double worst = check_against_golden(m, g1, GOLDEN, 1.0);
-    close_grad(dp, f.dpix.data, npix, "d pixels");
+    test_close_grad(dp, f.dpix.data, npix, "d pixels");
     printf("    worst tensor: %.3g\n", worst);
     // gradients accumulate: a second backward of the same forward doubles them
     CHECK(clip_image_backward(m, f.g.data, NULL) == 0, "bwd again");
@@ -162,9 +149,9 @@ TEST(vit_backward_all_matches_autograd) {
     ops_cpu.l2norm_backward(g, f.g.data, feat, B, E);
     clip_zero_grad(m);
     float *zero = grads_of(m);
-    CHECK(maxabs(zero, clip_trainable_numel(m)) == 0, "clip_zero_grad zeroes every gradient");
+    CHECK(test_maxabs(zero, clip_trainable_numel(m)) == 0, "clip_zero_grad zeroes every gradient");
     CHECK(clip_image_backward(m, g, dp) == 0, "bwd norm");
-    close_grad(dp, f.dpixn.data, npix, "d pixels (normalised features)");
+    test_close_grad(dp, f.dpixn.data, npix, "d pixels (normalised features)");
     // wrong uses
     ClipModel *inf2 = inf;
     CHECK(clip_image_backward(inf2, f.g.data, NULL) == -1, "backward on an inference model refused");
@@ -284,7 +271,7 @@ TEST(vit_backward_finite_differences) {
             off = info[t].offset;
             cnt = info[t].numel;
         }
-        double scale = maxabs(gx + off, cnt);
+        double scale = test_maxabs(gx + off, cnt);
         size_t big = off;
         for (size_t i = off; i < off + cnt; i++)
             if (fabsf(gx[i]) > fabsf(gx[big])) big = i;
@@ -351,7 +338,7 @@ TEST(cli_image_backward_matches_autograd) {
         float *x = mallocCheck(ta->numel * 4), *y = mallocCheck(tr->numel * 4);
         memcpy(x, ta->data, ta->numel * 4);
         memcpy(y, tr->data, tr->numel * 4);
-        close_grad(x, y, tr->numel, tr->name);
+        test_close_grad(x, y, tr->numel, tr->name);
         free(x);
         free(y);
     }
@@ -363,7 +350,7 @@ TEST(cli_image_backward_matches_autograd) {
     CHECK(npy_read_f32(dpo, &d, 4, NULL) == 0, "read dP: %s", laic_last_error());
     CHECK(npy_read_f32(fo, &ff, 2, NULL) == 0, "read F: %s", laic_last_error());
     float *ref = loadf("model_dpixels", &rd), *reff = loadf("model_features", &rf);
-    if (d.data && ref && d.count == rd.count) close_grad(d.data, ref, rd.count, "cli d pixels");
+    if (d.data && ref && d.count == rd.count) test_close_grad(d.data, ref, rd.count, "cli d pixels");
     if (ff.data && reff && ff.count == rf.count)
         CHECK(max_rel_err(ff.data, reff, rf.count) <= 1e-4, "cli F vs HF");
     npy_free(&d); npy_free(&rd); npy_free(&ff); npy_free(&rf);
@@ -378,7 +365,7 @@ TEST(cli_image_backward_matches_autograd) {
     CHECK(npy_read_f32(dpo, &d, 4, NULL) == 0, "read dP");
     ref = loadf("model_dpixels_norm", &rd);
     if (d.data && ref && d.count == rd.count)
-        close_grad(d.data, ref, rd.count, "cli d pixels --normalize");
+        test_close_grad(d.data, ref, rd.count, "cli d pixels --normalize");
     npy_free(&d); npy_free(&rd);
 }
 

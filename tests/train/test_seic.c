@@ -433,12 +433,6 @@ TEST(seic_stage1_last_batch_rule) {
 
 #define TINY "tests/fixtures/clip/tiny_f16.safetensors"
 
-static double maxabs_f(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 TEST(seic_stage2_step_vs_pytorch) {
     // One stage-2 step on the tiny CLIP with LoRA r = 4, α = 8 on q and v of both vision blocks
     // (random U, so dD is not 0), the image heads, fixed weak and strong pixels, the first batch
@@ -545,7 +539,7 @@ TEST(seic_stage2_step_vs_pytorch) {
            st1[0], st1[1], ww);
     CHECK(fabs(st.conf[0] - st1[0]) <= 1e-6 && fabs(st.conf[1] - st1[1]) <= 1e-5 * st1[1] && st.conf[2] == 1.0,
           "confidence EMA %.9g %.9g vs %.9g %.9g", st.conf[0], st.conf[1], st1[0], st1[1]);
-    CHECK(maxabs_f(st.extra + nl, nl) > 0, "AdamW moments of LoRA saved into the state");
+    CHECK(test_maxabs(st.extra + nl, nl) > 0, "AdamW moments of LoRA saved into the state");
     seic_s2_step_free(S);
     seic_state_free(&st);
     free(pix), free(wv), free(gl), free(gh), free(y), free(yref);

@@ -34,19 +34,6 @@
 #define FIXDIR "tests/fixtures/vit"
 static float *loadf(const char *name, Npy *a) { return test_fixture_f32(FIXDIR, name, a); }
 
-static double maxabs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-static int close_grad(const float *got, const float *ref, size_t n, const char *what) {
-    double s = maxabs(ref, n), rel = s > 0 ? max_rel_err(got, ref, n) : maxabs(got, n);
-    printf("    %-48s max|a-r|/max|r| = %.3g (max|r| = %.3g)\n", what, rel, s);
-    int ok = CHECK(test_allclose(got, ref, n, 1e-4 * s, 1e-3, what), "%s elementwise", what);
-    return ok & CHECK(rel <= 1e-4, "%s: max|a-r|/max|r| = %.3g > 1e-4", what, rel);
-}
-
 // L = mean_i CE(s · F̂_i Wᵀ, y_i), F̂ = F/‖F‖; dF (B,E) = ∂L/∂F. Returns L (double on the host).
 static double ce_loss(const float *F, const float *W, const int32_t *y, int B, int K, int E,
                       double s, float *dF) {
@@ -124,10 +111,10 @@ static void run_lora_case(const char *cs) {
         for (int i = 0; i < nt; i++) {
             char what[128];
             snprintf(what, sizeof what, "%s d%s", cs, info[i].name + 29);   // "0.attn.q_lora_down"
-            if (maxabs(grads + info[i].offset, info[i].numel) == 0)
-                CHECK(maxabs(g + info[i].offset, info[i].numel) == 0, "%s: exactly 0", what);
+            if (test_maxabs(grads + info[i].offset, info[i].numel) == 0)
+                CHECK(test_maxabs(g + info[i].offset, info[i].numel) == 0, "%s: exactly 0", what);
             else
-                close_grad(g + info[i].offset, grads + info[i].offset, info[i].numel, what);
+                test_close_grad(g + info[i].offset, grads + info[i].offset, info[i].numel, what);
         }
         CHECK(vit_trainer_step(t) == 0, "step");
         if (step[0] > 0) {
@@ -144,7 +131,7 @@ static void run_lora_case(const char *cs) {
                             "parameters after one AdamW step"),
               "%s: AdamW step", cs);
         ops_cpu.copy(zg, clip_trainable_grads(m), n * 4);
-        CHECK(maxabs(zg, n) == 0, "the step zeroes the gradients");
+        CHECK(test_maxabs(zg, n) == 0, "the step zeroes the gradients");
         // the step alone, from torch's own (float64-rounded) gradients: clip + AdamW to the ulp
         float *zero = calloc(n, 4);
         CHECK(vit_trainer_set_state(t, params0, zero, zero, 0) == 0, "reset");
