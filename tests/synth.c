@@ -109,6 +109,32 @@ void synth_train_fix_free(SynthTrainFix *f) {
     clip_weights_free(&f->w);
 }
 
+int synth_train_run(TrainResult *res, SynthTrainFix *f, const OpsBackend *ops, int images,
+                    int graph, int stop_after, const char *ckpt, const TrainState *resume) {
+    ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
+    if (images && !img) return -1;
+    TrainData d = {.N = SYNTH_TRAIN_N, .K = SYNTH_TRAIN_K, .yhat = f->y, .hq = f->hq,
+                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
+                   .X = images ? NULL : f->X};
+    TrainerOpts o;
+    trainer_opts_default(&o);
+    o.epochs = 2;
+    o.batch = 5;
+    o.sgd.lr = 0.05;
+    o.sgd.max_epoch = 2;
+    o.sgd.warmup_epoch = 0;
+    o.text_batch = 2;
+    o.image_batch = 4;
+    o.seed = 31;
+    o.graph = graph;
+    o.stop_after = stop_after;
+    o.ckpt_path = ckpt;
+    o.resume = resume;
+    int rc = trainer_run(res, &f->w, img, ops, &d, &o);
+    clip_model_free(img);
+    return rc;
+}
+
 void synth_cifar(const char *dir, int n_train, int n_test) {
     Rng g;
     rng_init(&g, 7, 0);

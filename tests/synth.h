@@ -10,6 +10,7 @@
 
 #include "model/clip.h"
 #include "rng.h"
+#include "train/trainer.h"
 
 /* K random unit centres in E dims; N image rows (row i has label (i * label_stride) % K) and
  * M "noun" rows (noun j belongs to centre j % K), each its centre plus N(0, sigma²) noise.
@@ -52,5 +53,12 @@ typedef struct {
 } SynthTrainFix;
 int synth_train_fix_init(SynthTrainFix *f, int tinted);
 void synth_train_fix_free(SynthTrainFix *f);
+/* One trainer_run on the fixture as the GPU and data-parallel trainer tests run it
+ * (gpu/test_trainer_gpu.c, gpu/test_comm_gpu.c, run/test_mpi.c): 2 epochs of batch 5 (steps of
+ * 5, 5, 3), SGD lr 0.05 without warm-up, text chunks of 2, image chunks of 4 views, seed 31; the
+ * images through the tiny CLIP on ops (images 1) or the features X (images 0); graph, stop_after,
+ * ckpt_path and resume as in TrainerOpts. */
+int synth_train_run(TrainResult *res, SynthTrainFix *f, const OpsBackend *ops, int images,
+                    int graph, int stop_after, const char *ckpt, const TrainState *resume);
 
 #endif

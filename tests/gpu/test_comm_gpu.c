@@ -138,28 +138,6 @@ TEST(gpu_comm_collectives_one_rank_nccl) {
     G->free(dd);
 }
 
-static int train_on(TrainResult *res, SynthTrainFix *f, const OpsBackend *ops, int images) {
-    ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
-    if (images && !img) return -1;
-    TrainData d = {.N = SYNTH_TRAIN_N, .K = SYNTH_TRAIN_K, .yhat = f->y, .hq = f->hq,
-                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
-                   .X = images ? NULL : f->X};
-    TrainerOpts o;
-    trainer_opts_default(&o);
-    o.epochs = 2;
-    o.batch = 5;
-    o.sgd.lr = 0.05;
-    o.sgd.max_epoch = 2;
-    o.sgd.warmup_epoch = 0;
-    o.text_batch = 2;
-    o.image_batch = 4;
-    o.seed = 31;
-    o.graph = 0;   // the data-parallel step holds collectives: never captured (trainer.c)
-    int rc = trainer_run(res, &f->w, img, ops, &d, &o);
-    clip_model_free(img);
-    return rc;
-}
-
 TEST(gpu_comm_one_rank_nccl_run_equals_plain_run) {
     need_gpu();
     if (!comm_nccl_built()) SKIP("built without NCCL (the CUDA entries stage through MPI)");
@@ -169,9 +147,10 @@ TEST(gpu_comm_one_rank_nccl_run_equals_plain_run) {
     REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     for (int images = 0; images < 2; images++) {
         TrainResult r0, r1;
-        REQUIRE(train_on(&r0, &f, G, images) == 0, "%s", laic_last_error());
+        // graph 0: the data-parallel step holds collectives, never captured (trainer.c)
+        REQUIRE(synth_train_run(&r0, &f, G, images, 0, 0, NULL, NULL) == 0, "%s", laic_last_error());
         comm_set_forced(1);
-        int rc = train_on(&r1, &f, G, images);
+        int rc = synth_train_run(&r1, &f, G, images, 0, 0, NULL, NULL);
         comm_set_forced(0);
         REQUIRE(rc == 0, "%s", laic_last_error());
         size_t nv = (size_t)r0.st.K * r0.st.M * r0.st.D;

@@ -41,32 +41,6 @@
 // class-tinted images (synth_train_fix_init(.., 1)) so the loss has something to learn
 enum { NS = SYNTH_TRAIN_N, KP = SYNTH_TRAIN_K };
 
-static int run(TrainResult *r, SynthTrainFix *f, const OpsBackend *ops, int images, int graph,
-               int stop_after, const char *ckpt, const TrainState *resume) {
-    ClipModel *img = images ? clip_model_create(&f->w, ops, 4) : NULL;
-    if (images && !img) return -1;
-    TrainData d = {.N = NS, .K = KP, .yhat = f->y, .hq = f->hq,
-                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
-                   .X = images ? NULL : f->X};
-    TrainerOpts o;
-    trainer_opts_default(&o);
-    o.epochs = 2;
-    o.batch = 5;
-    o.sgd.lr = 0.05;
-    o.sgd.max_epoch = 2;
-    o.sgd.warmup_epoch = 0;
-    o.text_batch = 2;
-    o.image_batch = 4;
-    o.seed = 31;
-    o.graph = graph;
-    o.stop_after = stop_after;
-    o.ckpt_path = ckpt;
-    o.resume = resume;
-    int rc = trainer_run(r, &f->w, img, ops, &d, &o);
-    clip_model_free(img);
-    return rc;
-}
-
 static double rel(const float *a, const float *b, size_t n) {
     double md = 0, mr = 0;
     for (size_t i = 0; i < n; i++) {
@@ -93,9 +67,9 @@ TEST(gpu_trainer_matches_cpu_feature_and_image_mode) {
     for (int images = 0; images < 2; images++) {
         const char *mode = images ? "image mode" : "feature mode";
         TrainResult c, g;
-        REQUIRE(run(&c, &f, &ops_cpu, images, 1, 0, NULL, NULL) == 0, "%s cpu: %s", mode,
+        REQUIRE(synth_train_run(&c, &f, &ops_cpu, images, 1, 0, NULL, NULL) == 0, "%s cpu: %s", mode,
                 laic_last_error());
-        int rc = run(&g, &f, &ops_cuda, images, 1, 0, NULL, NULL);
+        int rc = synth_train_run(&g, &f, &ops_cuda, images, 1, 0, NULL, NULL);
         CHECK(rc == 0, "%s cuda: %s", mode, laic_last_error());
         if (rc) {
             trainer_result_free(&c);
@@ -127,9 +101,9 @@ TEST(gpu_trainer_graph_on_off_and_reruns_bitwise) {
     REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
     TrainResult on, off, again;
-    REQUIRE(run(&on, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "graph on: %s", laic_last_error());
-    REQUIRE(run(&off, &f, &ops_cuda, 1, 0, 0, NULL, NULL) == 0, "graph off: %s", laic_last_error());
-    REQUIRE(run(&again, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "rerun: %s", laic_last_error());
+    REQUIRE(synth_train_run(&on, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "graph on: %s", laic_last_error());
+    REQUIRE(synth_train_run(&off, &f, &ops_cuda, 1, 0, 0, NULL, NULL) == 0, "graph off: %s", laic_last_error());
+    REQUIRE(synth_train_run(&again, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "rerun: %s", laic_last_error());
     CHECK(on.graph_captures == 2 && off.graph_captures == 0, "graphs: on %d, off %d",
           on.graph_captures, off.graph_captures);
     printf("    graph steps %.4fs, eager parts %.4fs\n", on.t_graph,
@@ -149,12 +123,12 @@ TEST(gpu_trainer_resume_bitwise) {
     REQUIRE(clip_set_precision(&ops_cuda, "fp32", NULL) == 0, "%s", laic_last_error());
     const char *ck = test_path("gpu_trainer_resume.ckpt");
     TrainResult full, part, rest;
-    REQUIRE(run(&full, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "full: %s", laic_last_error());
-    REQUIRE(run(&part, &f, &ops_cuda, 1, 1, 1, ck, NULL) == 0, "part: %s", laic_last_error());
+    REQUIRE(synth_train_run(&full, &f, &ops_cuda, 1, 1, 0, NULL, NULL) == 0, "full: %s", laic_last_error());
+    REQUIRE(synth_train_run(&part, &f, &ops_cuda, 1, 1, 1, ck, NULL) == 0, "part: %s", laic_last_error());
     CHECK(part.stopped && part.st.epoch == 1, "stopped after epoch 1 (%d)", part.st.epoch);
     TrainState s;
     REQUIRE(ckpt_load(ck, &s) == 0, "%s", laic_last_error());
-    REQUIRE(run(&rest, &f, &ops_cuda, 1, 1, 0, NULL, &s) == 0, "resume: %s", laic_last_error());
+    REQUIRE(synth_train_run(&rest, &f, &ops_cuda, 1, 1, 0, NULL, &s) == 0, "resume: %s", laic_last_error());
     CHECK(rest.st.step == full.st.step, "steps %lld vs %lld", (long long)rest.st.step,
           (long long)full.st.step);
     bitwise(&rest, &full, "stopped + resumed vs uninterrupted");

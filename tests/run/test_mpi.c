@@ -242,27 +242,6 @@ TEST(mpi_drivers_equal_one_process) {
 
 // --- the data-parallel code paths with one rank (no mpirun needed) ----------------------------
 
-static int train_once(TrainResult *res, SynthTrainFix *f, int images) {
-    ClipModel *img = images ? clip_model_create(&f->w, &ops_cpu, 4) : NULL;
-    if (images && !img) return -1;
-    TrainData d = {.N = SYNTH_TRAIN_N, .K = SYNTH_TRAIN_K, .yhat = f->y, .hq = f->hq,
-                   .get_image = images ? synth_get_image : NULL, .img_ctx = &f->im,
-                   .X = images ? NULL : f->X};
-    TrainerOpts o;
-    trainer_opts_default(&o);
-    o.epochs = 2;
-    o.batch = 5;
-    o.sgd.lr = 0.05;
-    o.sgd.max_epoch = 2;
-    o.sgd.warmup_epoch = 0;
-    o.text_batch = 2;
-    o.image_batch = 4;
-    o.seed = 31;
-    int rc = trainer_run(res, &f->w, img, &ops_cpu, &d, &o);
-    clip_model_free(img);
-    return rc;
-}
-
 /* comm_set_forced(1) makes the drivers and the trainer take their data-parallel paths (shards,
  * gathers, the trainer's per-rank views and chunked text tower) with one rank: they must give
  * the plain paths' bits. Runs in every build (no MPI needed). */
@@ -280,9 +259,9 @@ TEST(mpi_paths_with_one_rank_equal_plain_paths) {
     REQUIRE(synth_train_fix_init(&f, 1) == 0, "%s", laic_last_error());
     for (int images = 0; images < 2; images++) {
         TrainResult r0, r1;
-        REQUIRE(train_once(&r0, &f, images) == 0, "%s", laic_last_error());
+        REQUIRE(synth_train_run(&r0, &f, &ops_cpu, images, 0, 0, NULL, NULL) == 0, "%s", laic_last_error());
         comm_set_forced(1);
-        rc = train_once(&r1, &f, images);
+        rc = synth_train_run(&r1, &f, &ops_cpu, images, 0, 0, NULL, NULL);
         comm_set_forced(0);
         REQUIRE(rc == 0, "%s", laic_last_error());
         size_t nv = (size_t)r0.st.K * r0.st.M * r0.st.D;
