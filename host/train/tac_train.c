@@ -45,6 +45,22 @@ void tac_setup_free(TacSetup *s) {
     memset(s, 0, sizeof *s);
 }
 
+void tac_softmax_rows(float *S, size_t n, size_t M, double tau) {
+    const float inv_tau = (float)(1.0 / tau);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float *r = S + i * M;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < M; j++) {
+            r[j] *= inv_tau;
+            mx = r[j] > mx ? r[j] : mx;
+        }
+        double sum = 0.0;
+        for (size_t j = 0; j < M; j++) sum += (r[j] = expf(r[j] - mx));
+        for (size_t j = 0; j < M; j++) r[j] = (float)(r[j] / sum);
+    }
+}
+
 int tac_text_counterparts(float *T, const OpsBackend *o, const float *X, size_t N, int E,
                           const float *Nn, size_t M, double tau) {
     if (M < 1) return laic_error("tac-train: no candidate nouns");
@@ -55,22 +71,10 @@ int tac_text_counterparts(float *T, const OpsBackend *o, const float *X, size_t 
     const size_t rows = N < CH ? N : CH;
     float *S = mallocCheck(rows * M * sizeof *S);
     int rc = 0;
-    const float inv_tau = (float)(1.0 / tau);
     for (size_t i0 = 0; i0 < N && !rc; i0 += CH) {
         const size_t n = N - i0 < CH ? N - i0 : CH;
         if ((rc = heads_gemm_nt(o, S, X + i0 * E, Nn, n, M, E))) break;   // similarity (n,M)
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {   // softmax(similarity / τ) over the nouns
-            float *r = S + i * M;
-            float mx = -INFINITY;
-            for (size_t j = 0; j < M; j++) {
-                r[j] *= inv_tau;
-                mx = r[j] > mx ? r[j] : mx;
-            }
-            double sum = 0.0;
-            for (size_t j = 0; j < M; j++) sum += (r[j] = expf(r[j] - mx));
-            for (size_t j = 0; j < M; j++) r[j] = (float)(r[j] / sum);
-        }
+        tac_softmax_rows(S, n, M, tau);   // softmax(similarity / τ) over the nouns
         if ((rc = heads_gemm_nt(o, T + i0 * E, S, Nt, n, (size_t)E, (int)M))) break;   // (n,E)
     }
     free(S);

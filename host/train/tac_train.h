@@ -78,6 +78,11 @@ void tac_setup_free(TacSetup *s);
 /* Only the counterparts: T (N,E). */
 int tac_text_counterparts(float *T, const OpsBackend *o, const float *X, size_t N, int E,
                           const float *Nn, size_t M, double tau);
+/* The retrieval's softmax, in place on the similarities S (n,M) of n images to M nouns: each row
+ * scaled by 1/τ (the rounded products, in float), its max subtracted, exp summed in double, then
+ * divided (retrieve_text.py:33-34). The TAC baseline's features (method_tac_features) and the
+ * counterparts above share it. */
+void tac_softmax_rows(float *S, size_t n, size_t M, double tau);
 
 typedef struct {
     int64_t *pred;            // (Ne) eval predictions of the last epoch

@@ -24,6 +24,7 @@
 #include "io/npy.h"
 #include "io/progress.h"
 #include "run/methods/methods.h"
+#include "train/tac_train.h"
 
 /* Cache key of a baseline's eval predictions: the method, content hashes of its inputs, K and
  * every [kmeans] setting and the seed (what stage_cluster reads). */
@@ -88,7 +89,7 @@ int method_clip_kmeans(Run *r) {
  * no softmax). NULL with an error recorded when the backend cannot allocate. */
 float *method_tac_features(Run *r, const float *X, size_t N) {
     const int E = r->E, M = (int)r->M;
-    const float inv_tau = (float)(1.0 / config_float(&r->cfg, "tac", "tau"));
+    const double tau = config_float(&r->cfg, "tac", "tau");
     const size_t CH = 1024, rows = N < CH ? N : CH;
     RunGemm sim, mix;   // s = X Tᵀ, xt = normalise(s T)
     if (run_gemm_init(&sim, r->ops, r->T, 1, M, E, rows)) return NULL;
@@ -103,17 +104,9 @@ float *method_tac_features(Run *r, const float *X, size_t N) {
     for (size_t i0 = lo; i0 < hi; i0 += CH) {
         int n = (int)(N - i0 < CH ? N - i0 : CH);
         run_gemm_rows(&sim, s, X + i0 * E, (size_t)n, 0);
-        for (int i = 0; i < n; i++) {   // row softmax of s/τ, max-subtracted, summed in double
-            float *row = s + (size_t)i * M;
-            // 1/τ scales the rounded products (cblas_sgemm's alpha, used before, rounded the
-            // scaled sums instead: the logits may differ by an ulp)
-            for (int j = 0; j < M; j++) row[j] *= inv_tau;
-            float mx = row[0];
-            for (int j = 1; j < M; j++) mx = row[j] > mx ? row[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < M; j++) sum += (row[j] = expf(row[j] - mx));
-            for (int j = 0; j < M; j++) row[j] = (float)(row[j] / sum);
-        }
+        // row softmax of s/τ; 1/τ scales the rounded products (cblas_sgemm's alpha, used before,
+        // rounded the scaled sums instead: the logits may differ by an ulp)
+        tac_softmax_rows(s, (size_t)n, (size_t)M, tau);
         run_gemm_rows(&mix, xt, s, (size_t)n, 1);
         for (int i = 0; i < n; i++) {
             memcpy(out + (i0 + (size_t)i) * 2 * E, X + (i0 + (size_t)i) * E, (size_t)E * sizeof *out);
