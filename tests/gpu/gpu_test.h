@@ -17,6 +17,7 @@
 
 #include "io/err.h"
 #include "ops.h"
+#include "rng.h"
 
 static inline void need_gpu(void) {
     if (ops_cuda_device_count() == 0) {
@@ -24,6 +25,13 @@ static inline void need_gpu(void) {
         fflush(stdout);
         exit(77);
     }
+}
+
+// n host floats N(0,1) from r, each rounded to float, then times scale in float (malloc'd).
+static inline float *gpu_randn(Rng *r, size_t n, float scale) {
+    float *x = mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
+    return x;
 }
 
 static inline void *gpu_alloc(size_t bytes) {

@@ -27,12 +27,6 @@ static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
 #include "gpu_test.h"
 
-static float *rnd(Rng *r, size_t n, float scale) {
-    float *x = mallocCheck(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
-    return x;
-}
-
 static int near(const float *gpu, const float *cpu, size_t n, const char *what) {
     double rel = max_rel_err(gpu, cpu, n);
     printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
@@ -44,13 +38,13 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
     Rng r;
     rng_init(&r, 7, 0);
     int M = 77 * 3, K = 512, N = 2048;
-    float *dout = rnd(&r, (size_t)M * N, 1), *w = rnd(&r, (size_t)N * K, 0.02f);
+    float *dout = gpu_randn(&r, (size_t)M * N, 1), *w = gpu_randn(&r, (size_t)N * K, 0.02f);
     float *ref = mallocCheck((size_t)M * K * 4);
     REF->matmul_backward(ref, dout, w, M, K, N);
     float *dd = gpu_upload(dout, (size_t)M * N * 4), *dw = gpu_upload(w, (size_t)N * K * 4);
     // Prefilled with unrelated values (not ref: a backward that wrote nothing would pass), so
     // "+=" instead of "=" and unwritten elements both fail.
-    float *junk = rnd(&r, (size_t)M * K, 1);
+    float *junk = gpu_randn(&r, (size_t)M * K, 1);
     float *dr = gpu_upload(junk, (size_t)M * K * 4);
     G->matmul_backward(dr, dd, dw, M, K, N);
     float *got = gpu_download(dr, ((size_t)M * K) * sizeof(float));
@@ -59,8 +53,8 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
 
     int R = 203, C = 500;   // tails: rows not a multiple of 8 warps per block, C of 32 lanes
     size_t n = (size_t)R * C;
-    float *x = rnd(&r, n, 2), *lw = rnd(&r, C, 1), *lb = rnd(&r, C, 1), *dy = rnd(&r, n, 1);
-    float *base = rnd(&r, n, 1), *y = mallocCheck(n * 4), *mean = mallocCheck(R * 4),
+    float *x = gpu_randn(&r, n, 2), *lw = gpu_randn(&r, C, 1), *lb = gpu_randn(&r, C, 1), *dy = gpu_randn(&r, n, 1);
+    float *base = gpu_randn(&r, n, 1), *y = mallocCheck(n * 4), *mean = mallocCheck(R * 4),
           *rstd = mallocCheck(R * 4), *dx = mallocCheck(n * 4);
     REF->layernorm_forward(y, mean, rstd, x, lw, lb, R, C);
     memcpy(dx, base, n * 4);
@@ -87,7 +81,7 @@ TEST(gpu_backward_matmul_layernorm_l2norm_gelu) {
         // hide every other row's error in a scale-aware comparison.
         const int R2 = 5, C2 = 40;
         const size_t n2 = (size_t)R2 * C2;
-        float *x2 = rnd(&r, n2, 1), *d2 = rnd(&r, n2, 1), *ref2 = mallocCheck(n2 * 4);
+        float *x2 = gpu_randn(&r, n2, 1), *d2 = gpu_randn(&r, n2, 1), *ref2 = mallocCheck(n2 * 4);
         memset(x2 + C2, 0, C2 * 4);
         REF->l2norm_backward(ref2, d2, x2, R2, C2);
         float *gx2 = gpu_upload(x2, n2 * 4), *gd2 = gpu_upload(d2, n2 * 4);
@@ -126,7 +120,7 @@ TEST(gpu_backward_attention) {
     for (int s = 0; s < 3; s++) {
         int B = cfg[s][0], T = cfg[s][1], C = cfg[s][2], NH = cfg[s][3];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
-        float *qkv = rnd(&r, nq, 1), *dout = rnd(&r, no, 1);
+        float *qkv = gpu_randn(&r, nq, 1), *dout = gpu_randn(&r, no, 1);
         float *out = mallocCheck(no * 4), *att = mallocCheck(na * 4), *ref = mallocCheck(nq * 4);
         float *gq = gpu_upload(qkv, nq * 4), *gd = gpu_upload(dout, no * 4), *ga = gpu_nan(na),
               *go = gpu_nan(no);
@@ -160,7 +154,7 @@ TEST(gpu_backward_copies) {
     int B = 4, T = 20, C = 64;
     size_t n = (size_t)B * T * C;
     // dpos starts non-zero: it accumulates ("+="); dembeds starts NaN: every element written.
-    float *dout = rnd(&r, n, 1), *dpos = rnd(&r, (size_t)T * C, 1), *de = mallocCheck(n * 4);
+    float *dout = gpu_randn(&r, n, 1), *dpos = gpu_randn(&r, (size_t)T * C, 1), *de = mallocCheck(n * 4);
     float *gd = gpu_upload(dout, n * 4), *gde = gpu_nan(n),
           *gp = gpu_upload(dpos, (size_t)T * C * 4);
     REF->pos_add_backward(de, dpos, dout, B, T, C);
@@ -175,7 +169,7 @@ TEST(gpu_backward_copies) {
     CHECK(!memcmp(got, dout, n * 4), "pos_add_backward in place leaves dout as it was");
     free(got);
     int32_t idx[4] = {19, 0, 7, 3};
-    float *g4 = rnd(&r, (size_t)B * C, 1);
+    float *g4 = gpu_randn(&r, (size_t)B * C, 1);
     REF->gather_rows_backward(de, g4, idx, B, T, C);
     int32_t *gi = gpu_upload(idx, sizeof idx);
     float *gg = gpu_upload(g4, (size_t)B * C * 4);
@@ -204,7 +198,7 @@ TEST(gpu_backward_tiny_text_model) {
     rng_init(&r, 10, 0);
     int B = 3, T = 12, C = w.cfg.text_width, E = w.cfg.embed_dim;
     int32_t eot[3] = {11, 4, 8};
-    float *e = rnd(&r, (size_t)B * T * C, 0.05f), *g = rnd(&r, (size_t)B * E, 1);
+    float *e = gpu_randn(&r, (size_t)B * T * C, 0.05f), *g = gpu_randn(&r, (size_t)B * E, 1);
     float *f1 = mallocCheck((size_t)B * E * 4), *f2 = mallocCheck((size_t)B * E * 4);
     float *d1 = mallocCheck((size_t)B * T * C * 4), *d2 = mallocCheck((size_t)B * T * C * 4);
     ClipModel *mc = clip_model_create_train(&w, REF, B), *mg = clip_model_create_train(&w, G, B);

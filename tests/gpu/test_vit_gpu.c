@@ -35,12 +35,6 @@ static const OpsBackend *G = &ops_cuda, *REF = &ops_cpu;
 
 #include "gpu_test.h"
 
-static float *rnd(Rng *r, size_t n, float scale) {
-    float *x = mallocCheck(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r) * scale;
-    return x;
-}
-
 static int near_tol(const float *gpu, const float *cpu, size_t n, double tol, const char *what) {
     double rel = max_rel_err(gpu, cpu, n);
     printf("    %s: max|gpu-cpu|/max|cpu| = %.3g\n", what, rel);
@@ -56,9 +50,9 @@ TEST(gpu_vit_layernorm_weight_embed_im2col) {
     for (int s = 0; s < 2; s++) {
         int N = shapes[s][0], C = shapes[s][1];
         size_t n = (size_t)N * C;
-        float *x = rnd(&r, n, 2), *w = rnd(&r, C, 1), *b = rnd(&r, C, 1), *dy = rnd(&r, n, 1);
+        float *x = gpu_randn(&r, n, 2), *w = gpu_randn(&r, C, 1), *b = gpu_randn(&r, C, 1), *dy = gpu_randn(&r, n, 1);
         float *y = mallocCheck(n * 4), *mean = mallocCheck(N * 4), *rstd = mallocCheck(N * 4);
-        float *dw = rnd(&r, C, 1), *db = rnd(&r, C, 1);
+        float *dw = gpu_randn(&r, C, 1), *db = gpu_randn(&r, C, 1);
         float *gdw = gpu_upload(dw, C * 4), *gdb = gpu_upload(db, C * 4);
         float *gx = gpu_upload(x, n * 4), *gdy = gpu_upload(dy, n * 4);
         REF->layernorm_forward(y, mean, rstd, x, w, b, N, C);
@@ -82,7 +76,7 @@ TEST(gpu_vit_layernorm_weight_embed_im2col) {
     for (int s = 0; s < 2; s++) {
         int B = es[s][0], NP = es[s][1], C = es[s][2], T = NP + 1;
         size_t n = (size_t)B * T * C;
-        float *dout = rnd(&r, n, 1), *dc = rnd(&r, C, 1), *dp = rnd(&r, (size_t)T * C, 1);
+        float *dout = gpu_randn(&r, n, 1), *dc = gpu_randn(&r, C, 1), *dp = gpu_randn(&r, (size_t)T * C, 1);
         float *pe = mallocCheck((size_t)B * NP * C * 4);
         float *gdo = gpu_upload(dout, n * 4), *gdc = gpu_upload(dc, C * 4),
               *gdp = gpu_upload(dp, (size_t)T * C * 4), *gpe = gpu_nan((size_t)B * NP * C);
@@ -106,7 +100,7 @@ TEST(gpu_vit_layernorm_weight_embed_im2col) {
     for (int s = 0; s < 2; s++) {
         int B = is[s][0], H = is[s][1], P = is[s][2];
         size_t n = (size_t)B * 3 * H * H;
-        float *dpat = rnd(&r, n, 1), *ref = mallocCheck(n * 4);
+        float *dpat = gpu_randn(&r, n, 1), *ref = mallocCheck(n * 4);
         float *gd = gpu_upload(dpat, n * 4), *gp = gpu_nan(n);
         REF->im2col_backward(ref, dpat, B, H, P);
         G->im2col_backward(gp, gd, B, H, P);
@@ -125,12 +119,12 @@ TEST(gpu_vit_lora) {
     const int M = 100, K = 768, N = 768, rk = 128, ldo = 3 * N;
     const float scale = 1.0f;
     size_t nq = (size_t)M * ldo;
-    float *x = rnd(&r, (size_t)M * K, 1), *D = rnd(&r, (size_t)rk * K, 0.036f),
-          *U = rnd(&r, (size_t)N * rk, 0.05f), *qkv = rnd(&r, nq, 1), *dq = rnd(&r, nq, 1);
+    float *x = gpu_randn(&r, (size_t)M * K, 1), *D = gpu_randn(&r, (size_t)rk * K, 0.036f),
+          *U = gpu_randn(&r, (size_t)N * rk, 0.05f), *qkv = gpu_randn(&r, nq, 1), *dq = gpu_randn(&r, nq, 1);
     float *h = mallocCheck((size_t)M * rk * 4), *out = mallocCheck(nq * 4),
           *dh = mallocCheck((size_t)M * rk * 4);
-    float *di = rnd(&r, (size_t)M * K, 1), *dd = rnd(&r, (size_t)rk * K, 1),
-          *du = rnd(&r, (size_t)N * rk, 1);
+    float *di = gpu_randn(&r, (size_t)M * K, 1), *dd = gpu_randn(&r, (size_t)rk * K, 1),
+          *du = gpu_randn(&r, (size_t)N * rk, 1);
     float *gx = gpu_upload(x, (size_t)M * K * 4), *gD = gpu_upload(D, (size_t)rk * K * 4),
           *gU = gpu_upload(U, (size_t)N * rk * 4), *gdq = gpu_upload(dq, nq * 4);
     for (int bf = 0; bf < 2; bf++) {
@@ -172,8 +166,8 @@ TEST(gpu_vit_lora) {
     // the bf16 backward switch on the frozen-weight GEMMs too
     {
         const int Mm = 300, Kk = 768, Nn = 3072;
-        float *dout = rnd(&r, (size_t)Mm * Nn, 1), *w = rnd(&r, (size_t)Nn * Kk, 0.02f),
-              *inp = rnd(&r, (size_t)Mm * Kk, 1);
+        float *dout = gpu_randn(&r, (size_t)Mm * Nn, 1), *w = gpu_randn(&r, (size_t)Nn * Kk, 0.02f),
+              *inp = gpu_randn(&r, (size_t)Mm * Kk, 1);
         float *ref = mallocCheck((size_t)Mm * Kk * 4), *rw = calloc((size_t)Nn * Kk, 4);
         REF->matmul_backward(ref, dout, w, Mm, Kk, Nn);
         REF->matmul_backward_weight(rw, NULL, dout, inp, Mm, Kk, Nn);
@@ -201,7 +195,7 @@ TEST(gpu_vit_sumsq_clip) {
     Rng r;
     rng_init(&r, 18, 0);
     const size_t n = 3 * 1000 * 1000 + 7;   // > SUMSQ_BLOCKS * 256: every thread loops
-    float *x = rnd(&r, n, 0.01f);
+    float *x = gpu_randn(&r, n, 0.01f);
     double cpu = 0.25, h = 0.0;               // accumulates onto a start
     REF->sumsq_forward(&cpu, x, n);
     float *gx = gpu_upload(x, n * 4);
@@ -258,7 +252,7 @@ TEST(gpu_vit_tiny_model) {
     rng_init(&r, 19, 0);
     const int B = 5, E = w.cfg.embed_dim, S = w.cfg.image_size;
     const size_t npix = (size_t)B * 3 * S * S;
-    float *pix = rnd(&r, npix, 1), *g = rnd(&r, (size_t)B * E, 1);
+    float *pix = gpu_randn(&r, npix, 1), *g = gpu_randn(&r, (size_t)B * E, 1);
     float *fc = mallocCheck((size_t)B * E * 4), *fg = mallocCheck((size_t)B * E * 4);
     float *dc = mallocCheck(npix * 4), *dg = mallocCheck(npix * 4);
     ClipVisionTrainSpec specs[3] = {clip_spec_all(), clip_spec_lora(4, 8.0f),
