@@ -561,6 +561,14 @@ const RunBlob *run_resume_blob(const Run *r, const char *name) {
     return NULL;
 }
 
+int run_resume_restore(Run *r, const char *name, const char *path, const char *who) {
+    const RunBlob *blob = run_resume_blob(r, name);
+    if (blob) return atomic_write_file(path, blob->data, blob->n) ? -1 : 1;
+    if (config_str(&r->cfg, "run", "resume")[0])
+        run_log(r, "%s: run.resume has no %s: training from the start", who, name);
+    return 0;
+}
+
 float *run_raw_features(Run *r, const FeatureSet *fs) {
     if (!fs->norm) {
         laic_error("%s: the image features were cached before laic kept their norms, so the raw "

@@ -228,6 +228,10 @@ int run_writer(const Run *r);
  * (or run.resume unset), -1 = unreadable (error recorded). run_resume_blob finds it later. */
 int run_resume_read(Run *r, const char *name);
 const RunBlob *run_resume_blob(const Run *r, const char *name);
+/* run.resume's checkpoint `name` written back to path (in this run's directory) for a trainer to
+ * continue from: 1 when written, 0 when there is none ("<who>: run.resume has no <name>:
+ * training from the start" logged when run.resume is set), -1 when the write fails. */
+int run_resume_restore(Run *r, const char *name, const char *path, const char *who);
 /* Raw (unnormalised) features of a FeatureSet: X·norm row by row, (N,E) malloc'd; NULL with an
  * error naming the image cache when the norms are unknown. */
 float *run_raw_features(Run *r, const FeatureSet *fs);

@@ -327,13 +327,9 @@ int method_sic(Run *r) {
              (unsigned long long)run_hash64(s.S, s.M * (size_t)E * sizeof *s.S, 13));
     o.hparams = hp;
     o.ckpt_path = ckpt;
-    const RunBlob *blob = run_resume_blob(r, "sic.ckpt");
-    if (blob) {   // back into this run's directory, then continue from it
-        if (atomic_write_file(ckpt, blob->data, blob->n)) goto out;
-        o.resume_path = ckpt;
-    } else if (config_str(&r->cfg, "run", "resume")[0]) {
-        run_log(r, "sic: run.resume has no sic.ckpt: training from the start");
-    }
+    const int resumed = run_resume_restore(r, "sic.ckpt", ckpt, "sic");
+    if (resumed < 0) goto out;
+    if (resumed) o.resume_path = ckpt;
     SicData d = {.X = X, .N = N, .E = E, .K = K, .nbr = s.nbr, .nn = s.nn, .S = s.S, .M = s.M,
                  .Xeval = Xe, .Ne = r->eval.N, .yeval = r->eval.y};
     t = now_seconds();

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/atomic.h"
 #include "io/err.h"
 #include "io/progress.h"
 #include "run/methods/methods.h"
@@ -81,16 +80,12 @@ int method_tac_train(Run *r) {
              (unsigned long long)run_hash64(s.T, N * (size_t)E * sizeof(float), 22));
     o.hparams = hp;
     o.ckpt_path = ckpt;
-    const RunBlob *blob = run_resume_blob(r, "tac-train.ckpt");
-    if (blob) {
-        if (atomic_write_file(ckpt, blob->data, blob->n)) {
-            tac_setup_free(&s);
-            return -1;
-        }
-        o.resume_path = ckpt;
-    } else if (config_str(&r->cfg, "run", "resume")[0]) {
-        run_log(r, "tac-train: run.resume has no tac-train.ckpt: training from the start");
+    const int resumed = run_resume_restore(r, "tac-train.ckpt", ckpt, "tac-train");
+    if (resumed < 0) {
+        tac_setup_free(&s);
+        return -1;
     }
+    if (resumed) o.resume_path = ckpt;
     TacTrainData d = {.X = r->fit.X, .T = s.T, .N = N, .E = E, .K = K, .nbr_x = s.nbr_x,
                       .nbr_t = s.nbr_t, .kn = s.kn, .Xeval = r->eval.X, .Ne = r->eval.N,
                       .yeval = r->eval.y};
