@@ -186,8 +186,11 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 # bias sums) are loops -O2's "very cheap" vectoriser model leaves scalar (each needs an epilogue or
 # a run-time alias check); the dynamic model vectorises them. -fno-math-errno lets sqrtf be one
 # instruction (no errno branch in the loop); the values are unchanged (no -ffast-math).
+# -fvect-cost-model is GCC's; clang (the fuzz build) vectorises these loops at -O1+ by its own model.
 VEC_SRC := host/cpu/heads.c host/cpu/optim.c host/cpu/matmul.c
-$(patsubst %.c,$(BUILD)/%.o,$(VEC_SRC)): CFLAGS_BASE += -fvect-cost-model=dynamic -fno-math-errno
+CC_IS_CLANG := $(shell $(CC) --version 2>/dev/null | grep -qi clang && echo 1)
+VEC_FLAGS := -fno-math-errno $(if $(CC_IS_CLANG),,-fvect-cost-model=dynamic)
+$(patsubst %.c,$(BUILD)/%.o,$(VEC_SRC)): CFLAGS_BASE += $(VEC_FLAGS)
 
 $(BUILD)/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)

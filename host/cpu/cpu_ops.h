@@ -21,7 +21,19 @@
  * clone. The files that use it are compiled with -fvect-cost-model=dynamic (Makefile), since
  * -O2's default model leaves these loops scalar. An OpenMP loop's body is outlined into a function
  * that is not cloned: put the loop in a cloned helper and call it per chunk. */
+#if defined(__clang__)   // clang builds only the fuzz harnesses: one baseline version is enough
+#define CPU_VECTOR_CLONES    // (clang 14 names the clones of an extern function differently)
+#else
 #define CPU_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+/* Before a loop whose iterations touch disjoint elements (too many pointers for GCC's own alias
+ * checks): GCC's ivdep. Nothing under clang, which builds only the fuzz harnesses (at -O1, where a
+ * requested vectorisation it cannot do is a -Werror warning). */
+#if defined(__clang__)
+#define CPU_IVDEP
+#else
+#define CPU_IVDEP _Pragma("GCC ivdep")
+#endif
 
 // matmul.c
 void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias,

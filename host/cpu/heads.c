@@ -98,7 +98,7 @@ void batchnorm_forward_cpu(float *out, float *mean, float *rstd, float *running_
     for (; b + ROWS4 <= B; b += ROWS4) {
         const float *x = inp + (size_t)b * ld;
         float *o = out + (size_t)b * ld;
-#pragma GCC ivdep   // column c touches only column c: too many pointers for GCC's own alias checks
+    CPU_IVDEP   // column c touches only column c
         for (int c = 0; c < C; c++) {
             const float mu = mean[c], r = rstd[c], w = weight[c], bi = bias[c];
             o[c] = bn_out(x[c], mu, r, w, bi);
@@ -159,7 +159,7 @@ void batchnorm_backward_cpu(float *dinp, float *dweight, float *dbias, const flo
     for (b = 0; b + ROWS4 <= B; b += ROWS4) {
         const float *x = inp + (size_t)b * ld, *dy = dout + (size_t)b * ld;
         float *dx = dinp + (size_t)b * ld;
-#pragma GCC ivdep   // as in the forward
+    CPU_IVDEP   // as in the forward
         for (int c = 0; c < C; c++) {
             const float mu = mean[c], r = rstd[c];
             const double k = kk[c], m1 = sd[c], m2 = sdx[c];
