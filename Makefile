@@ -259,7 +259,7 @@ fuzz_comma   := ,
 FUZZ_NAMES   := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 fuzz:
 	$(MAKE) BUILD=$(FUZZ_BUILD) CUDA=0 MPI=0 NCCL=0 CC=$(FUZZ_CC) OPT=-O1 \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -DIMAGE_MAX_PIXELS=4194304" \
 	  fuzz-build
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(or $(subst $(fuzz_comma), ,$(FUZZ)),$(FUZZ_NAMES))
 fuzz-build: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)

@@ -35,8 +35,13 @@
 const float IMAGE_CLIP_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 const float IMAGE_CLIP_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
-// Largest image we agree to decode (pixels); PIL's own decompression-bomb limit is 179 M.
+// Largest image we agree to decode (pixels); PIL's own decompression-bomb limit is 179 M. The fuzz
+// build (Makefile `fuzz`) lowers it to 4 M: a tiny JPEG declaring 100 M pixels is valid and decodes
+// in a second here, but takes 25–45 s under ASan, and the fuzzer would report it as a slow unit
+// or a timeout (tests/fuzz/README.md, found 5) instead of exploring the decoder's logic.
+#ifndef IMAGE_MAX_PIXELS
 #define IMAGE_MAX_PIXELS ((size_t)1 << 28)
+#endif
 
 // --- decoded image -----------------------------------------------------------------------
 
