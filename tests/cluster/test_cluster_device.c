@@ -14,8 +14,7 @@
 
 TEST(cluster_cli_device_option) {
     char args[1024], err[2048];
-    char out[512];   // a copy: test_path's ring of 8 buffers is reused by run_laic's stderr path
-    snprintf(out, sizeof out, "%s", test_path("dev_out.npy"));
+    const char *out = test_path("dev_out.npy");
     const char *cmds[] = {
         "ridge --images " FIX "km_X.npy --texts " FIX "km_X.npy --out",
         "kmeans --in " FIX "km_X.npy --k 3 --restarts 1 --out",
